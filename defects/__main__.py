@@ -1,0 +1,3 @@
+from defects.cli import main
+
+main()

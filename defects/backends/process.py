@@ -1,0 +1,125 @@
+"""``process``: the entry point as a subprocess on this machine, in an emulated ``opt/ml``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from defects import storage
+from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
+from defects.console import err, log
+from defects.errors import TrainingFailed
+from defects.training import contract
+
+
+def pack(directory: Path, archive: Path) -> None:
+    """A SageMaker-style archive: the folder's contents at the archive's root."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(directory.iterdir()):
+            tar.add(path, arcname=path.name)
+
+
+def failure_reason(base: Path, fallback: str) -> str:
+    failure = base / contract.FAILURE_PATH
+    if failure.is_file():
+        text = failure.read_text().strip()
+        if text:
+            return text
+    return fallback
+
+
+class ProcessBackend(Backend):
+    name = "process"
+    embedded_storage = True
+
+    def checks(self) -> list[Check]:
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError as error:
+            return [
+                Check(
+                    "tensorflow",
+                    False,
+                    f"TensorFlow cannot be imported: {error}",
+                    hint="Install the project into this Python: pip install -e .",
+                )
+            ]
+        return [Check("tensorflow", True, "importable")]
+
+    def train(self, job: TrainingJob) -> TrainingResult:
+        base = job.run_dir.resolve() / "opt" / "ml"
+        if base.exists():
+            shutil.rmtree(base)
+        s3 = storage.client(self.settings.region)
+        channels: dict[str, Path] = {}
+        for channel, uri in job.channels.items():
+            local = base / contract.INPUT_DATA_PATH / channel
+            local.mkdir(parents=True)
+            storage.download(s3, storage.S3Uri.parse(uri), local)
+            channels[channel] = local
+        for sub_path in (contract.MODEL_PATH, contract.OUTPUT_DATA_PATH, contract.CHECKPOINTS_PATH):
+            (base / sub_path).mkdir(parents=True, exist_ok=True)
+
+        environment = {
+            name: value
+            for name, value in os.environ.items()
+            # The entry point never talks to AWS: it gets no endpoint and no credentials.
+            if not name.startswith("AWS_")
+        }
+        environment.update(contract.job_environment(base, channels, job.hyperparameters))
+        environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        environment["PYTHONUNBUFFERED"] = "1"
+        command = [
+            sys.executable,
+            str(job.source_dir / job.entry_script),
+            *contract.hyperparameter_arguments(job.hyperparameters),
+        ]
+        log.info("Running the entry point: %s", " ".join(command[1:]))
+        started = time.perf_counter()
+        with job.log_path.open("a") as job_log:
+            process = subprocess.Popen(
+                command,
+                cwd=job.source_dir,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            )
+            assert process.stdout is not None
+            try:
+                for line in process.stdout:
+                    job_log.write(line)
+                    err.out(line.rstrip("\n"), highlight=False)
+                returncode = process.wait()
+            except KeyboardInterrupt:
+                process.terminate()
+                process.wait(timeout=30)
+                raise
+        seconds = time.perf_counter() - started
+        shutil.rmtree(base / "input" / "data", ignore_errors=True)
+        if returncode != 0:
+            raise TrainingFailed(
+                failure_reason(base, f"The entry point exited with status {returncode}."),
+                hint=f"The full log is in {job.log_path}.",
+            )
+
+        output = storage.S3Uri.parse(job.output_uri)
+        for folder, archive_name in (
+            (base / contract.MODEL_PATH, contract.MODEL_ARCHIVE),
+            (base / contract.OUTPUT_DATA_PATH, contract.OUTPUT_ARCHIVE),
+        ):
+            archive = base / contract.OUTPUT_PATH / archive_name
+            pack(folder, archive)
+            storage.upload_file(s3, archive, output.join(archive_name))
+        return TrainingResult(
+            job_name=job.name,
+            model_uri=str(output.join(contract.MODEL_ARCHIVE)),
+            output_uri=str(output.join(contract.OUTPUT_ARCHIVE)),
+            details={"entry_point_seconds": round(seconds, 3)},
+        )

@@ -1,0 +1,57 @@
+"""Errors a user can act on.
+
+Every error the tool raises on purpose is a ``DefectsError``: a one-line headline, a
+paragraph that says what happened, and a hint that says how to fix it. The CLI prints the
+three and exits with ``exit_code``; anything else is an internal error and gets a traceback.
+
+    DefectsError
+    ├── ConfigError          bad setting, flag or environment value (exit 2)
+    ├── DataError            missing folder, empty class, unreadable or too few images
+    ├── StorageError         S3 unreachable, bucket missing, checksum mismatch
+    ├── BackendError         a backend cannot run here (no Docker, no credentials, no role)
+    │   └── NotAvailable     the backend is known but not usable in this installation (exit 2)
+    └── TrainingFailed       the entry point exited non-zero; carries its failure reason
+"""
+
+from __future__ import annotations
+
+
+class DefectsError(Exception):
+    headline = "defects failed"
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "", headline: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if headline is not None:
+            self.headline = headline
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip()
+
+
+class ConfigError(DefectsError):
+    headline = "invalid configuration"
+    exit_code = 2
+
+
+class DataError(DefectsError):
+    headline = "problem with the input data"
+
+
+class StorageError(DefectsError):
+    headline = "S3 storage problem"
+
+
+class BackendError(DefectsError):
+    headline = "the training backend cannot run"
+
+
+class NotAvailable(BackendError):
+    headline = "backend not available"
+    exit_code = 2
+
+
+class TrainingFailed(DefectsError):
+    headline = "training failed"

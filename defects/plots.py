@@ -1,0 +1,64 @@
+"""Pictures people would rather look at than JSON: learning curves and the confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_curves(history: Mapping[str, Sequence[float]], path: Path, title: str = "") -> Path:
+    """Accuracy and loss per epoch, train against validation."""
+    epochs = list(history.get("epoch") or range(1, len(history.get("loss", [])) + 1))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for axis, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
+        for key, name, style in ((metric, "train", "-o"), (f"val_{metric}", "validation", "-s")):
+            values = history.get(key)
+            if values:
+                axis.plot(epochs[: len(values)], values, style, label=name, markersize=4)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label.lower())
+        axis.set_title(label)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    if "accuracy" in history:
+        axes[0].set_ylim(0, 1.02)
+    if title:
+        figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_confusion(metrics: Mapping[str, Any], path: Path, title: str = "") -> Path:
+    """The confusion matrix with counts and, per true class, the share of its images."""
+    matrix = np.asarray(metrics["confusion_matrix"], dtype=int)
+    names = list(metrics["class_names"])
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    figure, axis = plt.subplots(figsize=(5.6, 5), constrained_layout=True)
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for row in range(matrix.shape[0]):
+        for column in range(matrix.shape[1]):
+            color = "white" if shares[row, column] > 0.5 else "black"
+            axis.text(column, row, f"{matrix[row, column]}\n{shares[row, column]:.0%}",
+                      ha="center", va="center", color=color, fontsize=9)
+    axis.set_xticks(range(len(names)), names, rotation=30)
+    axis.set_yticks(range(len(names)), names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    accuracy = metrics.get("accuracy")
+    heading = title or "Confusion matrix"
+    if accuracy is not None:
+        heading += f"\naccuracy {accuracy:.3f}, macro-F1 {metrics.get('macro_f1', 0):.3f}"
+    axis.set_title(heading)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="share of true class")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,396 @@
+"""Data preparation: a folder of class folders to a validated, stratified, reproducible split.
+
+The source is read, never written. Every file is decoded once in full; what cannot be used
+is skipped with a reason in ``manifest.json``. Kept files are hard-linked (or copied) into
+``<out>/{train,validation,test}/<class>/``; images in another mode (RGBA, grayscale, 16-bit,
+palette, BMP) are converted to 8-bit RGB PNG there, so that the entry point only ever sees
+RGB JPEG or PNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sklearn.model_selection import train_test_split
+
+from defects.errors import DataError
+
+DEFAULT_CLASSES = ("good", "oil", "scratch", "stain")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+SPLITS = ("train", "validation", "test")
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+# Enough to put one image of every class in each split.
+MIN_PER_CLASS = len(SPLITS)
+# Decompression-bomb guard: far above any inspection photo.
+Image.MAX_IMAGE_PIXELS = 120_000_000
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def dataset_id(self) -> str:
+        return str(self.manifest["dataset_id"])
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        return dict(self.manifest["counts"])
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        return list(self.manifest["skipped"])
+
+    def files(self) -> list[dict[str, Any]]:
+        return list(self.manifest["files"])
+
+    def summary(self) -> str:
+        sizes = ", ".join(
+            f"{split} {sum(self.counts[split].values())}" for split in SPLITS
+        )
+        line = f"dataset {self.dataset_id}: {sizes} images in {self.root}"
+        if self.skipped:
+            line += f"; skipped {len(self.skipped)} file(s), reasons in {self.root / MANIFEST}"
+        return line
+
+
+@dataclass(frozen=True)
+class _Checked:
+    source: Path
+    relative: str
+    class_name: str
+    reason: str = ""
+    sha256: str = ""
+    md5: str = ""
+    width: int = 0
+    height: int = 0
+    size: int = 0
+    # Set when the image must be converted; holds the converted PNG bytes.
+    converted: bytes | None = None
+    conversion: str = ""
+
+
+def load_manifest(root: Path) -> PreparedDataset | None:
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"The manifest {path} is unreadable: {error}.") from error
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise DataError(
+            f"{path} was written by another version of this tool.",
+            hint="Prepare the source folder again with `defects prepare`.",
+        )
+    return PreparedDataset(root, manifest)
+
+
+def find_class_folders(
+    source: Path, classes: Sequence[str]
+) -> tuple[dict[str, Path], list[str]]:
+    """Class folders (any letter case, at the top or one level down) and the ignored folders."""
+    if not source.is_dir():
+        raise DataError(
+            f"The data folder {source} does not exist or is not a folder.",
+            hint="Pass the folder that holds one sub-folder per class (good, oil, scratch, "
+            "stain), e.g. the unzipped Kaggle download.",
+        )
+    wanted = {name.lower(): name for name in classes}
+    found: dict[str, list[Path]] = {}
+    ignored: list[str] = []
+    candidates = sorted(p for p in source.iterdir() if p.is_dir())
+    for folder in candidates:
+        if folder.name.lower() in wanted:
+            found.setdefault(wanted[folder.name.lower()], []).append(folder)
+            continue
+        nested = sorted(
+            p for p in folder.iterdir() if p.is_dir() and p.name.lower() in wanted
+        )
+        for inner in nested:
+            found.setdefault(wanted[inner.name.lower()], []).append(inner)
+        if not nested:
+            ignored.append(folder.relative_to(source).as_posix())
+        else:
+            ignored += [
+                p.relative_to(source).as_posix()
+                for p in sorted(folder.iterdir())
+                if p.is_dir() and p.name.lower() not in wanted
+            ]
+    duplicated = {name: paths for name, paths in found.items() if len(paths) > 1}
+    if duplicated:
+        name, paths = next(iter(duplicated.items()))
+        raise DataError(
+            f"The class {name!r} has more than one folder: "
+            + ", ".join(str(p.relative_to(source)) for p in paths)
+            + ".",
+            hint="Keep one folder per class, or point --data at the right level.",
+        )
+    missing = [name for name in classes if name not in found]
+    if missing:
+        seen = ", ".join(p.name for p in candidates) or "no folders at all"
+        raise DataError(
+            f"No folder for class(es) {', '.join(missing)} in {source} (found: {seen}).",
+            hint="Each class needs a folder of images named after it; use --classes to name "
+            "other classes.",
+        )
+    return {name: found[name][0] for name in classes}, ignored
+
+
+def _check(path: Path, relative: str, class_name: str) -> _Checked:
+    skipped = _Checked(path, relative, class_name)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return _replace(skipped, reason=f"unsupported file type {path.suffix or '(none)'}")
+    try:
+        contents = path.read_bytes()
+    except OSError as error:
+        return _replace(skipped, reason=f"cannot be read: {error.strerror or error}")
+    if not contents:
+        return _replace(skipped, reason="empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(contents)) as image:
+            image.load()
+            image_format = image.format or ""
+            mode = image.mode
+            width, height = image.size
+            converted, conversion = _convert(image, image_format)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        return _replace(skipped, reason=f"not an image: {error}")
+    except (OSError, SyntaxError, ValueError) as error:
+        return _replace(skipped, reason=f"unreadable or truncated image: {error}")
+    if image_format not in {"JPEG", "PNG", "BMP"}:
+        return _replace(skipped, reason=f"unsupported image format {image_format} ({mode})")
+    if min(width, height) < 16:
+        return _replace(skipped, reason=f"too small ({width}x{height})")
+    payload = converted if converted is not None else contents
+    return _Checked(
+        source=path,
+        relative=relative,
+        class_name=class_name,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        md5=hashlib.md5(payload, usedforsecurity=False).hexdigest(),
+        width=width,
+        height=height,
+        size=len(payload),
+        converted=converted,
+        conversion=conversion,
+    )
+
+
+def _replace(checked: _Checked, reason: str) -> _Checked:
+    return _Checked(checked.source, checked.relative, checked.class_name, reason=reason)
+
+
+def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
+    """8-bit RGB JPEG/PNG pass through; anything else becomes an 8-bit RGB PNG."""
+    if image.mode == "RGB" and image_format in {"JPEG", "PNG"}:
+        return None, ""
+    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        pixels = np.asarray(image, dtype=np.uint32)
+        peak = 65535 if image.mode.startswith("I;16") or pixels.max() > 255 else 255
+        scaled = (pixels.astype(np.float64) * 255.0 / peak).round().astype(np.uint8)
+        rgb = Image.fromarray(scaled, mode="L").convert("RGB")
+        description = f"16-bit {image.mode} to 8-bit RGB"
+    elif image.mode in {"RGBA", "LA", "PA"} or (
+        image.mode == "P" and "transparency" in image.info
+    ):
+        # Transparent pixels become white, as an image viewer shows them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        rgb = Image.alpha_composite(background, rgba).convert("RGB")
+        description = f"{image.mode} to RGB on white"
+    else:
+        rgb = image.convert("RGB")
+        description = f"{image_format} {image.mode} to RGB"
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue(), description + " PNG"
+
+
+def _target_name(checked: _Checked) -> str:
+    # The path inside the class folder, flattened: nested sub-folders cannot collide.
+    name = checked.relative.split("/", 1)[1].replace("/", "__")
+    if checked.converted is not None:
+        name = str(Path(name).with_suffix(".png"))
+    return name
+
+
+def _split(
+    checked: list[_Checked], classes: Sequence[str], validation: float, test: float, seed: int
+) -> dict[str, str]:
+    """Stratified by construction: every class is split on its own with the same fractions."""
+    assignment: dict[str, str] = {}
+    for name in classes:
+        members = sorted(c.relative for c in checked if c.class_name == name)
+        if len(members) < MIN_PER_CLASS:
+            raise DataError(
+                f"The class {name!r} has {len(members)} usable image(s); at least "
+                f"{MIN_PER_CLASS} are needed (one each for train, validation and test).",
+                hint="Add images to that class, or drop it with --classes.",
+            )
+        n_test = max(1, round(len(members) * test))
+        n_validation = max(1, round(len(members) * validation))
+        n_validation = min(n_validation, len(members) - n_test - 1)
+        rest, test_part = train_test_split(members, test_size=n_test, random_state=seed)
+        train_part, validation_part = train_test_split(
+            rest, test_size=n_validation, random_state=seed
+        )
+        for split, part in zip(SPLITS, (train_part, validation_part, test_part), strict=True):
+            for relative in part:
+                assignment[relative] = split
+    return assignment
+
+
+def prepare(
+    source: Path,
+    out_dir: Path | None = None,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    seed: int = 0,
+    validation: float = 0.15,
+    test: float = 0.15,
+    data_dir: Path = Path("data"),
+    advance: Callable[[int], None] = lambda n: None,
+    on_total: Callable[[int], None] = lambda n: None,
+) -> PreparedDataset:
+    """Validate, split and lay out ``source``; returns the prepared dataset.
+
+    Without ``out_dir`` the result goes to ``<data_dir>/prepared/<dataset-id>`` and an
+    identical earlier preparation is reused.
+    """
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise DataError(
+            f"Classes {list(classes)} must be at least two distinct names.",
+            hint="Pass --classes good,oil,scratch,stain or your own list.",
+        )
+    if not (0 < validation < 0.5 and 0 < test < 0.5 and validation + test < 0.8):
+        raise DataError("Validation and test fractions must each be in (0, 0.5).")
+    source = source.expanduser()
+    folders, ignored = find_class_folders(source, classes)
+
+    jobs: list[tuple[Path, str, str]] = []
+    for name, folder in folders.items():
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                jobs.append((path, f"{name}/{path.relative_to(folder).as_posix()}", name))
+    on_total(len(jobs))
+
+    def check(job: tuple[Path, str, str]) -> _Checked:
+        result = _check(*job)
+        advance(1)
+        return result
+
+    # Decoding releases the GIL: threads use every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = list(pool.map(check, jobs))
+    kept = [r for r in results if not r.reason]
+    skipped = [{"source": r.relative, "reason": r.reason} for r in results if r.reason]
+    empty = [name for name in classes if not any(r.class_name == name for r in kept)]
+    if empty:
+        raise DataError(
+            f"No usable images for class(es) {', '.join(empty)} in {source}"
+            + (f" ({len(skipped)} file(s) skipped, e.g. {skipped[0]['source']}: "
+               f"{skipped[0]['reason']})" if skipped else "")
+            + ".",
+            hint="Put .jpg, .jpeg, .png or .bmp images in every class folder.",
+        )
+    assignment = _split(kept, classes, validation, test, seed)
+
+    files = []
+    for checked in sorted(kept, key=lambda c: c.relative):
+        split = assignment[checked.relative]
+        entry: dict[str, Any] = {
+            "source": checked.relative,
+            "path": f"{split}/{checked.class_name}/{_target_name(checked)}",
+            "class": checked.class_name,
+            "split": split,
+            "bytes": checked.size,
+            "width": checked.width,
+            "height": checked.height,
+            "sha256": checked.sha256,
+            "md5": checked.md5,
+        }
+        if checked.conversion:
+            entry["converted"] = checked.conversion
+        files.append(entry)
+    paths = [f["path"] for f in files]
+    if len(set(paths)) != len(paths):
+        duplicate = next(p for p, n in Counter(paths).items() if n > 1)
+        raise DataError(f"Two source files map to the same prepared file {duplicate}.")
+
+    identity = json.dumps(
+        {
+            "classes": list(classes),
+            "seed": seed,
+            "fractions": [validation, test],
+            "files": [(f["path"], f["sha256"]) for f in files],
+        },
+        sort_keys=True,
+    )
+    dataset_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    counts = {
+        split: {name: sum(1 for f in files if f["split"] == split and f["class"] == name)
+                for name in classes}
+        for split in SPLITS
+    }
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "dataset_id": dataset_id,
+        "source": str(source),
+        "classes": list(classes),
+        "seed": seed,
+        "fractions": {"validation": validation, "test": test},
+        "counts": counts,
+        "ignored_folders": ignored,
+        "skipped": skipped,
+        "files": files,
+    }
+
+    target = out_dir if out_dir is not None else data_dir / "prepared" / dataset_id
+    existing = load_manifest(target) if target.exists() else None
+    if existing is not None and existing.dataset_id == dataset_id:
+        return existing
+    if target.exists() and any(target.iterdir()):
+        raise DataError(
+            f"The output folder {target} is not empty and holds another dataset.",
+            hint="Choose another --out folder; nothing is overwritten.",
+        )
+    by_relative = {c.relative: c for c in kept}
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    for entry in files:
+        checked = by_relative[entry["source"]]
+        destination = staging / entry["path"]
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if checked.converted is not None:
+            destination.write_bytes(checked.converted)
+        else:
+            _link_or_copy(checked.source, destination)
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    if target.exists():
+        target.rmdir()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(target)
+    return PreparedDataset(target, manifest)
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    # A hard link costs no space and leaves the source untouched; the prepared tree is
+    # never written to after this, so sharing the inode is safe.
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)

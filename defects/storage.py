@@ -1,0 +1,304 @@
+"""S3 on the host: the embedded moto server, buckets, and parallel, checksummed transfers.
+
+All S3 traffic of a job happens here, never in the entry point. ``process`` and ``local``
+use an embedded moto server on 127.0.0.1 for the length of one command (or the one named by
+``AWS_ENDPOINT_URL_S3``, e.g. from ``defects s3 serve``); ``sagemaker`` uses real S3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from s3transfer.manager import TransferManager
+from s3transfer.subscribers import BaseSubscriber
+
+from defects.errors import StorageError
+
+ENDPOINT_ENV = "AWS_ENDPOINT_URL_S3"
+# Single-part uploads up to this size, so that an object's ETag is the MD5 of its content.
+_SINGLE_PART_LIMIT = 512 * 1024 * 1024
+_CONCURRENCY = 16
+_FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+@dataclass(frozen=True)
+class S3Uri:
+    bucket: str
+    key: str
+
+    @classmethod
+    def parse(cls, uri: str) -> S3Uri:
+        if not uri.startswith("s3://"):
+            raise StorageError(f"{uri!r} is not an s3:// URI.")
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        return cls(bucket, key)
+
+    def join(self, *parts: str) -> S3Uri:
+        key = "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/"))
+        return S3Uri(self.bucket, key)
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def embedded_s3(region: str) -> Iterator[str]:
+    """Run a moto server on 127.0.0.1 for the duration; yields its endpoint URL.
+
+    While it runs, ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_S3`` point at it and fake
+    credentials are set, so every AWS client made on this host (ours and the SageMaker SDK's)
+    talks to the emulator and never to AWS.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    environment = {
+        ENDPOINT_ENV: endpoint,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        **_FAKE_CREDENTIALS,
+    }
+    try:
+        with patched_environ(environment):
+            yield endpoint
+    finally:
+        server.stop()
+
+
+def client(region: str, endpoint: str | None = None) -> Any:
+    config = Config(
+        max_pool_connections=_CONCURRENCY * 2,
+        retries={"max_attempts": 5, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=120,
+    )
+    endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=config)
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def _s3_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except EndpointConnectionError as error:
+        raise StorageError(
+            f"Could not reach S3 while trying to {action}: {error}.",
+            hint="Check AWS_ENDPOINT_URL_S3 (unset it to use the embedded server) and the "
+            "network.",
+        ) from error
+    except ClientError as error:
+        code = _error_code(error)
+        hint = {
+            "NoSuchBucket": "Create the bucket or set DEFECTS_BUCKET to an existing one.",
+            "AccessDenied": "Check the credentials' S3 permissions for this bucket.",
+            "403": "Check the credentials' S3 permissions for this bucket.",
+        }.get(code, "")
+        raise StorageError(f"S3 refused to {action}: {code} {error}.", hint=hint) from error
+    except BotoCoreError as error:
+        raise StorageError(f"S3 failed to {action}: {error}.") from error
+
+
+def ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
+    """Create the bucket if missing (private, encrypted). Returns True when it was created."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as error:
+        if _error_code(error) not in {"404", "NoSuchBucket", "NotFound"}:
+            if _error_code(error) in {"403", "AccessDenied"}:
+                raise StorageError(
+                    f"The bucket {bucket!r} exists but these credentials may not use it.",
+                    hint="Set DEFECTS_BUCKET to a bucket of your own account.",
+                ) from error
+            raise
+    except EndpointConnectionError as error:
+        raise StorageError(f"Could not reach S3 for bucket {bucket!r}: {error}.") from error
+    with _s3_errors(f"create the bucket {bucket}"):
+        arguments: dict[str, Any] = {"Bucket": bucket}
+        if region != "us-east-1":
+            arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**arguments)
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+    return True
+
+
+def list_etags(s3: Any, location: S3Uri, folder: bool = True) -> dict[str, str]:
+    """Every object below ``location`` (a folder, or a plain key prefix) as key -> ETag."""
+    etags: dict[str, str] = {}
+    prefix = location.key
+    if folder and prefix:
+        prefix = prefix.rstrip("/") + "/"
+    with _s3_errors(f"list {location}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=location.bucket, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                etags[item["Key"]] = item["ETag"].strip('"')
+    return etags
+
+
+class _Advance(BaseSubscriber):  # type: ignore[misc]
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        self._advance = advance
+
+    def on_done(self, future: Any, **kwargs: Any) -> None:
+        self._advance(1)
+
+
+def _transfer_manager(s3: Any) -> TransferManager:
+    config = TransferConfig(
+        max_concurrency=_CONCURRENCY,
+        multipart_threshold=_SINGLE_PART_LIMIT,
+        multipart_chunksize=64 * 1024 * 1024,
+        use_threads=True,
+    )
+    return TransferManager(s3, config)
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    path: Path
+    key: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    transferred: int
+    skipped: int
+    bytes: int
+
+
+def upload(
+    s3: Any,
+    bucket: str,
+    items: Sequence[UploadItem],
+    prefix: str,
+    advance: Callable[[int], None] = lambda n: None,
+) -> TransferReport:
+    """Upload in parallel, skipping objects whose content is already there; verify MD5s."""
+    existing = list_etags(s3, S3Uri(bucket, prefix), folder=False)
+    todo = [item for item in items if existing.get(item.key) != item.md5]
+    advance(len(items) - len(todo))
+    with _s3_errors(f"upload to s3://{bucket}/{prefix}"):
+        with _transfer_manager(s3) as manager:
+            futures = [
+                manager.upload(
+                    str(item.path), bucket, item.key, subscribers=[_Advance(advance)]
+                )
+                for item in todo
+            ]
+            for future in futures:
+                future.result()
+    if todo:
+        uploaded = list_etags(s3, S3Uri(bucket, prefix), folder=False)
+        corrupt = [item.key for item in todo if uploaded.get(item.key) != item.md5]
+        if corrupt:
+            raise StorageError(
+                f"{len(corrupt)} object(s) in s3://{bucket} do not match the local files after "
+                f"upload, e.g. {corrupt[0]}.",
+                hint="Run the command again; unchanged objects are skipped.",
+            )
+    return TransferReport(
+        transferred=len(todo),
+        skipped=len(items) - len(todo),
+        bytes=sum(item.path.stat().st_size for item in todo),
+    )
+
+
+def upload_file(s3: Any, path: Path, location: S3Uri) -> None:
+    upload(s3, location.bucket, [UploadItem(path, location.key, md5_of(path))], location.key)
+
+
+def download(s3: Any, location: S3Uri, destination: Path) -> int:
+    """Download every object below ``location`` into ``destination``, in parallel."""
+    keys = list_etags(s3, location)
+    if not keys:
+        raise StorageError(f"Nothing found at {location}.")
+    prefix = location.key.rstrip("/") + "/"
+    with _s3_errors(f"download {location}"), _transfer_manager(s3) as manager:
+        futures = []
+        for key in keys:
+            relative = key[len(prefix) :]
+            if not relative or relative.endswith("/"):
+                continue
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            futures.append(manager.download(location.bucket, key, str(target)))
+        for future in futures:
+            future.result()
+    return len(futures)
+
+
+def download_file(s3: Any, location: S3Uri, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with _s3_errors(f"download {location}"):
+        s3.download_file(location.bucket, location.key, str(destination))
+
+
+def exists(s3: Any, location: S3Uri) -> bool:
+    try:
+        s3.head_object(Bucket=location.bucket, Key=location.key)
+        return True
+    except ClientError as error:
+        if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
+            return False
+        raise StorageError(f"Could not read {location}: {error}.") from error

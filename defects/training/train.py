@@ -1,0 +1,298 @@
+"""The training entry point: one program under the SageMaker training contract.
+
+It reads the ``train``/``validation`` (and optional ``test``) channels, trains the CNN, and
+writes the model to ``SM_MODEL_DIR`` and ``history.json``/``metrics.json`` to
+``SM_OUTPUT_DATA_DIR``. Hyperparameters arrive as ``--name value``; unknown arguments (such
+as ``--model_dir``) are ignored. On failure it writes a one-paragraph reason to
+``<base>/output/failure`` and exits non-zero. It never talks to S3: the backend moved the
+data in and will move the results out.
+
+Run it by hand with ``python train.py --epochs 1`` after setting ``SM_CHANNEL_TRAIN`` and
+friends, or let a backend do it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a script (in the container, the source dir is the working directory).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import contract  # type: ignore[import-not-found,no-redef]
+else:
+    from defects.training import contract
+
+_USER_ERROR_EXIT = 1
+_INTERNAL_ERROR_EXIT = 2
+
+
+class UserError(Exception):
+    """A problem with the inputs or hyperparameters, as opposed to a bug in this program."""
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true or false)")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"Bad hyperparameter: {message}.")
+
+
+def parse_hyperparameters(argv: list[str]) -> argparse.Namespace:
+    parser = _Parser(description=__doc__)
+    defaults = contract.HYPERPARAMETER_DEFAULTS
+    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
+    parser.add_argument("--batch_size", type=int, default=defaults["batch_size"])
+    parser.add_argument("--learning_rate", type=float, default=defaults["learning_rate"])
+    parser.add_argument("--image_size", type=int, default=defaults["image_size"])
+    parser.add_argument("--seed", type=int, default=defaults["seed"])
+    parser.add_argument("--model", default=defaults["model"], choices=["default", "article"])
+    parser.add_argument("--augment", type=_bool, default=defaults["augment"])
+    parser.add_argument("--class_weights", type=_bool, default=defaults["class_weights"])
+    parser.add_argument(
+        "--precision",
+        default=defaults["precision"],
+        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+        help="auto: mixed_float16 on GPUs, float32 on CPUs",
+    )
+    parser.add_argument("--deterministic", type=_bool, default=True)
+    # SageMaker's framework estimators add arguments of their own (--model_dir): ignore them.
+    arguments, _unknown = parser.parse_known_args(argv)
+    if arguments.epochs < 1:
+        raise UserError(f"epochs must be at least 1, got {arguments.epochs}.")
+    if arguments.batch_size < 1:
+        raise UserError(f"batch_size must be at least 1, got {arguments.batch_size}.")
+    if not 16 <= arguments.image_size <= 1024:
+        raise UserError(f"image_size must be between 16 and 1024, got {arguments.image_size}.")
+    if not 0 < arguments.learning_rate < 1:
+        raise UserError(f"learning_rate must be in (0, 1), got {arguments.learning_rate}.")
+    return arguments
+
+
+def channel_path(name: str, required: bool) -> Path | None:
+    value = os.environ.get(contract.channel_env(name))
+    if value is None:
+        if required:
+            raise UserError(
+                f"The {name!r} channel is missing: set {contract.channel_env(name)} to a folder "
+                "of <class>/<image> files."
+            )
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise UserError(f"The {name!r} channel folder {path} does not exist.")
+    return path
+
+
+def _output_dirs() -> tuple[Path, Path, Path]:
+    base = contract.base_dir()
+    model_dir = Path(os.environ.get(contract.MODEL_DIR_ENV, base / contract.MODEL_PATH))
+    output_dir = Path(
+        os.environ.get(contract.OUTPUT_DATA_DIR_ENV, base / contract.OUTPUT_DATA_PATH)
+    )
+    checkpoint_dir = Path(
+        os.environ.get(contract.CHECKPOINT_DIR_ENV, base / contract.CHECKPOINTS_PATH)
+    )
+    return model_dir, output_dir, checkpoint_dir
+
+
+def _num_gpus() -> int:
+    try:
+        return int(os.environ.get(contract.NUM_GPUS_ENV, "0"))
+    except ValueError:
+        return 0
+
+
+def train(arguments: argparse.Namespace) -> dict[str, Any]:
+    # TensorFlow is imported here, after the arguments are known to be sane, so that a bad
+    # flag fails in a second instead of after a slow import.
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if __package__ in (None, ""):
+        import data  # type: ignore[import-not-found]
+        import metrics  # type: ignore[import-not-found]
+        import model as models  # type: ignore[import-not-found]
+    else:
+        from defects.training import data, metrics
+        from defects.training import model as models
+
+    train_dir = channel_path(contract.TRAIN_CHANNEL, required=True)
+    validation_dir = channel_path(contract.VALIDATION_CHANNEL, required=True)
+    test_dir = channel_path(contract.TEST_CHANNEL, required=False)
+    assert train_dir is not None and validation_dir is not None
+    model_dir, output_dir, checkpoint_dir = _output_dirs()
+
+    keras.utils.set_random_seed(arguments.seed)
+    if arguments.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    class_names = data.class_names_in(train_dir)
+    if len(class_names) < 2:
+        raise UserError(f"The train channel {train_dir} needs at least two class folders.")
+    train_paths, train_labels = data.list_images(train_dir, class_names)
+    validation_paths, validation_labels = data.list_images(validation_dir, class_names)
+    for name, labels in (("train", train_labels), ("validation", validation_labels)):
+        missing = [c for i, c in enumerate(class_names) if not np.any(labels == i)]
+        if missing:
+            raise UserError(f"The {name} channel has no images of: {', '.join(missing)}.")
+
+    num_gpus = _num_gpus()
+    precision = arguments.precision
+    if precision == "auto":
+        precision = "mixed_float16" if num_gpus > 0 else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
+
+    size = arguments.image_size
+    train_data = data.make_dataset(
+        train_paths, train_labels, size, arguments.batch_size, shuffle=True, seed=arguments.seed
+    )
+    validation_data = data.make_dataset(
+        validation_paths, validation_labels, size, arguments.batch_size
+    )
+
+    class_weight = None
+    if arguments.class_weights:
+        counts = np.bincount(train_labels, minlength=len(class_names))
+        class_weight = {
+            i: float(len(train_labels) / (len(class_names) * count))
+            for i, count in enumerate(counts)
+        }
+
+    with strategy.scope():
+        network = models.make_model(
+            (size, size, 3),
+            len(class_names),
+            architecture=arguments.model,
+            augment=arguments.augment,
+            seed=arguments.seed,
+        )
+        network.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=arguments.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+
+    # Resume from a checkpoint when SageMaker restored one (spot interruption).
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_file = checkpoint_dir / "last.keras"
+    state_file = checkpoint_dir / "state.json"
+    initial_epoch = 0
+    history: dict[str, list[float]] = {}
+    if checkpoint_file.exists() and state_file.exists():
+        state = json.loads(state_file.read_text())
+        network.load_weights(checkpoint_file)
+        initial_epoch = int(state["epoch"])
+        history = state.get("history", {})
+        print(f"Resuming from checkpoint after epoch {initial_epoch}.", flush=True)
+
+    class Checkpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            for key, value in (logs or {}).items():
+                history.setdefault(key, []).append(float(value))
+            network.save(checkpoint_file)
+            state_file.write_text(json.dumps({"epoch": epoch + 1, "history": history}))
+
+    print(
+        f"Training {arguments.model} on {len(train_paths)} images, validating on "
+        f"{len(validation_paths)}; classes {class_names}; image size {size}; "
+        f"precision {precision}; GPUs {num_gpus}.",
+        flush=True,
+    )
+    started = time.perf_counter()
+    if initial_epoch < arguments.epochs:
+        network.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=arguments.epochs,
+            initial_epoch=initial_epoch,
+            class_weight=class_weight,
+            shuffle=False,  # The dataset shuffles itself, reproducibly.
+            callbacks=[Checkpoint()],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    fit_seconds = time.perf_counter() - started
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    network.save(model_dir / contract.KERAS_MODEL_FILE)
+    (model_dir / contract.CLASS_NAMES_FILE).write_text(json.dumps(class_names))
+    network.export(str(model_dir / contract.SAVED_MODEL_DIR / "1"), verbose=False)
+
+    def evaluate(paths: list[str], labels: np.ndarray) -> dict[str, Any]:
+        images = data.make_dataset(paths, labels, size, arguments.batch_size)
+        probabilities = network.predict(images, verbose=0)
+        return metrics.classification_metrics(
+            labels, np.argmax(probabilities, axis=1), class_names
+        )
+
+    results: dict[str, Any] = {
+        "class_names": class_names,
+        "image_size": size,
+        "model": arguments.model,
+        "precision": precision,
+        "epochs": arguments.epochs,
+        "fit_seconds": round(fit_seconds, 3),
+        "train_images": len(train_paths),
+        "train_images_per_second": round(
+            len(train_paths) * (arguments.epochs - initial_epoch) / max(fit_seconds, 1e-9), 1
+        ),
+        "validation": evaluate(validation_paths, validation_labels),
+    }
+    if test_dir is not None:
+        test_paths, test_labels = data.list_images(test_dir, class_names)
+        if test_paths:
+            results["test"] = evaluate(test_paths, test_labels)
+
+    history_record = {"epoch": list(range(1, len(history.get("loss", [])) + 1)), **history}
+    (output_dir / contract.HISTORY_FILE).write_text(json.dumps(history_record, indent=2))
+    (output_dir / contract.METRICS_FILE).write_text(json.dumps(results, indent=2))
+    print(
+        f"Validation accuracy {results['validation']['accuracy']:.4f}, "
+        f"macro-F1 {results['validation']['macro_f1']:.4f}; fit took {fit_seconds:.1f} s.",
+        flush=True,
+    )
+    return results
+
+
+def _write_failure(reason: str) -> None:
+    failure = contract.base_dir() / contract.FAILURE_PATH
+    try:
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(reason.strip() + "\n")
+    except OSError as error:
+        print(f"Could not write the failure file {failure}: {error}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        arguments = parse_hyperparameters(sys.argv[1:] if argv is None else argv)
+        train(arguments)
+    except UserError as error:
+        _write_failure(str(error))
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return _USER_ERROR_EXIT
+    except Exception as error:  # noqa: BLE001 - anything else is a bug; keep the traceback.
+        traceback.print_exc()
+        _write_failure(f"Internal error in the training entry point: {error!r}")
+        return _INTERNAL_ERROR_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
