@@ -117,8 +117,13 @@ def _num_gpus() -> int:
 
 
 def train(arguments: argparse.Namespace) -> dict[str, Any]:
-    # TensorFlow is imported here, after the arguments are known to be sane, so that a bad
-    # flag fails in a second instead of after a slow import.
+    # TensorFlow is imported after the inputs are known to exist, so that a bad flag or a
+    # missing channel fails in a second instead of after a slow import.
+    train_dir = channel_path(contract.TRAIN_CHANNEL, required=True)
+    validation_dir = channel_path(contract.VALIDATION_CHANNEL, required=True)
+    test_dir = channel_path(contract.TEST_CHANNEL, required=False)
+    assert train_dir is not None and validation_dir is not None
+
     import keras
     import numpy as np
     import tensorflow as tf
@@ -130,11 +135,6 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     else:
         from defects.training import data, metrics
         from defects.training import model as models
-
-    train_dir = channel_path(contract.TRAIN_CHANNEL, required=True)
-    validation_dir = channel_path(contract.VALIDATION_CHANNEL, required=True)
-    test_dir = channel_path(contract.TEST_CHANNEL, required=False)
-    assert train_dir is not None and validation_dir is not None
     model_dir, output_dir, checkpoint_dir = _output_dirs()
 
     keras.utils.set_random_seed(arguments.seed)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a clean environment, a moto S3 server, and small synthetic datasets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No DEFECTS_* or AWS_* setting of the developer's leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith(("DEFECTS_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server on 127.0.0.1 for the whole session (reset it with ``s3_endpoint``)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A freshly reset moto server, with fake credentials, that the tool will use."""
+    import urllib.request
+
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    ).close()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    return moto_endpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six small synthetic photos per class, in the Kaggle layout."""
+    from defects.synth import synthesize
+
+    root = tmp_path_factory.mktemp("tiny") / "photos"
+    synthesize(root, per_class=6, seed=3, width=160, height=90)
+    return root

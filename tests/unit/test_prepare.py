@@ -1,0 +1,197 @@
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from defects.errors import DataError
+from defects.prepare import MANIFEST, SPLITS, load_manifest, prepare
+
+CLASSES = ("good", "oil", "scratch", "stain")
+
+
+def _photo(path: Path, seed: int, mode: str = "RGB", size: tuple[int, int] = (48, 32)) -> Path:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}[path.suffix.lower()]
+    image.save(path, format=fmt)
+    return path
+
+
+def _dataset(root: Path, per_class: int = 6, folder_names: dict[str, str] | None = None) -> Path:
+    folder_names = folder_names or {}
+    for class_index, name in enumerate(CLASSES):
+        folder = root / folder_names.get(name, name)
+        for i in range(per_class):
+            suffix = ".png" if name == "good" else ".jpg"
+            _photo(folder / f"{name}_{i:03d}{suffix}", seed=class_index * 100 + i)
+    return root
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_every_class_lands_in_every_split(tmp_path: Path) -> None:
+    dataset = prepare(_dataset(tmp_path / "src"), data_dir=tmp_path / "data")
+    for split in SPLITS:
+        assert all(dataset.counts[split][name] >= 1 for name in CLASSES), split
+    assert sum(sum(c.values()) for c in dataset.counts.values()) == 24
+
+
+def test_split_files_are_laid_out_by_split_and_class(tmp_path: Path) -> None:
+    dataset = prepare(_dataset(tmp_path / "src"), data_dir=tmp_path / "data")
+    for entry in dataset.files():
+        path = dataset.root / entry["path"]
+        assert path.is_file()
+        assert path.parts[-3:-1] == (entry["split"], entry["class"])
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+
+
+def test_same_input_gives_the_same_split(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    first = prepare(source, tmp_path / "a")
+    second = prepare(source, tmp_path / "b")
+    assert first.dataset_id == second.dataset_id
+    assert [f["path"] for f in first.files()] == [f["path"] for f in second.files()]
+
+
+def test_another_seed_gives_another_split(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src", per_class=12)
+    first = prepare(source, tmp_path / "a", seed=0)
+    second = prepare(source, tmp_path / "b", seed=1)
+    assert [f["path"] for f in first.files()] != [f["path"] for f in second.files()]
+
+
+def test_source_is_never_modified(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    (source / "oil" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    before = _tree_digest(source)
+    prepare(source, data_dir=tmp_path / "data")
+    assert _tree_digest(source) == before
+
+
+def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    (source / "oil" / "empty.jpg").write_bytes(b"")
+    (source / "oil" / "notes.txt").write_text("hello")
+    (source / "scratch" / "text.png").write_text("this is not a picture")
+    good = _photo(tmp_path / "whole.jpg", seed=999).read_bytes()
+    (source / "stain" / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    reasons = {item["source"]: item["reason"] for item in dataset.skipped}
+    assert reasons["oil/empty.jpg"] == "empty file (0 bytes)"
+    assert reasons["oil/notes.txt"] == "unsupported file type .txt"
+    assert reasons["scratch/text.png"].startswith("not an image")
+    assert reasons["stain/truncated.jpg"].startswith("unreadable or truncated image")
+    assert sum(sum(c.values()) for c in dataset.counts.values()) == 24
+    manifest = json.loads((dataset.root / MANIFEST).read_text())
+    assert len(manifest["skipped"]) == 4
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "I;16", "P"])
+def test_other_image_modes_are_converted_to_rgb(tmp_path: Path, mode: str) -> None:
+    source = _dataset(tmp_path / "src")
+    _photo(source / "good" / "odd.png", seed=7, mode=mode)
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    entry = next(f for f in dataset.files() if f["source"] == "good/odd.png")
+    assert "converted" in entry
+    with Image.open(dataset.root / entry["path"]) as image:
+        assert image.mode == "RGB"
+
+
+def test_bmp_is_converted_to_png(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    _photo(source / "oil" / "SHOT.BMP", seed=8)
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    entry = next(f for f in dataset.files() if f["source"] == "oil/SHOT.BMP")
+    assert entry["path"].endswith("SHOT.png")
+
+
+def test_mask_folders_are_ignored_and_reported(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    _photo(source / "ground_truth_1" / "Oil_0001.png", seed=5)
+    _photo(source / "ground_truth_2" / "Sta_0001.png", seed=6)
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert dataset.manifest["ignored_folders"] == ["ground_truth_1", "ground_truth_2"]
+    assert not any("ground_truth" in f["source"] for f in dataset.files())
+
+
+def test_class_folders_in_any_case_one_level_down(tmp_path: Path) -> None:
+    names = {"good": "Good", "oil": "OIL", "scratch": "Scratch", "stain": "stain"}
+    _dataset(tmp_path / "src" / "Mobile Phone Defect", folder_names=names)
+    dataset = prepare(tmp_path / "src", data_dir=tmp_path / "data")
+    assert set(dataset.counts["train"]) == set(CLASSES)
+
+
+def test_nested_sub_folders_inside_a_class_are_read(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    _photo(source / "oil" / "batch2" / "x.JPEG", seed=11)
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert any(f["source"] == "oil/batch2/x.JPEG" for f in dataset.files())
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        prepare(tmp_path / "nope", data_dir=tmp_path / "data")
+    assert "does not exist" in caught.value.message
+
+
+def test_missing_class_folder_is_named(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    for path in (source / "stain").iterdir():
+        path.unlink()
+    (source / "stain").rmdir()
+    with pytest.raises(DataError) as caught:
+        prepare(source, data_dir=tmp_path / "data")
+    assert "stain" in caught.value.message
+
+
+def test_empty_class_is_a_clear_error(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    for path in (source / "good").iterdir():
+        path.unlink()
+    with pytest.raises(DataError) as caught:
+        prepare(source, data_dir=tmp_path / "data")
+    assert "No usable images for class(es) good" in caught.value.message
+
+
+def test_too_few_images_for_the_split_is_a_clear_error(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    for path in sorted((source / "good").iterdir())[2:]:
+        path.unlink()
+    with pytest.raises(DataError) as caught:
+        prepare(source, data_dir=tmp_path / "data")
+    assert "'good' has 2 usable image(s)" in caught.value.message
+
+
+def test_other_class_lists_are_supported(tmp_path: Path) -> None:
+    for index, name in enumerate(("ok", "dent")):
+        for i in range(4):
+            _photo(tmp_path / "src" / name / f"{i}.jpg", seed=index * 10 + i)
+    dataset = prepare(tmp_path / "src", classes=("ok", "dent"), data_dir=tmp_path / "data")
+    assert dataset.manifest["classes"] == ["ok", "dent"]
+
+
+def test_existing_output_with_another_dataset_is_not_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(DataError):
+        prepare(_dataset(tmp_path / "src"), out)
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_prepared_folder_is_recognised(tmp_path: Path) -> None:
+    dataset = prepare(_dataset(tmp_path / "src"), data_dir=tmp_path / "data")
+    again = load_manifest(dataset.root)
+    assert again is not None and again.dataset_id == dataset.dataset_id
