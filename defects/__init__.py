@@ -13,8 +13,18 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = {"run", "synthesize", "prepare", "stage", "train", "fetch", "plot", "open_storage",
-        "evaluate", "predict"}
+_API = {
+    "run",
+    "synthesize",
+    "prepare",
+    "stage",
+    "train",
+    "fetch",
+    "plot",
+    "open_storage",
+    "evaluate",
+    "predict",
+}
 
 
 def __getattr__(name: str) -> Any:

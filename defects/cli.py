@@ -31,8 +31,11 @@ def _settings_options(function: F) -> F:
         click.option("--backend", help="process, local or sagemaker [env DEFECTS_BACKEND]"),
         click.option("--bucket", help="S3 bucket [env DEFECTS_BUCKET]"),
         click.option("--prefix", help="S3 key prefix [env DEFECTS_PREFIX]"),
-        click.option("--runs-dir", type=click.Path(path_type=Path),
-                     help="where job folders go [env DEFECTS_RUNS_DIR; default runs]"),
+        click.option(
+            "--runs-dir",
+            type=click.Path(path_type=Path),
+            help="where job folders go [env DEFECTS_RUNS_DIR; default runs]",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -47,23 +50,42 @@ def _pop_settings(kwargs: dict[str, Any]) -> Settings:
 def _hyperparameter_options(function: F) -> F:
     defaults = contract.HYPERPARAMETER_DEFAULTS
     options = [
-        click.option("--epochs", type=click.IntRange(min=1),
-                     help=f"training epochs [default {defaults['epochs']}]"),
-        click.option("--batch-size", type=click.IntRange(min=1),
-                     help=f"images per batch [default {defaults['batch_size']}]"),
-        click.option("--learning-rate", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     help=f"Adam learning rate [default {defaults['learning_rate']}]"),
-        click.option("--image-size", type=click.IntRange(16, 1024),
-                     help=f"side of the square the photos are resized to "
-                          f"[default {defaults['image_size']}]"),
+        click.option(
+            "--epochs",
+            type=click.IntRange(min=1),
+            help=f"training epochs [default {defaults['epochs']}]",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            help=f"images per batch [default {defaults['batch_size']}]",
+        ),
+        click.option(
+            "--learning-rate",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            help=f"Adam learning rate [default {defaults['learning_rate']}]",
+        ),
+        click.option(
+            "--image-size",
+            type=click.IntRange(16, 1024),
+            help=f"side of the square the photos are resized to [default {defaults['image_size']}]",
+        ),
         click.option("--seed", type=int, help="seed for data split and training [default 0]"),
-        click.option("--model", type=click.Choice(["default", "article"]),
-                     help="network: ours or the tutorial's [default default]"),
-        click.option("--augment/--no-augment", default=None,
-                     help="flips, small rotations, brightness/contrast [default on]"),
-        click.option("--precision",
-                     type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
-                     help="auto: mixed_float16 on GPUs, float32 on CPUs [default auto]"),
+        click.option(
+            "--model",
+            type=click.Choice(["default", "article"]),
+            help="network: ours or the tutorial's [default default]",
+        ),
+        click.option(
+            "--augment/--no-augment",
+            default=None,
+            help="flips, small rotations, brightness/contrast [default on]",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
+            help="auto: mixed_float16 on GPUs, float32 on CPUs [default auto]",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -71,8 +93,16 @@ def _hyperparameter_options(function: F) -> F:
 
 
 def _pop_hyperparameters(kwargs: dict[str, Any]) -> dict[str, Any]:
-    names = ("epochs", "batch_size", "learning_rate", "image_size", "seed", "model", "augment",
-             "precision")
+    names = (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "image_size",
+        "seed",
+        "model",
+        "augment",
+        "precision",
+    )
     return {name: kwargs.pop(name) for name in names}
 
 
@@ -92,16 +122,25 @@ def cli(verbose: bool) -> None:
 
 
 @cli.command()
-@click.option("--data", type=click.Path(path_type=Path),
-              help="class folders or a prepared dataset [default: draw synthetic photos]")
-@click.option("--per-class", type=click.IntRange(min=1), default=100, show_default=True,
-              help="synthetic photos per class when --data is not given")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="class folders or a prepared dataset [default: draw synthetic photos]",
+)
+@click.option(
+    "--per-class",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="synthetic photos per class when --data is not given",
+)
 @click.option("--classes", type=_classes, default=",".join(DEFAULT_CLASSES), show_default=True)
 @click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
 @_hyperparameter_options
 @_settings_options
-def run(data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None,
-        **kwargs: Any) -> None:
+def run(
+    data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None, **kwargs: Any
+) -> None:
     """The main job: prepare, stage, train, fetch and plot, in one command."""
     settings = _pop_settings(kwargs)
     summary = pipeline.run(
@@ -123,15 +162,18 @@ def run(data: Path | None, per_class: int, classes: tuple[str, ...], job_name: s
 @click.option("--height", type=click.IntRange(min=64), default=360, show_default=True)
 def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> None:
     """Draw synthetic phone photos (good, oil, scratch, stain) into OUT_DIR."""
-    path = pipeline.synthesize(out_dir, per_class=per_class, seed=seed, width=width,
-                               height=height)
+    path = pipeline.synthesize(out_dir, per_class=per_class, seed=seed, width=width, height=height)
     out.print(str(path), highlight=False)
 
 
 @cli.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              help="where the split goes [default data/prepared/<dataset-id>]")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="where the split goes [default data/prepared/<dataset-id>]",
+)
 @click.option("--classes", type=_classes, default=",".join(DEFAULT_CLASSES), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def prepare(source: Path, out_dir: Path | None, classes: tuple[str, ...], seed: int) -> None:
@@ -151,23 +193,33 @@ def stage(dataset: Path, **kwargs: Any) -> None:
     prepared = pipeline.prepare(dataset)
     with pipeline.open_storage(settings, backend) as store:
         if store.endpoint and not settings.s3_endpoint:
-            err.print("[yellow]The embedded S3 server stops with this command; run `defects s3 "
-                      "serve` and set AWS_ENDPOINT_URL_S3 to keep staged data.[/]")
+            err.print(
+                "[yellow]The embedded S3 server stops with this command; run `defects s3 "
+                "serve` and set AWS_ENDPOINT_URL_S3 to keep staged data.[/]"
+            )
         channels = pipeline.stage(prepared, store)
     out.print_json(data=channels)
 
 
 @cli.command()
-@click.option("--data", type=click.Path(path_type=Path), required=True,
-              help="class folders or a prepared dataset")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="class folders or a prepared dataset",
+)
 @click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
 @_hyperparameter_options
 @_settings_options
 def train(data: Path, job_name: str | None, **kwargs: Any) -> None:
     """Stage DATA if needed, train on the chosen backend and fetch the artifacts."""
     settings = _pop_settings(kwargs)
-    summary = pipeline.run(data=data, settings=settings,
-                           hyperparameters=_pop_hyperparameters(kwargs), job_name=job_name)
+    summary = pipeline.run(
+        data=data,
+        settings=settings,
+        hyperparameters=_pop_hyperparameters(kwargs),
+        job_name=job_name,
+    )
     out.print(summary.line(), highlight=False)
 
 

@@ -61,8 +61,9 @@ def open_storage(settings: Settings, backend: Backend) -> Iterator[Storage]:
     embedded = backend.embedded_storage and not settings.s3_endpoint
     server = storage.embedded_s3(settings.region) if embedded else nullcontext(None)
     with server as endpoint:
-        bucket = settings.bucket or (EMBEDDED_BUCKET if backend.embedded_storage
-                                     else backend.default_bucket())
+        bucket = settings.bucket or (
+            EMBEDDED_BUCKET if backend.embedded_storage else backend.default_bucket()
+        )
         s3 = storage.client(settings.region, settings.s3_endpoint or endpoint)
         if embedded:
             log.info("Embedded S3 server at %s (in memory, for this command).", endpoint)
@@ -108,7 +109,8 @@ def synthesize(
     data_dir: Path = DATA_DIR,
 ) -> Path:
     """Draw synthetic photos; reuses an identical earlier set."""
-    from defects.synth import CLASS_NAMES, synthesize as draw
+    from defects.synth import CLASS_NAMES
+    from defects.synth import synthesize as draw
 
     if per_class < 1:
         raise ConfigError(f"--per-class must be at least 1, got {per_class}.")
@@ -122,8 +124,14 @@ def synthesize(
     total = per_class * len(CLASS_NAMES)
     with progress("Drawing synthetic photos", total) as advance:
         try:
-            draw(target, per_class=per_class, seed=seed, width=width, height=height,
-                 progress=lambda done, _total: advance(1))
+            draw(
+                target,
+                per_class=per_class,
+                seed=seed,
+                width=width,
+                height=height,
+                progress=lambda done, _total: advance(1),
+            )
         except ValueError as error:
             raise DataError(str(error), hint="Choose an empty or new output folder.") from error
     marker.touch()
@@ -151,8 +159,9 @@ def prepare(
     for item in dataset.skipped:
         log.warning("Skipped %s: %s", item["source"], item["reason"])
     if dataset.manifest.get("ignored_folders"):
-        log.info("Ignored folders (not classes): %s",
-                 ", ".join(dataset.manifest["ignored_folders"]))
+        log.info(
+            "Ignored folders (not classes): %s", ", ".join(dataset.manifest["ignored_folders"])
+        )
     log.info(dataset.summary())
     return dataset
 
@@ -162,8 +171,9 @@ def stage(dataset: PreparedDataset, store: Storage) -> dict[str, str]:
     storage.ensure_bucket(store.s3, store.bucket, store.settings.region)
     location = store.dataset_uri(dataset.dataset_id)
     items = [
-        storage.UploadItem(dataset.root / entry["path"], location.join(entry["path"]).key,
-                           entry["md5"])
+        storage.UploadItem(
+            dataset.root / entry["path"], location.join(entry["path"]).key, entry["md5"]
+        )
         for entry in dataset.files()
     ]
     for item in items:
@@ -173,14 +183,20 @@ def stage(dataset: PreparedDataset, store: Storage) -> dict[str, str]:
                 hint="Prepare the source folder again with `defects prepare`.",
             )
     manifest_path = dataset.root / "manifest.json"
-    items.append(storage.UploadItem(manifest_path, location.join("manifest.json").key,
-                                    storage.md5_of(manifest_path)))
+    items.append(
+        storage.UploadItem(
+            manifest_path, location.join("manifest.json").key, storage.md5_of(manifest_path)
+        )
+    )
     started = time.perf_counter()
     with progress(f"Staging to {location}", len(items)) as advance:
         report = storage.upload(store.s3, store.bucket, items, location.key, advance)
     log.info(
         "Staged dataset %s: %d uploaded (%.1f MB), %d already there, in %.1f s.",
-        dataset.dataset_id, report.transferred, report.bytes / 1e6, report.skipped,
+        dataset.dataset_id,
+        report.transferred,
+        report.bytes / 1e6,
+        report.skipped,
         time.perf_counter() - started,
     )
     return {split: str(location.join(split)) for split in SPLITS}
@@ -228,8 +244,12 @@ def train(
         record["seconds"] = round(time.perf_counter() - started, 3)
         record_path.write_text(json.dumps(record, indent=2))
         raise
-    record.update(status="completed", seconds=round(time.perf_counter() - started, 3),
-                  model_uri=result.model_uri, details=dict(result.details))
+    record.update(
+        status="completed",
+        seconds=round(time.perf_counter() - started, 3),
+        model_uri=result.model_uri,
+        details=dict(result.details),
+    )
     record_path.write_text(json.dumps(record, indent=2))
     return result
 
@@ -280,8 +300,9 @@ def plot(run_dir: Path) -> list[Path]:
     metrics = load_json(run_dir / contract.METRICS_FILE)
     return [
         plot_curves(history, run_dir / PLOTS[0], title=run_dir.name),
-        plot_confusion(metrics["validation"], run_dir / PLOTS[1],
-                       title=f"{run_dir.name} (validation)"),
+        plot_confusion(
+            metrics["validation"], run_dir / PLOTS[1], title=f"{run_dir.name} (validation)"
+        ),
     ]
 
 
@@ -338,11 +359,25 @@ def run(
         train(channels, store, backend, parameters, name, extras)
         run_dir = fetch(name, store)
     plot(run_dir)
-    return JobSummary(name, backend.name, time.perf_counter() - started, run_dir,
-                      load_json(run_dir / contract.METRICS_FILE))
+    return JobSummary(
+        name,
+        backend.name,
+        time.perf_counter() - started,
+        run_dir,
+        load_json(run_dir / contract.METRICS_FILE),
+    )
 
 
 __all__ = [
-    "DefectsError", "JobSummary", "Storage", "fetch", "open_storage", "plot", "prepare", "run",
-    "stage", "synthesize", "train",
+    "DefectsError",
+    "JobSummary",
+    "Storage",
+    "fetch",
+    "open_storage",
+    "plot",
+    "prepare",
+    "run",
+    "stage",
+    "synthesize",
+    "train",
 ]

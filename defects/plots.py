@@ -47,8 +47,15 @@ def plot_confusion(metrics: Mapping[str, Any], path: Path, title: str = "") -> P
     for row in range(matrix.shape[0]):
         for column in range(matrix.shape[1]):
             color = "white" if shares[row, column] > 0.5 else "black"
-            axis.text(column, row, f"{matrix[row, column]}\n{shares[row, column]:.0%}",
-                      ha="center", va="center", color=color, fontsize=9)
+            axis.text(
+                column,
+                row,
+                f"{matrix[row, column]}\n{shares[row, column]:.0%}",
+                ha="center",
+                va="center",
+                color=color,
+                fontsize=9,
+            )
     axis.set_xticks(range(len(names)), names, rotation=30)
     axis.set_yticks(range(len(names)), names)
     axis.set_xlabel("predicted")

@@ -59,9 +59,7 @@ class PreparedDataset:
         return list(self.manifest["files"])
 
     def summary(self) -> str:
-        sizes = ", ".join(
-            f"{split} {sum(self.counts[split].values())}" for split in SPLITS
-        )
+        sizes = ", ".join(f"{split} {sum(self.counts[split].values())}" for split in SPLITS)
         line = f"dataset {self.dataset_id}: {sizes} images in {self.root}"
         if self.skipped:
             line += f"; skipped {len(self.skipped)} file(s), reasons in {self.root / MANIFEST}"
@@ -100,9 +98,7 @@ def load_manifest(root: Path) -> PreparedDataset | None:
     return PreparedDataset(root, manifest)
 
 
-def find_class_folders(
-    source: Path, classes: Sequence[str]
-) -> tuple[dict[str, Path], list[str]]:
+def find_class_folders(source: Path, classes: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
     """Class folders (any letter case, at the top or one level down) and the ignored folders."""
     if not source.is_dir():
         raise DataError(
@@ -118,9 +114,7 @@ def find_class_folders(
         if folder.name.lower() in wanted:
             found.setdefault(wanted[folder.name.lower()], []).append(folder)
             continue
-        nested = sorted(
-            p for p in folder.iterdir() if p.is_dir() and p.name.lower() in wanted
-        )
+        nested = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in wanted)
         for inner in nested:
             found.setdefault(wanted[inner.name.lower()], []).append(inner)
         if not nested:
@@ -205,9 +199,7 @@ def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
         scaled = (pixels.astype(np.float64) * 255.0 / peak).round().astype(np.uint8)
         rgb = Image.fromarray(scaled, mode="L").convert("RGB")
         description = f"16-bit {image.mode} to 8-bit RGB"
-    elif image.mode in {"RGBA", "LA", "PA"} or (
-        image.mode == "P" and "transparency" in image.info
-    ):
+    elif image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
         # Transparent pixels become white, as an image viewer shows them.
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -302,8 +294,12 @@ def prepare(
     if empty:
         raise DataError(
             f"No usable images for class(es) {', '.join(empty)} in {source}"
-            + (f" ({len(skipped)} file(s) skipped, e.g. {skipped[0]['source']}: "
-               f"{skipped[0]['reason']})" if skipped else "")
+            + (
+                f" ({len(skipped)} file(s) skipped, e.g. {skipped[0]['source']}: "
+                f"{skipped[0]['reason']})"
+                if skipped
+                else ""
+            )
             + ".",
             hint="Put .jpg, .jpeg, .png or .bmp images in every class folder.",
         )
@@ -342,8 +338,10 @@ def prepare(
     )
     dataset_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
     counts = {
-        split: {name: sum(1 for f in files if f["split"] == split and f["class"] == name)
-                for name in classes}
+        split: {
+            name: sum(1 for f in files if f["split"] == split and f["class"] == name)
+            for name in classes
+        }
         for split in SPLITS
     }
     manifest = {

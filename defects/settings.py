@@ -10,9 +10,9 @@ source is remembered so that ``defects config`` can say where every value came f
 | prefix | ``DEFECTS_PREFIX`` | ``defects`` |
 | region | ``AWS_REGION``, ``AWS_DEFAULT_REGION`` | ``us-east-1`` |
 | runs_dir | ``DEFECTS_RUNS_DIR`` | ``runs`` |
-| s3_endpoint | ``AWS_ENDPOINT_URL_S3`` | embedded for ``process``/``local``, AWS for ``sagemaker`` |
+| s3_endpoint | ``AWS_ENDPOINT_URL_S3`` | embedded (``process``, ``local``); AWS (``sagemaker``) |
 | training_image | ``DEFECTS_TRAINING_IMAGE`` | the official TensorFlow training image |
-| instance_type | ``DEFECTS_INSTANCE_TYPE`` | ``local_cpu``/``local_gpu`` (local), ``ml.g4dn.xlarge`` (cloud) |
+| instance_type | ``DEFECTS_INSTANCE_TYPE`` | ``local_cpu``/``local_gpu``; ``ml.g4dn.xlarge`` |
 | role_arn | ``DEFECTS_ROLE_ARN`` | none |
 """
 

@@ -127,8 +127,7 @@ def _s3_errors(action: str) -> Iterator[None]:
     except EndpointConnectionError as error:
         raise StorageError(
             f"Could not reach S3 while trying to {action}: {error}.",
-            hint="Check AWS_ENDPOINT_URL_S3 (unset it to use the embedded server) and the "
-            "network.",
+            hint="Check AWS_ENDPOINT_URL_S3 (unset it to use the embedded server) and the network.",
         ) from error
     except ClientError as error:
         code = _error_code(error)
@@ -195,7 +194,7 @@ def list_etags(s3: Any, location: S3Uri, folder: bool = True) -> dict[str, str]:
     return etags
 
 
-class _Advance(BaseSubscriber):  # type: ignore[misc]
+class _Advance(BaseSubscriber):
     def __init__(self, advance: Callable[[int], None]) -> None:
         self._advance = advance
 
@@ -238,16 +237,13 @@ def upload(
     existing = list_etags(s3, S3Uri(bucket, prefix), folder=False)
     todo = [item for item in items if existing.get(item.key) != item.md5]
     advance(len(items) - len(todo))
-    with _s3_errors(f"upload to s3://{bucket}/{prefix}"):
-        with _transfer_manager(s3) as manager:
-            futures = [
-                manager.upload(
-                    str(item.path), bucket, item.key, subscribers=[_Advance(advance)]
-                )
-                for item in todo
-            ]
-            for future in futures:
-                future.result()
+    with _s3_errors(f"upload to s3://{bucket}/{prefix}"), _transfer_manager(s3) as manager:
+        futures = [
+            manager.upload(str(item.path), bucket, item.key, subscribers=[_Advance(advance)])
+            for item in todo
+        ]
+        for future in futures:
+            future.result()
     if todo:
         uploaded = list_etags(s3, S3Uri(bucket, prefix), folder=False)
         corrupt = [item.key for item in todo if uploaded.get(item.key) != item.md5]

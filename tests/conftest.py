@@ -30,20 +30,25 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def s3_endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A freshly reset moto server, with fake credentials, that the tool will use."""
+def use_moto(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> str:
+    """Reset the moto server and point every AWS client (with fake credentials) at it."""
     import urllib.request
 
     urllib.request.urlopen(
-        urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     ).close()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    return moto_endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    return endpoint
+
+
+@pytest.fixture
+def s3_endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A freshly reset moto server, with fake credentials, that the tool will use."""
+    return use_moto(monkeypatch, moto_endpoint)
 
 
 @pytest.fixture(scope="session")

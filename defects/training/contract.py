@@ -106,6 +106,7 @@ def job_environment(
         environment[HYPERPARAMETER_ENV_PREFIX + name.replace("-", "_").upper()] = str(value)
     return environment
 
+
 # The hyperparameters every job passes explicitly, so that all backends run the same job.
 HYPERPARAMETER_DEFAULTS: dict[str, str | int | float | bool] = {
     "epochs": 12,

@@ -25,7 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     # Run as a script (in the container, the source dir is the working directory).
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import contract  # type: ignore[import-not-found,no-redef]
+    import contract
 else:
     from defects.training import contract
 
@@ -129,9 +129,9 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     import tensorflow as tf
 
     if __package__ in (None, ""):
-        import data  # type: ignore[import-not-found]
-        import metrics  # type: ignore[import-not-found]
-        import model as models  # type: ignore[import-not-found]
+        import data
+        import metrics
+        import model as models
     else:
         from defects.training import data, metrics
         from defects.training import model as models
@@ -237,9 +237,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     def evaluate(paths: list[str], labels: np.ndarray) -> dict[str, Any]:
         images = data.make_dataset(paths, labels, size, arguments.batch_size)
         probabilities = network.predict(images, verbose=0)
-        return metrics.classification_metrics(
-            labels, np.argmax(probabilities, axis=1), class_names
-        )
+        return metrics.classification_metrics(labels, np.argmax(probabilities, axis=1), class_names)
 
     results: dict[str, Any] = {
         "class_names": class_names,

@@ -50,9 +50,25 @@ def test_entry_point_never_imports_aws_libraries() -> None:
 
 def test_entry_point_uses_only_what_the_training_image_has() -> None:
     allowed = {
-        "__future__", "argparse", "json", "os", "sys", "time", "traceback", "pathlib", "typing",
-        "collections", "keras", "numpy", "tensorflow", "sklearn", "contract", "data",
-        "metrics", "model", "defects",
+        "__future__",
+        "argparse",
+        "json",
+        "os",
+        "sys",
+        "time",
+        "traceback",
+        "pathlib",
+        "typing",
+        "collections",
+        "keras",
+        "numpy",
+        "tensorflow",
+        "sklearn",
+        "contract",
+        "data",
+        "metrics",
+        "model",
+        "defects",
     }
     for path in TRAINING_DIR.glob("*.py"):
         assert _imported_modules(path) <= allowed, (path.name, _imported_modules(path) - allowed)

@@ -61,8 +61,10 @@ def test_role_arn_accepted() -> None:
     assert resolve(environ={"DEFECTS_ROLE_ARN": arn}).role_arn == arn
 
 
-@pytest.mark.parametrize(("text", "value"), [("false", False), ("0", False), ("no", False),
-                                             ("TRUE", True), ("1", True), ("on", True)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("false", False), ("0", False), ("no", False), ("TRUE", True), ("1", True), ("on", True)],
+)
 def test_booleans_are_parsed_not_truth_tested(text: str, value: bool) -> None:
     assert parse_bool(text, "X") is value
 

@@ -1,0 +1,56 @@
+"""The entry point as SageMaker runs it: a bare ``python train.py`` with SM_* variables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from defects.pipeline import SOURCE_DIR
+from defects.training import contract
+
+
+def _run(base: Path, channels: dict[str, Path], *arguments: str) -> subprocess.CompletedProcess:
+    environment = contract.job_environment(base, channels, {})
+    return subprocess.run(
+        [sys.executable, str(SOURCE_DIR / "train.py"), *arguments],
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_missing_channel_writes_the_failure_file(tmp_path: Path) -> None:
+    result = _run(tmp_path, {"train": tmp_path / "nope"})
+    assert result.returncode == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "'train' channel folder" in failure
+
+
+def test_bad_hyperparameter_writes_the_failure_file(tmp_path: Path) -> None:
+    result = _run(tmp_path, {}, "--epochs", "zero")
+    assert result.returncode == 1
+    assert "epochs" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_unknown_arguments_are_ignored(tmp_path: Path, tiny_photos: Path) -> None:
+    from defects.prepare import prepare
+
+    dataset = prepare(tiny_photos, data_dir=tmp_path / "data")
+    channels = {split: dataset.root / split for split in ("train", "validation", "test")}
+    result = _run(
+        tmp_path / "ml",
+        channels,
+        "--epochs",
+        "1",
+        "--image_size",
+        "32",
+        "--model_dir",
+        "s3://bucket/whatever",
+        "--sagemaker_program",
+        "train.py",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ml" / "model" / "model.keras").is_file()
+    assert (tmp_path / "ml" / "output" / "data" / "history.json").is_file()

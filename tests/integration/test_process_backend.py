@@ -1,0 +1,125 @@
+"""The process backend end to end on tiny synthetic photos, with a real moto server."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+
+from defects import pipeline
+from defects.settings import resolve
+from tests.conftest import use_moto
+
+TINY = {"epochs": 2, "image_size": 32, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def finished_job(
+    tiny_photos: Path, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> pipeline.JobSummary:
+    """One tiny job for the whole module: training is the slow part."""
+    root = tmp_path_factory.mktemp("process")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        settings = resolve({"runs_dir": root / "runs"})
+        return pipeline.run(
+            data=tiny_photos,
+            settings=settings,
+            hyperparameters=TINY,
+            job_name="tiny-job",
+            data_dir=root / "data",
+        )
+
+
+def test_run_leaves_every_artifact_in_the_job_folder(finished_job: pipeline.JobSummary) -> None:
+    run_dir = finished_job.run_dir
+    for name in (
+        "history.json",
+        "metrics.json",
+        "curves.png",
+        "confusion.png",
+        "job.json",
+        "job.log",
+        "model.tar.gz",
+        "output.tar.gz",
+        "model/model.keras",
+        "model/class_names.json",
+        "model/saved_model/1/saved_model.pb",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_history_has_one_value_per_epoch(finished_job: pipeline.JobSummary) -> None:
+    history = json.loads((finished_job.run_dir / "history.json").read_text())
+    assert history["epoch"] == [1, 2]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(history[key]) == 2
+
+
+def test_metrics_carry_per_class_scores_and_the_confusion_matrix(
+    finished_job: pipeline.JobSummary,
+) -> None:
+    metrics = json.loads((finished_job.run_dir / "metrics.json").read_text())
+    validation = metrics["validation"]
+    assert validation["class_names"] == ["good", "oil", "scratch", "stain"]
+    assert set(validation["per_class"]["oil"]) == {"precision", "recall", "f1", "support"}
+    matrix = np.array(validation["confusion_matrix"])
+    assert matrix.shape == (4, 4)
+    assert matrix.sum() == validation["count"]
+    assert "test" in metrics
+
+
+def test_artifacts_are_uploaded_to_the_job_output_keys(
+    finished_job: pipeline.JobSummary, moto_endpoint: str
+) -> None:
+    s3 = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=moto_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="defects")["Contents"]}
+    assert "defects/jobs/tiny-job/output/model.tar.gz" in keys
+    assert "defects/jobs/tiny-job/output/output.tar.gz" in keys
+    assert any(k.startswith("defects/datasets/") and "/train/oil/" in k for k in keys)
+
+
+def test_archives_hold_the_sagemaker_layout(finished_job: pipeline.JobSummary) -> None:
+    with tarfile.open(finished_job.run_dir / "model.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"model.keras", "class_names.json", "saved_model"} <= names
+    with tarfile.open(finished_job.run_dir / "output.tar.gz") as tar:
+        assert {"history.json", "metrics.json"} <= set(tar.getnames())
+
+
+def test_saved_model_predicts_probabilities(finished_job: pipeline.JobSummary) -> None:
+    import keras
+
+    model = keras.models.load_model(finished_job.run_dir / "model" / "model.keras")
+    probabilities = model.predict(np.zeros((2, 32, 32, 3), dtype="uint8"), verbose=0)
+    assert probabilities.shape == (2, 4)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_job_name_cannot_be_reused(
+    finished_job: pipeline.JobSummary, tiny_photos: Path, tmp_path: Path
+) -> None:
+    from defects.errors import ConfigError
+
+    runs_dir = finished_job.run_dir.parent
+    before = (finished_job.run_dir / "job.json").read_text()
+    with pytest.raises(ConfigError, match="already exists"):
+        pipeline.run(
+            data=tiny_photos,
+            settings=resolve({"runs_dir": runs_dir}),
+            hyperparameters=TINY,
+            job_name="tiny-job",
+            data_dir=tmp_path / "data",
+        )
+    assert (finished_job.run_dir / "job.json").read_text() == before
