@@ -106,6 +106,83 @@ def _pop_hyperparameters(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {name: kwargs.pop(name) for name in names}
 
 
+def _cloud_options(function: F) -> F:
+    options = [
+        click.option(
+            "--dry-run", is_flag=True, help="print the training request as JSON and send nothing"
+        ),
+        click.option(
+            "--detach",
+            is_flag=True,
+            help="sagemaker: start the job and return; fetch later with `defects history JOB`",
+        ),
+        click.option("--spot", is_flag=True, help="sagemaker: managed spot training"),
+        click.option(
+            "--max-runtime",
+            type=click.IntRange(min=60),
+            help="sagemaker: stop the job after this many seconds",
+        ),
+        click.option(
+            "--max-wait",
+            type=click.IntRange(min=60),
+            help="sagemaker with --spot: give up waiting for capacity after this "
+            "many seconds (counts the runtime too)",
+        ),
+        click.option(
+            "--volume-size",
+            type=click.IntRange(min=1),
+            help="sagemaker: training volume in GB [default 30]",
+        ),
+        click.option("--kms-key", help="sagemaker: KMS key for the output artifacts"),
+        click.option("--subnet", "subnets", multiple=True, help="sagemaker: VPC subnet id"),
+        click.option(
+            "--security-group",
+            "security_groups",
+            multiple=True,
+            help="sagemaker: VPC security group id",
+        ),
+        click.option(
+            "--tag",
+            "tags",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="sagemaker: a tag for the training job",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _pop_cloud(kwargs: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    dry_run = bool(kwargs.pop("dry_run"))
+    tags: dict[str, str] = {}
+    for text in kwargs.pop("tags"):
+        key, separator, value = text.partition("=")
+        if not separator or not key:
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--tag")
+        tags[key] = value
+    extras = {
+        "detach": bool(kwargs.pop("detach")),
+        "spot": bool(kwargs.pop("spot")),
+        "max_runtime": kwargs.pop("max_runtime"),
+        "max_wait": kwargs.pop("max_wait"),
+        "volume_size": kwargs.pop("volume_size"),
+        "kms_key": kwargs.pop("kms_key"),
+        "subnets": list(kwargs.pop("subnets")),
+        "security_groups": list(kwargs.pop("security_groups")),
+        "tags": tags,
+    }
+    return dry_run, {name: value for name, value in extras.items() if value not in (None, [], {})}
+
+
+def _report_job(result: Any) -> None:
+    if isinstance(result, pipeline.JobSummary):
+        out.print(result.line(), highlight=False)
+    else:
+        out.print_json(data=result)
+
+
 def _classes(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     if len(names) < 2 or len(set(names)) != len(names):
@@ -137,21 +214,25 @@ def cli(verbose: bool) -> None:
 @click.option("--classes", type=_classes, default=",".join(DEFAULT_CLASSES), show_default=True)
 @click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
 @_hyperparameter_options
+@_cloud_options
 @_settings_options
 def run(
     data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None, **kwargs: Any
 ) -> None:
     """The main job: prepare, stage, train, fetch and plot, in one command."""
     settings = _pop_settings(kwargs)
-    summary = pipeline.run(
+    dry_run, extras = _pop_cloud(kwargs)
+    result = pipeline.run(
         data=data,
         settings=settings,
         hyperparameters=_pop_hyperparameters(kwargs),
         job_name=job_name,
         per_class=per_class,
         classes=classes,
+        extras=extras,
+        dry_run=dry_run,
     )
-    out.print(summary.line(), highlight=False)
+    _report_job(result)
 
 
 @cli.command()
@@ -210,17 +291,21 @@ def stage(dataset: Path, **kwargs: Any) -> None:
 )
 @click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
 @_hyperparameter_options
+@_cloud_options
 @_settings_options
 def train(data: Path, job_name: str | None, **kwargs: Any) -> None:
     """Stage DATA if needed, train on the chosen backend and fetch the artifacts."""
     settings = _pop_settings(kwargs)
-    summary = pipeline.run(
+    dry_run, extras = _pop_cloud(kwargs)
+    result = pipeline.run(
         data=data,
         settings=settings,
         hyperparameters=_pop_hyperparameters(kwargs),
         job_name=job_name,
+        extras=extras,
+        dry_run=dry_run,
     )
-    out.print(summary.line(), highlight=False)
+    _report_job(result)
 
 
 def _run_dir(job: str, runs_dir: Path | None) -> Path:

@@ -254,6 +254,32 @@ def train(
     return result
 
 
+def describe(
+    dataset: PreparedDataset,
+    settings: Settings,
+    backend: Backend,
+    hyperparameters: Mapping[str, HyperparameterValue],
+    job_name: str,
+    extras: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The request ``backend`` would make for this job; nothing is uploaded or sent."""
+    bucket = settings.bucket or (
+        EMBEDDED_BUCKET if backend.embedded_storage else backend.default_bucket(offline=True)
+    )
+    root = storage.S3Uri(bucket, settings.prefix)
+    location = root.join("datasets", dataset.dataset_id)
+    job = TrainingJob(
+        name=job_name,
+        hyperparameters=dict(hyperparameters),
+        channels={split: str(location.join(split)) for split in SPLITS},
+        output_uri=str(root.join("jobs", job_name, "output")),
+        run_dir=settings.runs_dir / job_name,
+        source_dir=SOURCE_DIR,
+        extras=dict(extras or {}),
+    )
+    return backend.describe(job)
+
+
 def _extract(archive: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
@@ -337,8 +363,13 @@ def run(
     classes: Sequence[str] = DEFAULT_CLASSES,
     data_dir: Path = DATA_DIR,
     extras: Mapping[str, Any] | None = None,
-) -> JobSummary:
-    """The main job: (synthesize,) prepare, stage, train, fetch and plot."""
+    dry_run: bool = False,
+) -> Any:
+    """The main job: (synthesize,) prepare, stage, train, fetch and plot.
+
+    Returns a :class:`JobSummary`; with ``dry_run`` it only prepares the data and returns
+    the request the backend would send (a dict), sending and uploading nothing.
+    """
     started = time.perf_counter()
     settings = settings or resolve()
     backend = get_backend(settings)
@@ -349,11 +380,14 @@ def run(
             f"A job folder {settings.runs_dir / name} already exists.",
             hint="Choose another --job-name; earlier results are never overwritten.",
         )
-    backend.check()
+    if not dry_run:
+        backend.check()
     seed = int(parameters["seed"])
     if data is None:
         data = synthesize(per_class=per_class, seed=seed, data_dir=data_dir)
     dataset = prepare(data, classes=classes, seed=seed, data_dir=data_dir)
+    if dry_run:
+        return describe(dataset, settings, backend, parameters, name, extras)
     with open_storage(settings, backend) as store:
         channels = stage(dataset, store)
         train(channels, store, backend, parameters, name, extras)

@@ -84,13 +84,23 @@ class Backend(ABC):
                     headline=f"the {self.name} backend cannot run here",
                 )
 
-    def default_bucket(self) -> str:
-        """The bucket to use when none is configured (only asked of non-embedded backends)."""
+    def default_bucket(self, offline: bool = False) -> str:
+        """The bucket to use when none is configured (only asked of non-embedded backends).
+
+        With ``offline`` it must not call AWS (for ``--dry-run``); a placeholder will do.
+        """
         raise NotImplementedError
 
     def describe(self, job: TrainingJob) -> dict[str, Any]:
-        """What would be sent to run ``job``, for ``--dry-run``."""
-        return {"backend": self.name, "job_name": job.name, "channels": dict(job.channels)}
+        """What would be sent to run ``job``, for ``--dry-run``: nothing is uploaded or sent."""
+        return {
+            "backend": self.name,
+            "job_name": job.name,
+            "entry_point": job.entry_script,
+            "hyperparameters": dict(job.hyperparameters),
+            "channels": dict(job.channels),
+            "output_uri": job.output_uri,
+        }
 
     @abstractmethod
     def train(self, job: TrainingJob) -> TrainingResult:

@@ -1,0 +1,177 @@
+"""A :class:`TrainingJob` as a SageMaker SDK v3 ``ModelTrainer``: shared by ``local`` and
+``sagemaker``, so that the container and the cloud get the very same request.
+
+The SDK is imported only here, and only when one of those backends is chosen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
+
+from defects.backends.base import TrainingJob
+from defects.errors import BackendError
+
+TENSORFLOW_VERSION = "2.21"
+PYTHON_VERSION = "py312"
+# The SDK resolves "local_cpu" to the GPU image; a real CPU type gives the CPU image.
+CPU_INSTANCE_FOR_IMAGE = "ml.m5.xlarge"
+GPU_INSTANCE_FOR_IMAGE = "ml.g4dn.xlarge"
+NO_TELEMETRY = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
+# The SDK's source code channel, and the entry point's own environment.
+ENTRY_ENVIRONMENT = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+}
+
+
+def official_image(region: str, instance_type: str) -> str:
+    """The AWS TensorFlow training image (DLC) for the pinned version and this instance."""
+    from sagemaker.core import image_uris
+
+    resolvable = instance_type
+    if instance_type.startswith("local"):
+        resolvable = (
+            GPU_INSTANCE_FOR_IMAGE if instance_type == "local_gpu" else (CPU_INSTANCE_FOR_IMAGE)
+        )
+    return str(
+        image_uris.retrieve(
+            "tensorflow",
+            region,
+            version=TENSORFLOW_VERSION,
+            py_version=PYTHON_VERSION,
+            instance_type=resolvable,
+            image_scope="training",
+        )
+    )
+
+
+def make_session(region: str, bucket: str, boto_session: Any = None) -> Any:
+    """An SDK session with telemetry off and the bucket given (so it never asks STS)."""
+    import boto3
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(
+        boto_session=boto_session or boto3.Session(region_name=region),
+        default_bucket=bucket,
+        sagemaker_config=NO_TELEMETRY,
+    )
+
+
+def hyperparameters_as_strings(hyperparameters: Mapping[str, object]) -> dict[str, str]:
+    # Strings pass through the SDK unchanged; booleans become "true"/"false".
+    return {
+        name: (str(value).lower() if isinstance(value, bool) else str(value))
+        for name, value in hyperparameters.items()
+    }
+
+
+@contextmanager
+def exact_job_name() -> Iterator[None]:
+    """Make the SDK use ``base_job_name`` as the job name, without a timestamp suffix.
+
+    Our job names are already unique, and the same name on every backend is what lets
+    ``defects history JOB`` find any job.
+    """
+    with mock.patch("sagemaker.train.model_trainer._get_unique_name", lambda base, **_: base):
+        yield
+
+
+def make_trainer(
+    job: TrainingJob,
+    *,
+    mode: str,
+    session: Any,
+    image: str,
+    instance_type: str,
+    source_dir: str,
+    role: str | None = None,
+    local_container_root: str | None = None,
+    output_path: str | None = None,
+    volume_size_gb: int = 30,
+    max_runtime_seconds: int | None = None,
+    spot: bool = False,
+    max_wait_seconds: int | None = None,
+    checkpoint_uri: str | None = None,
+    kms_key_id: str | None = None,
+    subnets: list[str] | None = None,
+    security_group_ids: list[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Any:
+    """Build the ``ModelTrainer`` for ``job`` in ``mode`` (``LOCAL_CONTAINER`` or
+    ``SAGEMAKER_TRAINING_JOB``)."""
+    from sagemaker.core.training.configs import (
+        CheckpointConfig,
+        Compute,
+        InputData,
+        Networking,
+        OutputDataConfig,
+        SourceCode,
+        StoppingCondition,
+        Tag,
+    )
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.model_trainer import Mode
+
+    stopping = None
+    if max_runtime_seconds or max_wait_seconds:
+        stopping = StoppingCondition(
+            max_runtime_in_seconds=max_runtime_seconds,
+            max_wait_time_in_seconds=max_wait_seconds,
+        )
+    arguments: dict[str, Any] = {
+        "training_mode": Mode[mode],
+        "sagemaker_session": session,
+        "base_job_name": job.name,
+        "training_image": image,
+        "source_code": SourceCode(source_dir=source_dir, entry_script=job.entry_script),
+        "compute": Compute(
+            instance_type=instance_type,
+            instance_count=1,
+            volume_size_in_gb=volume_size_gb,
+            enable_managed_spot_training=spot or None,
+        ),
+        "hyperparameters": hyperparameters_as_strings(job.hyperparameters),
+        "input_data_config": [
+            InputData(channel_name=channel, data_source=uri)
+            for channel, uri in sorted(job.channels.items())
+        ],
+        "environment": dict(ENTRY_ENVIRONMENT),
+    }
+    if role:
+        arguments["role"] = role
+    if local_container_root:
+        arguments["local_container_root"] = local_container_root
+    if output_path:
+        arguments["output_data_config"] = OutputDataConfig(
+            s3_output_path=output_path, kms_key_id=kms_key_id
+        )
+    if stopping is not None:
+        arguments["stopping_condition"] = stopping
+    if checkpoint_uri:
+        arguments["checkpoint_config"] = CheckpointConfig(
+            s3_uri=checkpoint_uri, local_path="/opt/ml/checkpoints"
+        )
+    if subnets or security_group_ids:
+        arguments["networking"] = Networking(
+            subnets=subnets or None, security_group_ids=security_group_ids or None
+        )
+    if tags:
+        arguments["tags"] = [Tag(key=key, value=value) for key, value in sorted(tags.items())]
+    # The role is checked in the constructor; the emulator and offline runs cannot answer
+    # iam:SimulatePrincipalPolicy, and the cloud backend checks the role itself beforehand.
+    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    try:
+        return ModelTrainer(**arguments)
+    except ValueError as error:
+        raise BackendError(
+            f"The SageMaker SDK refused the training job: {error}",
+            hint="Check the instance type, image and role settings (`defects config`).",
+        ) from error
