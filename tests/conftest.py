@@ -59,3 +59,29 @@ def tiny_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "photos"
     synthesize(root, per_class=6, seed=3, width=160, height=90)
     return root
+
+
+STANDIN_IMAGE = "defects-tf-training:2.21-cpu-py311-standin"
+
+
+@pytest.fixture(scope="session")
+def training_image() -> str:
+    """The training image for container tests; skips (or fails, in CI) when unavailable."""
+    import shutil
+    import subprocess
+
+    required = os.environ.get("DEFECTS_REQUIRE_CONTAINER_TESTS", "").lower() in {"1", "true"}
+    image = os.environ.get("DEFECTS_TEST_TRAINING_IMAGE", STANDIN_IMAGE)
+
+    def unavailable(reason: str) -> None:
+        if required:
+            pytest.fail(f"container tests are required here but {reason}")
+        pytest.skip(reason)
+
+    if not shutil.which("docker"):
+        unavailable("no docker command (install Docker; see scripts/start-docker)")
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        unavailable("no Docker engine answers (start one with scripts/start-docker)")
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
+        unavailable(f"the training image {image} is missing (scripts/build-standin-image)")
+    return image

@@ -1,20 +1,311 @@
-"""``local``: not available yet."""
+"""``local``: SageMaker local mode (SDK v3 ``ModelTrainer``, ``Mode.LOCAL_CONTAINER``) in the
+TensorFlow training container, with the data in the embedded S3 server.
+
+Around the SDK this backend adds what local mode lacks: a fresh ``local_container_root``
+per job whose folder name is the compose project name (so jobs never share containers or
+stale model files), ``compose down`` after every job (passed, failed or interrupted),
+ownership of the container's root-owned files handed back to the user, and archives packed
+exactly as the ``process`` backend packs them.
+"""
 
 from __future__ import annotations
 
-from defects.backends.base import Backend, TrainingJob, TrainingResult
-from defects.errors import NotAvailable
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from defects import storage
+from defects.backends import modeltrainer
+from defects.backends.artifacts import failure_reason, upload_results
+from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
+from defects.console import err, log
+from defects.errors import BackendError, TrainingFailed
+from defects.settings import EMBEDDED_BUCKET
+
+BUILD_COMMAND = "scripts/start-docker && scripts/build-standin-image"
+_SDK_NETWORK = "sagemaker-local"
+
+
+class _Interrupted(Exception):
+    """Ctrl-C as an ordinary exception: the SDK swallows KeyboardInterrupt."""
+
+
+def _run(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def compose_command() -> list[str] | None:
+    """``docker compose`` when it is v2 or newer, else ``docker-compose``, as the SDK picks."""
+    if shutil.which("docker"):
+        version = _run(["docker", "compose", "version"])
+        if version.returncode == 0 and re.search(r"version\s+v?([2-9]|\d\d)", version.stdout):
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def project_name(root: Path) -> str:
+    # Compose names the project after the folder of the compose file, like this.
+    return re.sub(r"[^-_a-z0-9]", "", root.name.lower())
+
+
+class _Tee:
+    """Copy what the SDK prints (the container's log) to the job log and to stderr."""
+
+    def __init__(self, log_file: IO[str]) -> None:
+        self._log_file = log_file
+
+    def write(self, text: str) -> int:
+        self._log_file.write(text)
+        err.file.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._log_file.flush()
+        err.file.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_exception() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Interrupted()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class LocalBackend(Backend):
     name = "local"
     embedded_storage = True
 
-    def __init__(self, settings: object) -> None:
-        raise NotAvailable(
-            "The local backend is not implemented yet.",
-            hint="Use DEFECTS_BACKEND=process (the default) for now.",
+    @property
+    def instance_type(self) -> str:
+        if self.settings.instance_type:
+            return self.settings.instance_type
+        return "local_gpu" if shutil.which("nvidia-smi") else "local_cpu"
+
+    @property
+    def image(self) -> str:
+        return self.settings.training_image or modeltrainer.official_image(
+            self.settings.region, self.instance_type
         )
 
+    def checks(self) -> list[Check]:
+        if not shutil.which("docker"):
+            return [
+                Check(
+                    "docker",
+                    False,
+                    "the docker command is not installed",
+                    hint=f"Install Docker (on Debian: {BUILD_COMMAND}).",
+                )
+            ]
+        info = _run(["docker", "info", "--format", "{{json .Runtimes}}"])
+        if info.returncode != 0:
+            return [
+                Check(
+                    "docker engine",
+                    False,
+                    "no Docker engine answers",
+                    hint="Start Docker (Docker Desktop, or `scripts/start-docker`).",
+                )
+            ]
+        found = [Check("docker engine", True, "running")]
+        compose = compose_command()
+        found.append(
+            Check(
+                "compose",
+                compose is not None,
+                " ".join(compose) if compose else "neither `docker compose` nor `docker-compose`",
+                hint="Install the Docker Compose plugin or docker-compose.",
+            )
+        )
+        if self.instance_type == "local_gpu":
+            found.append(
+                Check(
+                    "gpu runtime",
+                    "nvidia" in info.stdout,
+                    "nvidia runtime present" if "nvidia" in info.stdout else "no nvidia runtime",
+                    hint="Install the NVIDIA Container Toolkit, or set "
+                    "DEFECTS_INSTANCE_TYPE=local_cpu.",
+                )
+            )
+        image = self.image
+        present = _run(["docker", "image", "inspect", image]).returncode == 0
+        official = not self.settings.training_image
+        found.append(
+            Check(
+                "training image",
+                present or official,
+                f"{image} "
+                + (
+                    "is present"
+                    if present
+                    else "is not present; local mode pulls it (needs ECR credentials)"
+                ),
+                hint=f"Build the offline stand-in with `{BUILD_COMMAND}` and set "
+                "DEFECTS_TRAINING_IMAGE to the tag it prints, or pull the official image "
+                "(see containers/README.md).",
+            )
+        )
+        return found
+
+    def check(self) -> None:
+        super().check()
+        if (
+            not self.settings.training_image
+            and _run(["docker", "image", "inspect", self.image]).returncode != 0
+        ):
+            raise BackendError(
+                f"The training image {self.image} is not on this machine and pulling it needs "
+                "AWS ECR credentials.",
+                hint=f"Offline, build the stand-in with `{BUILD_COMMAND}` and set "
+                "DEFECTS_TRAINING_IMAGE to the tag it prints; with AWS access, log in to ECR "
+                "and pull it (containers/README.md).",
+                headline="the local backend cannot run here",
+            )
+
+    def describe(self, job: TrainingJob) -> dict[str, Any]:
+        return {
+            **super().describe(job),
+            "mode": "LOCAL_CONTAINER",
+            "image": self.image,
+            "instance_type": self.instance_type,
+        }
+
     def train(self, job: TrainingJob) -> TrainingResult:
-        raise NotAvailable("The local backend is not implemented yet.")
+        # The folder name is the compose project name: one per job, never reused.
+        root = job.run_dir.resolve() / f"sm-{job.name.lower()}"
+        if root.exists():
+            self._remove_tree(root)
+        code = root / "code"
+        code.mkdir(parents=True)
+        for source in job.source_dir.glob("*.py"):
+            shutil.copy2(source, code / source.name)
+        session = modeltrainer.make_session(
+            self.settings.region, self.settings.bucket or EMBEDDED_BUCKET
+        )
+        trainer = modeltrainer.make_trainer(
+            job,
+            mode="LOCAL_CONTAINER",
+            session=session,
+            image=self.image,
+            instance_type=self.instance_type,
+            source_dir=str(code),
+            local_container_root=str(root),
+        )
+        log.info("Local mode: image %s, compose project %s.", self.image, project_name(root))
+        interrupted = False
+        error: Exception | None = None
+        with job.log_path.open("a") as job_log:
+            saved_stdout = sys.stdout
+            sys.stdout = _Tee(job_log)  # type: ignore[assignment]
+            try:
+                with modeltrainer.exact_job_name(), _ctrl_c_as_exception():
+                    trainer.train(wait=True, logs=True)
+            except _Interrupted:
+                interrupted = True
+            except RuntimeError as failure:  # compose exited non-zero
+                error = failure
+            finally:
+                sys.stdout = saved_stdout
+                self._clean_up(root)
+        if interrupted:
+            raise KeyboardInterrupt
+        output_dir = root / "artifacts" / "output"
+        if error is not None or not (root / "model").is_dir():
+            raise TrainingFailed(
+                failure_reason(
+                    output_dir / "failure",
+                    f"The training container failed: {error}",
+                ),
+                hint=f"The full log is in {job.log_path}.",
+            )
+        s3 = storage.client(self.settings.region)
+        result = upload_results(s3, job, root / "model", output_dir / "data", root)
+        # The SDK's own copies of the same files; the archives above are the record.
+        for duplicate in ("artifacts", "compressed_artifacts"):
+            self._remove_tree(root / duplicate)
+        return result
+
+    def _clean_up(self, root: Path) -> None:
+        """Remove the job's containers and network, and hand its files back to the user."""
+        compose = compose_command()
+        compose_file = root / "docker-compose.yaml"
+        if compose and compose_file.exists():
+            _run(
+                [
+                    *compose,
+                    "-p",
+                    project_name(root),
+                    "-f",
+                    str(compose_file),
+                    "down",
+                    "--remove-orphans",
+                    "--timeout",
+                    "5",
+                ],
+                timeout=120,
+            )
+        # The SDK's network is shared by name; it goes once no job uses it.
+        _run(["docker", "network", "rm", _SDK_NETWORK])
+        # The container writes as root; give the files back so `rm -rf runs/` works.
+        if hasattr(os, "getuid") and os.getuid() != 0:
+            _run(
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "-v",
+                    f"{root}:/job",
+                    "--entrypoint",
+                    "chown",
+                    self.image,
+                    "-R",
+                    f"{os.getuid()}:{os.getgid()}",
+                    "/job",
+                ],
+                timeout=300,
+            )
+        # The compose file holds the (emulator's) credentials in plain text.
+        compose_file.unlink(missing_ok=True)
+
+    def _remove_tree(self, root: Path) -> None:
+        if not root.exists():
+            return
+        try:
+            shutil.rmtree(root)
+        except PermissionError:
+            _run(
+                [
+                    "docker",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "-v",
+                    f"{root.parent}:/parent",
+                    "--entrypoint",
+                    "rm",
+                    self.image,
+                    "-rf",
+                    f"/parent/{root.name}",
+                ]
+            )

@@ -6,31 +6,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from defects import storage
+from defects.backends.artifacts import failure_reason, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import err, log
 from defects.errors import TrainingFailed
 from defects.training import contract
-
-
-def pack(directory: Path, archive: Path) -> None:
-    """A SageMaker-style archive: the folder's contents at the archive's root."""
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(directory.iterdir()):
-            tar.add(path, arcname=path.name)
-
-
-def failure_reason(base: Path, fallback: str) -> str:
-    failure = base / contract.FAILURE_PATH
-    if failure.is_file():
-        text = failure.read_text().strip()
-        if text:
-            return text
-    return fallback
 
 
 class ProcessBackend(Backend):
@@ -105,21 +90,18 @@ class ProcessBackend(Backend):
         shutil.rmtree(base / "input" / "data", ignore_errors=True)
         if returncode != 0:
             raise TrainingFailed(
-                failure_reason(base, f"The entry point exited with status {returncode}."),
+                failure_reason(
+                    base / contract.FAILURE_PATH,
+                    f"The entry point exited with status {returncode}.",
+                ),
                 hint=f"The full log is in {job.log_path}.",
             )
 
-        output = storage.S3Uri.parse(job.output_uri)
-        for folder, archive_name in (
-            (base / contract.MODEL_PATH, contract.MODEL_ARCHIVE),
-            (base / contract.OUTPUT_DATA_PATH, contract.OUTPUT_ARCHIVE),
-        ):
-            archive = base / contract.OUTPUT_PATH / archive_name
-            pack(folder, archive)
-            storage.upload_file(s3, archive, output.join(archive_name))
-        return TrainingResult(
-            job_name=job.name,
-            model_uri=str(output.join(contract.MODEL_ARCHIVE)),
-            output_uri=str(output.join(contract.OUTPUT_ARCHIVE)),
-            details={"entry_point_seconds": round(seconds, 3)},
+        result = upload_results(
+            s3,
+            job,
+            base / contract.MODEL_PATH,
+            base / contract.OUTPUT_DATA_PATH,
+            base / contract.OUTPUT_PATH,
         )
+        return replace(result, details={"entry_point_seconds": round(seconds, 3)})

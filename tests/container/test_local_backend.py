@@ -1,0 +1,183 @@
+"""The local backend: SageMaker local mode in the training container (needs Docker)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from defects import pipeline
+from defects.errors import TrainingFailed
+from defects.settings import resolve
+from tests.conftest import use_moto
+
+pytestmark = pytest.mark.container
+TINY = {"epochs": 1, "image_size": 32, "batch_size": 8}
+
+
+def _containers() -> set[str]:
+    listing = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True, check=True)
+    return set(listing.stdout.split())
+
+
+def _job(
+    backend: str,
+    root: Path,
+    photos: Path,
+    endpoint: str,
+    image: str | None,
+    name: str,
+    **hyperparameters: Any,
+) -> pipeline.JobSummary:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, endpoint)
+        overrides = {"backend": backend, "runs_dir": root / "runs"}
+        if image:
+            monkeypatch.setenv("DEFECTS_TRAINING_IMAGE", image)
+        return pipeline.run(
+            data=photos,
+            settings=resolve(overrides),
+            hyperparameters={**TINY, **hyperparameters},
+            job_name=name,
+            data_dir=root / "data",
+        )
+
+
+def _layout(run_dir: Path) -> dict[str, Any]:
+    def keys(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: keys(v) for k, v in sorted(value.items())}
+        return type(value).__name__
+
+    layout: dict[str, Any] = {}
+    for archive in ("model.tar.gz", "output.tar.gz"):
+        with tarfile.open(run_dir / archive) as tar:
+            layout[archive] = sorted(tar.getnames())
+    for name in ("history.json", "metrics.json"):
+        layout[name] = keys(json.loads((run_dir / name).read_text()))
+    layout["files"] = sorted(
+        p.name for p in run_dir.iterdir() if p.is_file() and p.suffix != ".log"
+    )
+    return layout
+
+
+@pytest.fixture(scope="module")
+def jobs(
+    tiny_photos: Path,
+    moto_endpoint: str,
+    training_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, pipeline.JobSummary]:
+    """The same tiny job through every backend that can run here."""
+    before = _containers()
+    root = tmp_path_factory.mktemp("contract")
+    finished = {
+        backend: _job(
+            backend,
+            root,
+            tiny_photos,
+            moto_endpoint,
+            training_image if backend == "local" else None,
+            f"contract-{backend}",
+        )
+        for backend in ("process", "local")
+    }
+    assert _containers() == before, "the local job left containers behind"
+    return finished
+
+
+def test_every_backend_produces_the_same_artifact_layout(
+    jobs: dict[str, pipeline.JobSummary],
+) -> None:
+    reference = _layout(jobs["process"].run_dir)
+    assert _layout(jobs["local"].run_dir) == reference
+
+
+def test_local_model_loads_and_predicts_like_the_process_model(
+    jobs: dict[str, pipeline.JobSummary],
+) -> None:
+    import keras
+
+    images = np.zeros((3, 32, 32, 3), dtype="uint8")
+    shapes = {}
+    for backend, job in jobs.items():
+        model = keras.models.load_model(job.run_dir / "model" / "model.keras")
+        probabilities = model.predict(images, verbose=0)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+        shapes[backend] = probabilities.shape
+        names = json.loads((job.run_dir / "model" / "class_names.json").read_text())
+        assert names == ["good", "oil", "scratch", "stain"]
+    assert shapes["local"] == shapes["process"] == (3, 4)
+
+
+def test_local_job_leaves_no_containers_or_network(jobs: dict[str, pipeline.JobSummary]) -> None:
+    project = f"sm-{jobs['local'].job_name}"
+    listing = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={project}", "-q"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listing.stdout.strip() == ""
+    networks = subprocess.run(
+        ["docker", "network", "ls", "--format", "{{.Name}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "sagemaker-local" not in networks
+
+
+def test_local_failure_reports_the_entry_points_reason(
+    tiny_photos: Path, moto_endpoint: str, training_image: str, tmp_path: Path
+) -> None:
+    before = _containers()
+    with pytest.raises(TrainingFailed) as caught:
+        _job(
+            "local",
+            tmp_path,
+            tiny_photos,
+            moto_endpoint,
+            training_image,
+            "failing-job",
+            image_size=8,
+        )
+    assert "image_size must be between 16 and 1024" in caught.value.message
+    assert _containers() == before
+
+
+def test_stale_files_never_reach_a_new_model_archive(
+    jobs: dict[str, pipeline.JobSummary],
+    tiny_photos: Path,
+    moto_endpoint: str,
+    training_image: str,
+    tmp_path: Path,
+) -> None:
+    # A leftover in a job's container root (as the SDK leaves model/ behind) must not leak.
+    first = _job("local", tmp_path, tiny_photos, moto_endpoint, training_image, "stale-a")
+    (first.run_dir / f"sm-{first.job_name}" / "model" / "stale.txt").write_text("old")
+    second = _job("local", tmp_path, tiny_photos, moto_endpoint, training_image, "stale-b")
+    with tarfile.open(second.run_dir / "model.tar.gz") as tar:
+        assert "stale.txt" not in tar.getnames()
+
+
+def test_missing_image_names_the_build_command(
+    training_image: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from defects.cli import main
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("DEFECTS_BACKEND", "local")
+        monkeypatch.setenv("DEFECTS_TRAINING_IMAGE", "defects-no-such-image:0")
+        with pytest.raises(SystemExit) as exit_info:
+            main(["run", "--epochs", "1", "--per-class", "3", "--runs-dir", str(tmp_path)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "scripts/build-standin-image" in err
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir())
