@@ -214,7 +214,7 @@ class LocalBackend(Backend):
         error: Exception | None = None
         with job.log_path.open("a") as job_log:
             saved_stdout = sys.stdout
-            sys.stdout = _Tee(job_log)  # type: ignore[assignment]
+            sys.stdout = _Tee(job_log)
             try:
                 with modeltrainer.exact_job_name(), _ctrl_c_as_exception():
                     trainer.train(wait=True, logs=True)

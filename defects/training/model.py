@@ -55,7 +55,7 @@ def make_model(
     else:
         for filters in (32, 64, 96, 128):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.Activation("relu")(x)
             x = layers.MaxPooling2D()(x)
         x = layers.Flatten()(x)
