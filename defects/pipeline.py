@@ -209,6 +209,7 @@ def train(
     hyperparameters: Mapping[str, HyperparameterValue],
     job_name: str,
     extras: Mapping[str, Any] | None = None,
+    dataset: PreparedDataset | None = None,
 ) -> TrainingResult:
     """Run one job on ``backend`` and write ``runs/<job>/job.json``."""
     run_dir = store.settings.runs_dir / job_name
@@ -230,6 +231,9 @@ def train(
         "hyperparameters": dict(hyperparameters),
         "channels": dict(channels),
         "output_uri": job.output_uri,
+        "dataset_id": dataset.dataset_id if dataset else None,
+        # Where the prepared data is on this machine, for `defects evaluate JOB`.
+        "dataset_root": str(dataset.root.resolve()) if dataset else None,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": "running",
     }
@@ -390,7 +394,7 @@ def run(
         return describe(dataset, settings, backend, parameters, name, extras)
     with open_storage(settings, backend) as store:
         channels = stage(dataset, store)
-        train(channels, store, backend, parameters, name, extras)
+        train(channels, store, backend, parameters, name, extras, dataset)
         run_dir = fetch(name, store)
     plot(run_dir)
     return JobSummary(

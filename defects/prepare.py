@@ -67,7 +67,7 @@ class PreparedDataset:
 
 
 @dataclass(frozen=True)
-class _Checked:
+class CheckedImage:
     source: Path
     relative: str
     class_name: str
@@ -145,8 +145,9 @@ def find_class_folders(source: Path, classes: Sequence[str]) -> tuple[dict[str, 
     return {name: found[name][0] for name in classes}, ignored
 
 
-def _check(path: Path, relative: str, class_name: str) -> _Checked:
-    skipped = _Checked(path, relative, class_name)
+def check_image(path: Path, relative: str = "", class_name: str = "") -> CheckedImage:
+    """Read and fully decode one file; ``reason`` says why it cannot be used, if so."""
+    skipped = CheckedImage(path, relative, class_name)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return _replace(skipped, reason=f"unsupported file type {path.suffix or '(none)'}")
     try:
@@ -162,8 +163,10 @@ def _check(path: Path, relative: str, class_name: str) -> _Checked:
             mode = image.mode
             width, height = image.size
             converted, conversion = _convert(image, image_format)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        return _replace(skipped, reason=f"not an image: {error}")
+    except UnidentifiedImageError:
+        return _replace(skipped, reason="not an image (no JPEG, PNG or BMP content)")
+    except Image.DecompressionBombError as error:
+        return _replace(skipped, reason=f"image too large: {error}")
     except (OSError, SyntaxError, ValueError) as error:
         return _replace(skipped, reason=f"unreadable or truncated image: {error}")
     if image_format not in {"JPEG", "PNG", "BMP"}:
@@ -171,7 +174,7 @@ def _check(path: Path, relative: str, class_name: str) -> _Checked:
     if min(width, height) < 16:
         return _replace(skipped, reason=f"too small ({width}x{height})")
     payload = converted if converted is not None else contents
-    return _Checked(
+    return CheckedImage(
         source=path,
         relative=relative,
         class_name=class_name,
@@ -185,8 +188,8 @@ def _check(path: Path, relative: str, class_name: str) -> _Checked:
     )
 
 
-def _replace(checked: _Checked, reason: str) -> _Checked:
-    return _Checked(checked.source, checked.relative, checked.class_name, reason=reason)
+def _replace(checked: CheckedImage, reason: str) -> CheckedImage:
+    return CheckedImage(checked.source, checked.relative, checked.class_name, reason=reason)
 
 
 def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
@@ -213,7 +216,7 @@ def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
     return buffer.getvalue(), description + " PNG"
 
 
-def _target_name(checked: _Checked) -> str:
+def _target_name(checked: CheckedImage) -> str:
     # The path inside the class folder, flattened: nested sub-folders cannot collide.
     name = checked.relative.split("/", 1)[1].replace("/", "__")
     if checked.converted is not None:
@@ -222,7 +225,7 @@ def _target_name(checked: _Checked) -> str:
 
 
 def _split(
-    checked: list[_Checked], classes: Sequence[str], validation: float, test: float, seed: int
+    checked: list[CheckedImage], classes: Sequence[str], validation: float, test: float, seed: int
 ) -> dict[str, str]:
     """Stratified by construction: every class is split on its own with the same fractions."""
     assignment: dict[str, str] = {}
@@ -280,8 +283,8 @@ def prepare(
                 jobs.append((path, f"{name}/{path.relative_to(folder).as_posix()}", name))
     on_total(len(jobs))
 
-    def check(job: tuple[Path, str, str]) -> _Checked:
-        result = _check(*job)
+    def check(job: tuple[Path, str, str]) -> CheckedImage:
+        result = check_image(*job)
         advance(1)
         return result
 

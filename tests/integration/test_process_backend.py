@@ -123,3 +123,49 @@ def test_job_name_cannot_be_reused(
             data_dir=tmp_path / "data",
         )
     assert (finished_job.run_dir / "job.json").read_text() == before
+
+
+def test_evaluate_uses_the_jobs_own_dataset(finished_job: pipeline.JobSummary) -> None:
+    from defects.inference import evaluate
+
+    metrics, out_dir = evaluate(finished_job.run_dir, split="test")
+    assert metrics["split"] == "test"
+    assert metrics["count"] == sum(sum(row) for row in metrics["confusion_matrix"])
+    assert (out_dir / "metrics.json").is_file() and (out_dir / "confusion.png").is_file()
+    # The training metrics stay as they were.
+    assert json.loads((finished_job.run_dir / "metrics.json").read_text())["validation"]
+
+
+def test_predict_answers_for_good_files_and_reports_bad_ones(
+    finished_job: pipeline.JobSummary, tiny_photos: Path, tmp_path: Path
+) -> None:
+    from defects.inference import predict
+
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not a photo")
+    good = sorted((tiny_photos / "oil").iterdir())[0]
+    results = predict(finished_job.run_dir / "model.tar.gz", [good, bad])
+    assert results[0].label in {"good", "oil", "scratch", "stain"}
+    assert abs(sum(results[0].probabilities.values()) - 1.0) < 1e-4
+    assert results[1].label is None
+    assert results[1].error == "not an image (no JPEG, PNG or BMP content)"
+
+
+def test_predict_cli_exits_1_when_a_file_is_unreadable(
+    finished_job: pipeline.JobSummary,
+    tiny_photos: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from defects.cli import main
+
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    good = sorted((tiny_photos / "stain").iterdir())[0]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(finished_job.run_dir), str(good), str(bad), "--json"])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    answers = json.loads(captured.out)
+    assert answers[0]["class"] in {"good", "oil", "scratch", "stain"}
+    assert answers[1] == {"path": str(bad), "error": "empty file (0 bytes)"}

@@ -92,7 +92,7 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     reasons = {item["source"]: item["reason"] for item in dataset.skipped}
     assert reasons["oil/empty.jpg"] == "empty file (0 bytes)"
     assert reasons["oil/notes.txt"] == "unsupported file type .txt"
-    assert reasons["scratch/text.png"].startswith("not an image")
+    assert reasons["scratch/text.png"] == "not an image (no JPEG, PNG or BMP content)"
     assert reasons["stain/truncated.jpg"].startswith("unreadable or truncated image")
     assert sum(sum(c.values()) for c in dataset.counts.values()) == 24
     manifest = json.loads((dataset.root / MANIFEST).read_text())
