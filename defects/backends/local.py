@@ -27,7 +27,7 @@ from defects.backends import modeltrainer
 from defects.backends.artifacts import failure_reason, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import err, log
-from defects.errors import BackendError, TrainingFailed
+from defects.errors import TrainingFailed
 from defects.settings import EMBEDDED_BUCKET
 
 BUILD_COMMAND = "scripts/start-docker && scripts/build-standin-image"
@@ -147,38 +147,17 @@ class LocalBackend(Backend):
             )
         image = self.image
         present = _run(["docker", "image", "inspect", image]).returncode == 0
-        official = not self.settings.training_image
         found.append(
             Check(
                 "training image",
-                present or official,
-                f"{image} "
-                + (
-                    "is present"
-                    if present
-                    else "is not present; local mode pulls it (needs ECR credentials)"
-                ),
-                hint=f"Build the offline stand-in with `{BUILD_COMMAND}` and set "
-                "DEFECTS_TRAINING_IMAGE to the tag it prints, or pull the official image "
-                "(see containers/README.md).",
+                present,
+                f"{image} " + ("is present" if present else "is not on this machine"),
+                hint=f"Offline, build the stand-in with `{BUILD_COMMAND}` and set "
+                "DEFECTS_TRAINING_IMAGE to the tag it prints; with AWS access, log in to ECR "
+                "and pull the official image (containers/README.md).",
             )
         )
         return found
-
-    def check(self) -> None:
-        super().check()
-        if (
-            not self.settings.training_image
-            and _run(["docker", "image", "inspect", self.image]).returncode != 0
-        ):
-            raise BackendError(
-                f"The training image {self.image} is not on this machine and pulling it needs "
-                "AWS ECR credentials.",
-                hint=f"Offline, build the stand-in with `{BUILD_COMMAND}` and set "
-                "DEFECTS_TRAINING_IMAGE to the tag it prints; with AWS access, log in to ECR "
-                "and pull it (containers/README.md).",
-                headline="the local backend cannot run here",
-            )
 
     def describe(self, job: TrainingJob) -> dict[str, Any]:
         return {

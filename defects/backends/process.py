@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,18 +24,15 @@ class ProcessBackend(Backend):
     embedded_storage = True
 
     def checks(self) -> list[Check]:
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError as error:
-            return [
-                Check(
-                    "tensorflow",
-                    False,
-                    f"TensorFlow cannot be imported: {error}",
-                    hint="Install the project into this Python: pip install -e .",
-                )
-            ]
-        return [Check("tensorflow", True, "importable")]
+        found = importlib.util.find_spec("tensorflow") is not None
+        return [
+            Check(
+                "tensorflow",
+                found,
+                "installed" if found else "TensorFlow is not installed in this Python",
+                hint="Install the project into this Python: pip install -e .",
+            )
+        ]
 
     def train(self, job: TrainingJob) -> TrainingResult:
         base = job.run_dir.resolve() / "opt" / "ml"
