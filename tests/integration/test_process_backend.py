@@ -169,3 +169,20 @@ def test_predict_cli_exits_1_when_a_file_is_unreadable(
     answers = json.loads(captured.out)
     assert answers[0]["class"] in {"good", "oil", "scratch", "stain"}
     assert answers[1] == {"path": str(bad), "error": "empty file (0 bytes)"}
+
+
+def test_same_seed_gives_the_same_history(
+    finished_job: pipeline.JobSummary, tiny_photos: Path, moto_endpoint: str, tmp_path: Path
+) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        again = pipeline.run(
+            data=tiny_photos,
+            settings=resolve({"runs_dir": tmp_path / "runs"}),
+            hyperparameters=TINY,
+            job_name="tiny-again",
+            data_dir=tmp_path / "data",
+        )
+    first = json.loads((finished_job.run_dir / "history.json").read_text())
+    second = json.loads((again.run_dir / "history.json").read_text())
+    assert second == first
