@@ -181,3 +181,63 @@ def test_missing_image_names_the_build_command(
     assert "scripts/build-standin-image" in err
     assert "Traceback" not in err
     assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_stops_the_job_and_removes_its_containers(
+    tiny_photos: Path, moto_endpoint: str, training_image: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    before = _containers()
+    environment = {
+        **os.environ,
+        "DEFECTS_BACKEND": "local",
+        "DEFECTS_TRAINING_IMAGE": training_image,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "defects",
+        "run",
+        "--data",
+        str(tiny_photos),
+        "--epochs",
+        "200",
+        "--image-size",
+        "32",
+        "--job-name",
+        "interrupted",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    # Like a terminal's Ctrl-C: SIGINT to the whole process group (defects and compose).
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log = tmp_path / "runs" / "interrupted" / "job.log"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if log.is_file() and "Epoch 2/" in log.read_text():
+            break
+        if process.poll() is not None:
+            pytest.fail(f"the job ended early: {process.stdout.read() if process.stdout else ''}")
+        time.sleep(1)
+    else:
+        process.kill()
+        pytest.fail("the job never reached its second epoch")
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 130, output[-2000:]
+    assert "Traceback" not in output
+    assert _containers() == before
+    record = json.loads((tmp_path / "runs" / "interrupted" / "job.json").read_text())
+    assert record["status"] == "interrupted"
