@@ -181,7 +181,7 @@ def _pop_cloud(kwargs: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
 
 
 def _report_job(result: Any) -> None:
-    if isinstance(result, pipeline.JobSummary):
+    if isinstance(result, pipeline.JobSummary | pipeline.DetachedJob):
         out.print(result.line(), highlight=False)
     else:
         out.print_json(data=result)
@@ -211,7 +211,7 @@ def cli(verbose: bool) -> None:
 @click.option(
     "--per-class",
     type=click.IntRange(min=1),
-    default=100,
+    default=280,
     show_default=True,
     help="synthetic photos per class when --data is not given",
 )
@@ -324,8 +324,13 @@ def _run_dir(job: str, runs_dir: Path | None) -> Path:
 @click.option("--runs-dir", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="print history.json as it is")
 def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
-    """Print the per-epoch training history of JOB (a name under runs/ or a folder)."""
-    record = pipeline.load_json(_run_dir(job, runs_dir) / contract.HISTORY_FILE)
+    """Print the per-epoch training history of JOB (a name under runs/ or a folder).
+
+    A job that ran on its own (``--detach``) is first fetched from S3 once it has finished."""
+    history_path = _run_dir(job, runs_dir) / contract.HISTORY_FILE
+    if not history_path.exists() and not Path(job).is_dir():
+        pipeline.collect(job, resolve({"runs_dir": runs_dir}))
+    record = pipeline.load_json(history_path)
     if as_json:
         out.print_json(data=record)
         return

@@ -15,7 +15,7 @@ import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from defects import storage
 from defects.backends import get_backend
 from defects.backends.base import Backend, HyperparameterValue, TrainingJob, TrainingResult
 from defects.console import log, progress
-from defects.errors import ConfigError, DataError, DefectsError, StorageError
+from defects.errors import ConfigError, DataError, DefectsError, StorageError, TrainingFailed
 from defects.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset, load_manifest
 from defects.settings import EMBEDDED_BUCKET, Settings, resolve
 from defects.training import contract
@@ -249,7 +249,7 @@ def train(
         record_path.write_text(json.dumps(record, indent=2))
         raise
     record.update(
-        status="completed",
+        status="detached" if result.detached else "completed",
         seconds=round(time.perf_counter() - started, 3),
         model_uri=result.model_uri,
         details=dict(result.details),
@@ -310,6 +310,49 @@ def fetch(job_name: str, store: Storage) -> Path:
     return run_dir
 
 
+def collect(job_name: str, settings: Settings) -> Path | None:
+    """Fetch a job that ran on its own (``--detach``) into ``runs/<job>/`` once it has
+    finished, and draw its plots.
+
+    Returns None when the job's backend keeps no such jobs (its artifacts were fetched when
+    it ran) or does not know the job; raises when the job is still running or failed.
+    """
+    record_path = settings.runs_dir / job_name / "job.json"
+    record = load_json(record_path) if record_path.is_file() else {}
+    if record:
+        # Where the job ran, as recorded when it started.
+        settings = replace(
+            settings,
+            backend=record.get("backend", settings.backend),
+            bucket=record.get("bucket") or settings.bucket,
+            prefix=record.get("prefix") or settings.prefix,
+        )
+    backend = get_backend(settings)
+    if backend.embedded_storage:
+        return None
+    status = backend.status(job_name)
+    if status is None:
+        return None
+    if status.state == "running":
+        raise DefectsError(
+            f"Job {job_name} on {backend.name} has not finished: {status.detail}.",
+            hint=f"Run `defects history {job_name}` again once it has finished.",
+            headline="the job is still running",
+        )
+    if status.state != "completed":
+        raise TrainingFailed(
+            f"Job {job_name} on {backend.name} did not succeed: {status.detail}",
+            hint="Fix the cause in its log and start it again with `defects train`.",
+        )
+    with open_storage(settings, backend) as store:
+        run_dir = fetch(job_name, store)
+    plot(run_dir)
+    if record:
+        record["status"] = "completed"
+        record_path.write_text(json.dumps(record, indent=2))
+    return run_dir
+
+
 def load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -334,6 +377,22 @@ def plot(run_dir: Path) -> list[Path]:
             metrics["validation"], run_dir / PLOTS[1], title=f"{run_dir.name} (validation)"
         ),
     ]
+
+
+@dataclass(frozen=True)
+class DetachedJob:
+    """A job started with ``--detach``: it runs on its own, its results come later."""
+
+    job_name: str
+    backend: str
+    run_dir: Path
+
+    def line(self) -> str:
+        return (
+            f"started: job {self.job_name} on {self.backend}, detached; "
+            f"`defects history {self.job_name}` fetches its results into {self.run_dir} "
+            "once it has finished"
+        )
 
 
 @dataclass(frozen=True)
@@ -363,7 +422,7 @@ def run(
     settings: Settings | None = None,
     hyperparameters: Mapping[str, HyperparameterValue | None] | None = None,
     job_name: str | None = None,
-    per_class: int = 100,
+    per_class: int = 280,
     classes: Sequence[str] = DEFAULT_CLASSES,
     data_dir: Path = DATA_DIR,
     extras: Mapping[str, Any] | None = None,
@@ -371,14 +430,16 @@ def run(
 ) -> Any:
     """The main job: (synthesize,) prepare, stage, train, fetch and plot.
 
-    Returns a :class:`JobSummary`; with ``dry_run`` it only prepares the data and returns
-    the request the backend would send (a dict), sending and uploading nothing.
+    Returns a :class:`JobSummary` (a :class:`DetachedJob` when the backend started the job
+    and left it running); with ``dry_run`` it only prepares the data and returns the
+    request the backend would send (a dict), sending and uploading nothing.
     """
     started = time.perf_counter()
     settings = settings or resolve()
     backend = get_backend(settings)
     parameters = hyperparameters_with_defaults(hyperparameters)
     name = check_job_name(job_name) if job_name else new_job_name()
+    backend.check_options(extras or {})
     if (settings.runs_dir / name).exists():
         raise ConfigError(
             f"A job folder {settings.runs_dir / name} already exists.",
@@ -394,7 +455,9 @@ def run(
         return describe(dataset, settings, backend, parameters, name, extras)
     with open_storage(settings, backend) as store:
         channels = stage(dataset, store)
-        train(channels, store, backend, parameters, name, extras, dataset)
+        result = train(channels, store, backend, parameters, name, extras, dataset)
+        if result.detached:
+            return DetachedJob(name, backend.name, store.settings.runs_dir / name)
         run_dir = fetch(name, store)
     plot(run_dir)
     return JobSummary(
@@ -408,8 +471,10 @@ def run(
 
 __all__ = [
     "DefectsError",
+    "DetachedJob",
     "JobSummary",
     "Storage",
+    "collect",
     "fetch",
     "open_storage",
     "plot",

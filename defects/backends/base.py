@@ -53,6 +53,17 @@ class TrainingResult:
     model_uri: str
     output_uri: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The job was started and left running (``--detach``): its artifacts come later.
+    detached: bool = False
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """Where a job that runs on its own stands (see :meth:`Backend.status`)."""
+
+    job_name: str
+    state: str  # "running", "completed", "failed" or "stopped"
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,11 @@ class Backend(ABC):
                     headline=f"the {self.name} backend cannot run here",
                 )
 
+    def check_options(self, extras: Mapping[str, Any]) -> None:
+        """Refuse a bad combination of a job's options (``TrainingJob.extras``) before any
+        work, as a :class:`~defects.errors.ConfigError` naming the fix."""
+        return None
+
     def default_bucket(self, offline: bool = False) -> str:
         """The bucket to use when none is configured (only asked of non-embedded backends).
 
@@ -101,6 +117,12 @@ class Backend(ABC):
             "channels": dict(job.channels),
             "output_uri": job.output_uri,
         }
+
+    def status(self, job_name: str) -> JobStatus | None:
+        """Where ``job_name`` stands, for backends whose jobs outlive the command that
+        started them (``--detach``); None when the backend keeps no such jobs or does not
+        know this one."""
+        return None
 
     @abstractmethod
     def train(self, job: TrainingJob) -> TrainingResult:

@@ -84,6 +84,21 @@ def exact_job_name() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def staging_bucket(bucket: str) -> Iterator[None]:
+    """Make the SDK upload the code and its drivers to ``bucket``, the job's own bucket.
+
+    Left alone, it asks ``iam:SimulatePrincipalPolicy`` whether the role may write to the
+    session's default bucket and, when the answer is not "allowed", stages under the output
+    path instead. Our bucket is checked before anything is uploaded.
+    """
+    with mock.patch(
+        "sagemaker.train.model_trainer.ModelTrainer._resolve_staging_bucket",
+        lambda trainer: (bucket, None),
+    ):
+        yield
+
+
 def make_trainer(
     job: TrainingJob,
     *,
@@ -94,6 +109,7 @@ def make_trainer(
     source_dir: str,
     role: str | None = None,
     local_container_root: str | None = None,
+    input_s3_key_prefix: str | None = None,
     output_path: str | None = None,
     volume_size_gb: int = 30,
     max_runtime_seconds: int | None = None,
@@ -149,6 +165,9 @@ def make_trainer(
         arguments["role"] = role
     if local_container_root:
         arguments["local_container_root"] = local_container_root
+    if input_s3_key_prefix:
+        # The code goes to <bucket>/<input_s3_key_prefix>/<job>/input/{code,sm_drivers}.
+        arguments["input_s3_key_prefix"] = input_s3_key_prefix
     if output_path:
         arguments["output_data_config"] = OutputDataConfig(
             s3_output_path=output_path, kms_key_id=kms_key_id
