@@ -180,6 +180,20 @@ def _pop_cloud(kwargs: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
     return dry_run, {name: value for name, value in extras.items() if value not in (None, [], {})}
 
 
+def _run_job(options: dict[str, Any], **arguments: Any) -> None:
+    """``run`` and ``train``: settings, hyperparameters and cloud options, then the job."""
+    settings = _pop_settings(options)
+    dry_run, extras = _pop_cloud(options)
+    result = pipeline.run(
+        settings=settings,
+        hyperparameters=_pop_hyperparameters(options),
+        extras=extras,
+        dry_run=dry_run,
+        **arguments,
+    )
+    _report_job(result)
+
+
 def _report_job(result: Any) -> None:
     if isinstance(result, pipeline.JobSummary | pipeline.DetachedJob):
         out.print(result.line(), highlight=False)
@@ -224,19 +238,7 @@ def run(
     data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None, **kwargs: Any
 ) -> None:
     """The main job: prepare, stage, train, fetch and plot, in one command."""
-    settings = _pop_settings(kwargs)
-    dry_run, extras = _pop_cloud(kwargs)
-    result = pipeline.run(
-        data=data,
-        settings=settings,
-        hyperparameters=_pop_hyperparameters(kwargs),
-        job_name=job_name,
-        per_class=per_class,
-        classes=classes,
-        extras=extras,
-        dry_run=dry_run,
-    )
-    _report_job(result)
+    _run_job(kwargs, data=data, job_name=job_name, per_class=per_class, classes=classes)
 
 
 @cli.command()
@@ -299,17 +301,7 @@ def stage(dataset: Path, **kwargs: Any) -> None:
 @_settings_options
 def train(data: Path, job_name: str | None, **kwargs: Any) -> None:
     """Stage DATA if needed, train on the chosen backend and fetch the artifacts."""
-    settings = _pop_settings(kwargs)
-    dry_run, extras = _pop_cloud(kwargs)
-    result = pipeline.run(
-        data=data,
-        settings=settings,
-        hyperparameters=_pop_hyperparameters(kwargs),
-        job_name=job_name,
-        extras=extras,
-        dry_run=dry_run,
-    )
-    _report_job(result)
+    _run_job(kwargs, data=data, job_name=job_name)
 
 
 def _run_dir(job: str, runs_dir: Path | None) -> Path:

@@ -10,16 +10,12 @@ exactly as the ``process`` backend packs them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from defects import storage
@@ -32,10 +28,6 @@ from defects.settings import EMBEDDED_BUCKET
 
 BUILD_COMMAND = "scripts/start-docker && scripts/build-standin-image"
 _SDK_NETWORK = "sagemaker-local"
-
-
-class _Interrupted(Exception):
-    """Ctrl-C as an ordinary exception: the SDK swallows KeyboardInterrupt."""
 
 
 def _run(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -75,18 +67,6 @@ class _Tee:
 
     def isatty(self) -> bool:
         return False
-
-
-@contextlib.contextmanager
-def _ctrl_c_as_exception() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Interrupted()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class LocalBackend(Backend):
@@ -195,9 +175,9 @@ class LocalBackend(Backend):
             saved_stdout = sys.stdout
             sys.stdout = _Tee(job_log)
             try:
-                with modeltrainer.exact_job_name(), _ctrl_c_as_exception():
+                with modeltrainer.exact_job_name(), modeltrainer.ctrl_c_as_exception():
                     trainer.train(wait=True, logs=True)
-            except _Interrupted:
+            except modeltrainer.Interrupted:
                 interrupted = True
             except RuntimeError as failure:  # compose exited non-zero
                 error = failure
@@ -245,24 +225,7 @@ class LocalBackend(Backend):
         _run(["docker", "network", "rm", _SDK_NETWORK])
         # The container writes as root; give the files back so `rm -rf runs/` works.
         if hasattr(os, "getuid") and os.getuid() != 0:
-            _run(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "-v",
-                    f"{root}:/job",
-                    "--entrypoint",
-                    "chown",
-                    self.image,
-                    "-R",
-                    f"{os.getuid()}:{os.getgid()}",
-                    "/job",
-                ],
-                timeout=300,
-            )
+            self._in_image(root, "chown", "-R", f"{os.getuid()}:{os.getgid()}", "/mnt")
         # The compose file holds the (emulator's) credentials in plain text.
         compose_file.unlink(missing_ok=True)
 
@@ -272,19 +235,23 @@ class LocalBackend(Backend):
         try:
             shutil.rmtree(root)
         except PermissionError:
-            _run(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "-v",
-                    f"{root.parent}:/parent",
-                    "--entrypoint",
-                    "rm",
-                    self.image,
-                    "-rf",
-                    f"/parent/{root.name}",
-                ]
-            )
+            self._in_image(root.parent, "rm", "-rf", f"/mnt/{root.name}")
+
+    def _in_image(self, folder: Path, *command: str) -> None:
+        """Run ``command`` as root in the training image, with ``folder`` at /mnt."""
+        _run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "-v",
+                f"{folder}:/mnt",
+                "--entrypoint",
+                command[0],
+                self.image,
+                *command[1:],
+            ],
+            timeout=300,
+        )

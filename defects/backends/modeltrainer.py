@@ -7,8 +7,11 @@ The SDK is imported only here, and only when one of those backends is chosen.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 from unittest import mock
 
@@ -30,6 +33,28 @@ ENTRY_ENVIRONMENT = {
     "PYTHONUNBUFFERED": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
+
+
+class Interrupted(Exception):
+    """Ctrl-C as an ordinary exception: the SDK's telemetry wrapper swallows
+    KeyboardInterrupt (a ``return`` in a ``finally``) but re-raises exceptions."""
+
+
+@contextmanager
+def ctrl_c_as_exception() -> Iterator[None]:
+    """Turn SIGINT into :class:`Interrupted` while SDK code runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def official_image(region: str, instance_type: str) -> str:

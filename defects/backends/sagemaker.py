@@ -26,13 +26,10 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from types import FrameType
 from typing import IO, Any
 from urllib.parse import urlparse
 
@@ -77,10 +74,6 @@ _STATES = {
 # What the request names when there is no account to ask (``--dry-run``).
 _ACCOUNT_PLACEHOLDER = "<account-id>"
 _DRY_RUN_BUCKET = "defects-dry-run-placeholder"
-
-
-class _Interrupted(Exception):
-    """Ctrl-C as an ordinary exception: the SDK swallows KeyboardInterrupt."""
 
 
 class _Captured(Exception):
@@ -208,22 +201,6 @@ def _error_code(error: ClientError) -> str:
 def _error_text(error: ClientError) -> str:
     details = error.response.get("Error", {})
     return f"{details.get('Code', '')}: {details.get('Message', '')}".strip(": ")
-
-
-@contextlib.contextmanager
-def _ctrl_c_as_exception() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Interrupted()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -686,9 +663,9 @@ class SageMakerBackend(Backend):
 
     def _create(self, job: TrainingJob, trainer: Any, client: Any, bucket: str) -> None:
         try:
-            with _ctrl_c_as_exception(), self._sdk_context(bucket), _quiet_sdk():
+            with modeltrainer.ctrl_c_as_exception(), self._sdk_context(bucket), _quiet_sdk():
                 trainer.train(wait=False, logs=False)
-        except _Interrupted:
+        except modeltrainer.Interrupted:
             # Ctrl-C while the SDK uploaded the code or created the job: did it start?
             with contextlib.suppress(BackendError):
                 if self.status(job.name) is not None:
