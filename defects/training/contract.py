@@ -111,8 +111,8 @@ def job_environment(
 HYPERPARAMETER_DEFAULTS: dict[str, str | int | float | bool] = {
     "epochs": 12,
     "batch_size": 32,
-    "learning_rate": 0.002,
-    "image_size": 128,
+    "learning_rate": 0.003,
+    "image_size": 256,
     "seed": 0,
     "model": "default",
     "augment": True,

@@ -182,8 +182,13 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             augment=arguments.augment,
             seed=arguments.seed,
         )
+        # Cosine decay to zero over the whole run: fast early, settled at the end.
+        steps_per_epoch = -(-len(train_paths) // arguments.batch_size)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            arguments.learning_rate, decay_steps=max(arguments.epochs * steps_per_epoch, 1)
+        )
         network.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=arguments.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate=schedule),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
