@@ -1,0 +1,116 @@
+"""Staging a dataset to the embedded S3 server: ``defects stage`` vs. a serial boto3 loop.
+
+Both upload the same files to the same embedded moto server (in this process, as with
+``defects stage``). The baseline is the tutorials' loop: one ``upload_file`` after another
+with a default boto3 client. ``defects stage`` is :func:`defects.pipeline.stage`: the bucket
+check, a listing, parallel transfers and the MD5 check afterwards. Staging the unchanged
+dataset again must cost almost nothing: only the listing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+
+from benchmarks import datasets
+from benchmarks.context import Context
+from benchmarks.report import Result, percent, times
+from defects import pipeline, storage
+from defects.backends import get_backend
+from defects.settings import resolve
+
+KEYS = {
+    "staging": "Staging: defects stage vs serial boto3",
+    "restaging": "Re-staging the unchanged dataset",
+}
+TARGETS = {
+    "staging": ">= 5x the serial loop",
+    "restaging": "<= 5 % of the first staging",
+}
+TARGET_SPEEDUP = 5.0
+TARGET_RESTAGE_FRACTION = 0.05
+_REGION = "us-east-1"
+_BASELINE_BUCKET = "tutorial"
+
+
+def run(context: Context) -> list[Result]:
+    count = context.sizes.staging_files
+    context.say(f"staging: writing {count} files of 100-300 KB")
+    dataset = datasets.staging_files(context.work_dir / "staging", count)
+    items = [(dataset.root / entry["path"], entry["path"]) for entry in dataset.files()]
+    megabytes = sum(int(entry["bytes"]) for entry in dataset.files()) / 1e6
+
+    with storage.embedded_s3(_REGION) as endpoint:
+        context.say(f"staging: serial boto3 upload_file of {count} files")
+        tutorial = boto3.client("s3", region_name=_REGION, endpoint_url=endpoint)
+        tutorial.create_bucket(Bucket=_BASELINE_BUCKET)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for path, key in items:
+            tutorial.upload_file(str(path), _BASELINE_BUCKET, key)
+        serial_seconds = time.perf_counter() - started
+        serial_cpu = time.process_time() - cpu_started
+
+        context.say(f"staging: defects stage of {count} files, then again unchanged")
+        settings = resolve({"backend": "process", "s3_endpoint": endpoint}, environ={})
+        with pipeline.open_storage(settings, get_backend(settings)) as store:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            pipeline.stage(dataset, store)
+            stage_seconds = time.perf_counter() - started
+            stage_cpu = time.process_time() - cpu_started
+            started = time.perf_counter()
+            pipeline.stage(dataset, store)
+            restage_seconds = time.perf_counter() - started
+            location = store.dataset_uri(dataset.dataset_id)
+            staged = len(storage.list_etags(store.s3, location))
+
+    if staged != count + 1:  # The files and the manifest.
+        raise RuntimeError(f"{staged} objects staged, expected {count + 1}")
+    speedup = serial_seconds / stage_seconds
+    restage_fraction = restage_seconds / stage_seconds
+    figures = {
+        "files": count,
+        "megabytes": round(megabytes, 1),
+        "serial_seconds": round(serial_seconds, 3),
+        "serial_files_per_second": round(count / serial_seconds, 1),
+        "stage_seconds": round(stage_seconds, 3),
+        "stage_files_per_second": round(count / stage_seconds, 1),
+        "restage_seconds": round(restage_seconds, 3),
+        # CPU seconds of this process (the uploader and the in-process S3 server) per wall
+        # second: near the core count, the upload is bound by CPU, not by waiting.
+        "serial_cpu_per_wall_second": round(serial_cpu / serial_seconds, 2),
+        "stage_cpu_per_wall_second": round(stage_cpu / stage_seconds, 2),
+    }
+    return [
+        Result(
+            key="staging",
+            benchmark="staging",
+            title=KEYS["staging"],
+            measured=f"{stage_seconds:.1f} s ({count / stage_seconds:.0f} files/s, defects stage)",
+            baseline=f"{serial_seconds:.1f} s ({count / serial_seconds:.0f} files/s, serial loop)",
+            ratio=speedup,
+            ratio_text=times(speedup),
+            target=TARGETS["staging"],
+            met=speedup >= TARGET_SPEEDUP,
+            figures=figures,
+            note=(
+                f"{count} files, {megabytes:.0f} MB, to the embedded moto server, which runs in "
+                "the uploader's process as with `defects stage`; CPU use per wall second: "
+                f"serial {serial_cpu / serial_seconds:.2f}, defects stage "
+                f"{stage_cpu / stage_seconds:.2f} (on loopback, uploads wait on CPU, not on "
+                "the network)."
+            ),
+        ),
+        Result(
+            key="restaging",
+            benchmark="staging",
+            title=KEYS["restaging"],
+            measured=f"{restage_seconds:.2f} s (every object skipped)",
+            baseline=f"{stage_seconds:.1f} s (first staging)",
+            ratio=restage_fraction,
+            ratio_text=percent(restage_fraction),
+            target=TARGETS["restaging"],
+            met=restage_fraction <= TARGET_RESTAGE_FRACTION,
+            figures=figures,
+        ),
+    ]
