@@ -20,8 +20,14 @@ pytestmark = pytest.mark.container
 TINY = {"epochs": 1, "image_size": 32, "batch_size": 8}
 
 
-def _containers() -> set[str]:
-    listing = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True, check=True)
+def _containers(job_name: str) -> set[str]:
+    """Containers of one local job (its compose project), running or not."""
+    listing = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project=sm-{job_name}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(listing.stdout.split())
 
 
@@ -74,7 +80,6 @@ def jobs(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, pipeline.JobSummary]:
     """The same tiny job through every backend that can run here."""
-    before = _containers()
     root = tmp_path_factory.mktemp("contract")
     finished = {
         backend: _job(
@@ -87,7 +92,7 @@ def jobs(
         )
         for backend in ("process", "local")
     }
-    assert _containers() == before, "the local job left containers behind"
+    assert _containers("contract-local") == set(), "the local job left containers behind"
     return finished
 
 
@@ -136,7 +141,6 @@ def test_local_job_leaves_no_containers_or_network(jobs: dict[str, pipeline.JobS
 def test_local_failure_reports_the_entry_points_reason(
     tiny_photos: Path, moto_endpoint: str, training_image: str, tmp_path: Path
 ) -> None:
-    before = _containers()
     with pytest.raises(TrainingFailed) as caught:
         _job(
             "local",
@@ -148,7 +152,7 @@ def test_local_failure_reports_the_entry_points_reason(
             image_size=8,
         )
     assert "image_size must be between 16 and 1024" in caught.value.message
-    assert _containers() == before
+    assert _containers("failing-job") == set()
 
 
 def test_stale_files_never_reach_a_new_model_archive(
@@ -191,7 +195,6 @@ def test_ctrl_c_stops_the_job_and_removes_its_containers(
     import sys
     import time
 
-    before = _containers()
     environment = {
         **os.environ,
         "DEFECTS_BACKEND": "local",
@@ -238,6 +241,6 @@ def test_ctrl_c_stops_the_job_and_removes_its_containers(
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 130, output[-2000:]
     assert "Traceback" not in output
-    assert _containers() == before
+    assert _containers("interrupted") == set()
     record = json.loads((tmp_path / "runs" / "interrupted" / "job.json").read_text())
     assert record["status"] == "interrupted"
