@@ -111,6 +111,7 @@ def run_entry_point(
             for line in process.stdout:
                 lines.append((time.perf_counter(), line))
                 log.write(line)
+                log.flush()  # Follow a long run with tail -f.
             returncode = process.wait()
         except BaseException:
             process.kill()

@@ -2,9 +2,10 @@
 
 Run as ``python -m benchmarks.fit_in_memory --train DIR --validation DIR --result FILE
 --name value ...`` in a fresh process, like the entry point. It builds and compiles the
-same model with the same hyperparameters, seed and determinism setting as the entry point,
-decodes every image up front (untimed) with the entry point's own decoder, then fits on the
-arrays and writes the length of every epoch to ``--result`` as JSON.
+same model with the same hyperparameters, learning-rate schedule, seed and determinism
+setting as the entry point, decodes every image up front (untimed) with the entry point's
+own decoder, then fits on the arrays and writes the length of every epoch to ``--result``
+as JSON.
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         augment=arguments.augment,
         seed=arguments.seed,
     )
+    # The entry point's schedule: cosine decay to zero over the whole run.
+    steps_per_epoch = -(-len(train_paths) // arguments.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        arguments.learning_rate, decay_steps=max(arguments.epochs * steps_per_epoch, 1)
+    )
     network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=arguments.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=schedule),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )

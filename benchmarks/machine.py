@@ -82,14 +82,14 @@ def describe(cpuinfo: str | None = None, cores: int | None = None) -> dict[str, 
             megahertz = int(_MAX_FREQUENCY.read_text()) / 1000.0
     flags: set[str] = info["flags"]
     per_cycle = flops_per_cycle(flags)
-    gigahertz = megahertz / 1000.0
+    gigahertz = round(megahertz / 1000.0, 2)
     peak = cores * gigahertz * per_cycle
     units = _vector_units(flags)
     bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
     return {
         "cpu": info["model"] or platform.processor() or "unknown",
         "cores": cores,
-        "gigahertz": round(gigahertz, 3),
+        "gigahertz": gigahertz,
         "vector_units": units,
         "avx512": "avx512f" in flags,
         "bf16_instructions": bf16,
