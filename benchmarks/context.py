@@ -22,9 +22,11 @@ class Sizes:
     # Input pipeline: full-size JPEGs decoded once, and how often each side is timed (best of).
     input_images: int
     input_repeats: int
-    # Training throughput: synthetic photos per class and epochs (the first decodes).
+    # Training throughput: synthetic photos per class, epochs (the first decodes) and rounds
+    # (the entry point and the baseline take turns).
     throughput_per_class: int
     throughput_epochs: int
+    throughput_rounds: int
     # Staging: files uploaded (the public dataset has 1,220).
     staging_files: int
     # Backend overhead: a tiny job.
@@ -41,6 +43,7 @@ def full_sizes() -> Sizes:
         input_repeats=2,
         throughput_per_class=_default(pipeline.run, "per_class"),
         throughput_epochs=4,
+        throughput_rounds=2,
         staging_files=1200,
         overhead_per_class=6,
         overhead_epochs=2,
@@ -55,6 +58,7 @@ def quick_sizes() -> Sizes:
         input_repeats=1,
         throughput_per_class=12,
         throughput_epochs=3,
+        throughput_rounds=1,
         staging_files=120,
         overhead_per_class=6,
         overhead_epochs=1,

@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     own, rest = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
 
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from defects.training import data
@@ -58,29 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     validation_images = _decoded(validation_paths, validation_labels, size, arguments.batch_size)
     decode_seconds = time.perf_counter() - started
 
-    class_weight = None
-    if arguments.class_weights:
-        counts = np.bincount(train_labels, minlength=len(class_names))
-        class_weight = {
-            i: float(len(train_labels) / (len(class_names) * count))
-            for i, count in enumerate(counts)
-        }
-    network = models.make_model(
-        (size, size, 3),
+    class_weight = (
+        models.class_weights(train_labels, len(class_names)) if arguments.class_weights else None
+    )
+    network = models.build_and_compile(
+        size,
         len(class_names),
+        len(train_paths),
         architecture=arguments.model,
         augment=arguments.augment,
         seed=arguments.seed,
-    )
-    # The entry point's schedule: cosine decay to zero over the whole run.
-    steps_per_epoch = -(-len(train_paths) // arguments.batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        arguments.learning_rate, decay_steps=max(arguments.epochs * steps_per_epoch, 1)
-    )
-    network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        learning_rate=arguments.learning_rate,
+        epochs=arguments.epochs,
+        batch_size=arguments.batch_size,
     )
 
     epoch_seconds: list[float] = []

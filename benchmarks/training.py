@@ -3,16 +3,16 @@
 Both run in a fresh process with the default hyperparameters (only the number of epochs
 differs from a real job) on the same prepared synthetic photos. The entry point decodes in
 its first epoch and reads its cache afterwards; the baseline decodes everything before it
-starts the clock. The compared figure is images per second over the epochs after the first
-(the median epoch), an epoch being the training pass plus the validation pass (and, for the
-entry point, its checkpoint). Achieved GFLOP/s come from FLOPs counted on the model's layer
+starts the clock. The compared figure is images per second in the fastest epoch after the
+first, an epoch being the training pass plus the validation pass (and, for the entry point,
+its checkpoint). The two sides take turns for a few rounds: on a shared machine other work
+slows some epochs down at random, and the fastest epoch is the least disturbed. Achieved GFLOP/s come from FLOPs counted on the model's layer
 shapes, next to an estimate of the machine's peak.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks import datasets, flops
 from benchmarks.context import Context
-from benchmarks.entrypoint import BenchmarkError, run_entry_point
+from benchmarks.entrypoint import BenchmarkError, EntryPointRun, run_entry_point
 from benchmarks.report import Result, percent, times
 from defects.training import contract
 
@@ -37,10 +37,10 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _fit_in_memory(
-    context: Context, channels: dict[str, Path], hyperparameters: dict[str, Any]
+    context: Context, channels: dict[str, Path], hyperparameters: dict[str, Any], turn: int
 ) -> dict[str, Any]:
-    result_path = context.work_dir / "fit-in-memory.json"
-    log_path = context.log_dir / "training-fit-in-memory.log"
+    result_path = context.work_dir / f"fit-in-memory-{turn}.json"
+    log_path = context.log_dir / f"training-fit-in-memory-{turn}.log"
     command = [
         sys.executable,
         "-m",
@@ -94,20 +94,31 @@ def run(context: Context, machine: dict[str, Any]) -> list[Result]:
     hyperparameters: dict[str, Any] = dict(contract.HYPERPARAMETER_DEFAULTS)
     hyperparameters["epochs"] = sizes.throughput_epochs
 
-    context.say(f"training: the entry point, {sizes.throughput_epochs} epochs")
-    job = run_entry_point(
-        context.work_dir / "throughput",
-        channels,
-        hyperparameters,
-        context.log_dir / "training-entry-point.log",
-    )
-    context.say(f"training: model.fit on decoded arrays, {sizes.throughput_epochs} epochs")
-    baseline = _fit_in_memory(context, channels, hyperparameters)
-
-    entry_epoch = job.steady_epoch_seconds
-    if entry_epoch is None:
-        raise BenchmarkError("The entry point's epochs could not be timed from its output.")
-    baseline_epoch = statistics.median(baseline["epoch_seconds"][1:])
+    # The two sides take turns, so that other work on a shared machine falls on both alike;
+    # each side's fastest epoch after the first is the one least disturbed.
+    jobs: list[EntryPointRun] = []
+    baselines: list[dict[str, Any]] = []
+    for turn in range(1, sizes.throughput_rounds + 1):
+        context.say(
+            f"training: round {turn}/{sizes.throughput_rounds}: the entry point, then "
+            f"model.fit on decoded arrays, {sizes.throughput_epochs} epochs each"
+        )
+        jobs.append(
+            run_entry_point(
+                context.work_dir / f"throughput-{turn}",
+                channels,
+                hyperparameters,
+                context.log_dir / f"training-entry-point-{turn}.log",
+            )
+        )
+        baselines.append(_fit_in_memory(context, channels, hyperparameters, turn))
+    entry_epochs = [seconds for job in jobs for seconds in job.epoch_seconds[1:]]
+    baseline_epochs = [seconds for run in baselines for seconds in run["epoch_seconds"][1:]]
+    if not entry_epochs or not baseline_epochs:
+        raise BenchmarkError("The epochs after the first could not be timed.")
+    entry_epoch = min(entry_epochs)
+    baseline_epoch = min(baseline_epochs)
+    job = jobs[0]
     train_images = job.train_images
     validation_images = int(job.metrics["validation"]["count"])
     entry_rate = train_images / entry_epoch
@@ -128,6 +139,7 @@ def run(context: Context, machine: dict[str, Any]) -> list[Result]:
         "batch_size": hyperparameters["batch_size"],
         "precision": job.metrics.get("precision"),
         "epochs": sizes.throughput_epochs,
+        "rounds": sizes.throughput_rounds,
         "train_images": train_images,
         "validation_images": validation_images,
     }
@@ -136,7 +148,7 @@ def run(context: Context, machine: dict[str, Any]) -> list[Result]:
             key="training_throughput",
             benchmark="training",
             title=KEYS["training_throughput"],
-            measured=f"{entry_rate:.0f} img/s (train.py, epochs 2+)",
+            measured=f"{entry_rate:.0f} img/s (train.py, best epoch after the first)",
             baseline=f"{baseline_rate:.0f} img/s (model.fit on NumPy arrays)",
             ratio=ratio,
             ratio_text=times(ratio),
@@ -144,26 +156,29 @@ def run(context: Context, machine: dict[str, Any]) -> list[Result]:
             met=ratio >= TARGET_RATIO,
             figures={
                 **common,
-                "entry_point_epoch_seconds": [round(s, 3) for s in job.epoch_seconds],
-                "entry_point_steady_epoch_seconds": round(entry_epoch, 3),
+                "entry_point_epoch_seconds": [
+                    [round(seconds, 3) for seconds in job.epoch_seconds] for job in jobs
+                ],
+                "entry_point_best_epoch_seconds": round(entry_epoch, 3),
                 "entry_point_images_per_second": round(entry_rate, 1),
-                "entry_point_fit_seconds": job.metrics.get("fit_seconds"),
+                "entry_point_fit_seconds": [job.metrics.get("fit_seconds") for job in jobs],
                 # The entry point's own figure: all epochs, the first one's decoding included.
-                "entry_point_train_images_per_second_metrics": job.metrics.get(
-                    "train_images_per_second"
-                ),
-                "entry_point_wall_seconds": round(job.wall_seconds, 2),
-                "entry_point_startup_seconds": _rounded(job.startup_seconds),
-                "entry_point_after_fit_seconds": _rounded(job.after_fit_seconds),
-                "in_memory_epoch_seconds": baseline["epoch_seconds"],
-                "in_memory_steady_epoch_seconds": round(baseline_epoch, 3),
+                "entry_point_train_images_per_second_metrics": [
+                    job.metrics.get("train_images_per_second") for job in jobs
+                ],
+                "entry_point_wall_seconds": [round(job.wall_seconds, 2) for job in jobs],
+                "entry_point_startup_seconds": [_rounded(job.startup_seconds) for job in jobs],
+                "entry_point_after_fit_seconds": [_rounded(job.after_fit_seconds) for job in jobs],
+                "in_memory_epoch_seconds": [run["epoch_seconds"] for run in baselines],
+                "in_memory_best_epoch_seconds": round(baseline_epoch, 3),
                 "in_memory_images_per_second": round(baseline_rate, 1),
-                "in_memory_decode_seconds": baseline["decode_seconds"],
+                "in_memory_decode_seconds": [run["decode_seconds"] for run in baselines],
             },
             note=(
                 f"{train_images} training + {validation_images} validation images at "
-                f"{hyperparameters['image_size']} px, model {hyperparameters['model']}; median "
-                "epoch after the first (training + validation pass); the entry point's "
+                f"{hyperparameters['image_size']} px, model {hyperparameters['model']}; the "
+                f"fastest epoch after the first (training + validation pass) of "
+                f"{sizes.throughput_rounds} alternating round(s) per side; the entry point's "
                 "metrics.json figure, first-epoch decoding included, is "
                 f"{job.metrics.get('train_images_per_second')} img/s."
             ),

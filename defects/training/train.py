@@ -166,31 +166,21 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         validation_paths, validation_labels, size, arguments.batch_size
     )
 
-    class_weight = None
-    if arguments.class_weights:
-        counts = np.bincount(train_labels, minlength=len(class_names))
-        class_weight = {
-            i: float(len(train_labels) / (len(class_names) * count))
-            for i, count in enumerate(counts)
-        }
+    class_weight = (
+        models.class_weights(train_labels, len(class_names)) if arguments.class_weights else None
+    )
 
     with strategy.scope():
-        network = models.make_model(
-            (size, size, 3),
+        network = models.build_and_compile(
+            size,
             len(class_names),
+            len(train_paths),
             architecture=arguments.model,
             augment=arguments.augment,
             seed=arguments.seed,
-        )
-        # Cosine decay to zero over the whole run: fast early, settled at the end.
-        steps_per_epoch = -(-len(train_paths) // arguments.batch_size)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            arguments.learning_rate, decay_steps=max(arguments.epochs * steps_per_epoch, 1)
-        )
-        network.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=schedule),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            learning_rate=arguments.learning_rate,
+            epochs=arguments.epochs,
+            batch_size=arguments.batch_size,
         )
 
     # Resume from a checkpoint when SageMaker restored one (spot interruption).
