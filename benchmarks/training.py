@@ -6,8 +6,9 @@ its first epoch and reads its cache afterwards; the baseline decodes everything 
 starts the clock. The compared figure is images per second in the fastest epoch after the
 first, an epoch being the training pass plus the validation pass (and, for the entry point,
 its checkpoint). The two sides take turns for a few rounds: on a shared machine other work
-slows some epochs down at random, and the fastest epoch is the least disturbed. Achieved GFLOP/s come from FLOPs counted on the model's layer
-shapes, next to an estimate of the machine's peak.
+slows some epochs down at random, and the fastest epoch is the least disturbed. Achieved
+GFLOP/s come from FLOPs counted on the model's layer shapes, next to an estimate of the
+machine's peak.
 """
 
 from __future__ import annotations
