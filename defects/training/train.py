@@ -20,14 +20,16 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-if __package__ in (None, ""):
-    # Run as a script (in the container, the source dir is the working directory).
+# Type checkers read the package imports; a run as a script (in the container, the source
+# dir is the working directory) imports the sibling modules directly.
+_AS_SCRIPT = __package__ in (None, "")
+if TYPE_CHECKING or not _AS_SCRIPT:
+    from defects.training import contract
+else:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import contract
-else:
-    from defects.training import contract
 
 _USER_ERROR_EXIT = 1
 _INTERNAL_ERROR_EXIT = 2
@@ -128,13 +130,13 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    if __package__ in (None, ""):
+    if TYPE_CHECKING or not _AS_SCRIPT:
+        from defects.training import data, metrics
+        from defects.training import model as models
+    else:
         import data
         import metrics
         import model as models
-    else:
-        from defects.training import data, metrics
-        from defects.training import model as models
     model_dir, output_dir, checkpoint_dir = _output_dirs()
 
     keras.utils.set_random_seed(arguments.seed)
