@@ -14,6 +14,7 @@ machine's peak.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -170,6 +171,9 @@ def run(context: Context, machine: dict[str, Any]) -> list[Result]:
                 "entry_point_wall_seconds": [round(job.wall_seconds, 2) for job in jobs],
                 "entry_point_startup_seconds": [_rounded(job.startup_seconds) for job in jobs],
                 "entry_point_after_fit_seconds": [_rounded(job.after_fit_seconds) for job in jobs],
+                # The medians too: when other work runs the whole time, they say more.
+                "entry_point_median_epoch_seconds": round(statistics.median(entry_epochs), 3),
+                "in_memory_median_epoch_seconds": round(statistics.median(baseline_epochs), 3),
                 "in_memory_epoch_seconds": [run["epoch_seconds"] for run in baselines],
                 "in_memory_best_epoch_seconds": round(baseline_epoch, 3),
                 "in_memory_images_per_second": round(baseline_rate, 1),
