@@ -127,6 +127,23 @@ def _local_unavailable(image: str) -> str:
     return ""
 
 
+def _result(key: str, figures: dict[str, Any], met: bool | None, note: str) -> Result:
+    overhead = figures["overhead_seconds"]
+    return Result(
+        key=key,
+        benchmark="overhead",
+        title=KEYS[key],
+        measured=f"{overhead:.1f} s overhead ({figures['wall_seconds']:.1f} s job)",
+        baseline=f"{figures['fit_seconds']:.1f} s in fit",
+        ratio=overhead,
+        ratio_text=f"{overhead:.1f} s",
+        target=TARGETS[key],
+        met=met,
+        figures=figures,
+        note=note,
+    )
+
+
 def run_process(context: Context) -> list[Result]:
     context.say(f"overhead: a tiny process job, {context.sizes.overhead_epochs} epoch(s)")
     settings = resolve(
@@ -134,21 +151,7 @@ def run_process(context: Context) -> list[Result]:
     )
     figures = _job(context, settings, "bench-overhead-process")
     overhead = figures["overhead_seconds"]
-    return [
-        Result(
-            key="overhead_process",
-            benchmark="overhead",
-            title=KEYS["overhead_process"],
-            measured=f"{overhead:.1f} s overhead ({figures['wall_seconds']:.1f} s job)",
-            baseline=f"{figures['fit_seconds']:.1f} s in fit",
-            ratio=overhead,
-            ratio_text=f"{overhead:.1f} s",
-            target=TARGETS["overhead_process"],
-            met=overhead <= TARGET_SECONDS,
-            figures=figures,
-            note=_breakdown(figures),
-        )
-    ]
+    return [_result("overhead_process", figures, overhead <= TARGET_SECONDS, _breakdown(figures))]
 
 
 def run_local(context: Context) -> list[Result]:
@@ -189,20 +192,8 @@ def run_local(context: Context) -> list[Result]:
     context.say(f"overhead: a tiny local job in {image}")
     figures = _job(context, settings, "bench-overhead-local")
     figures["image"] = image
-    overhead = figures["overhead_seconds"]
-    return [
-        Result(
-            key="overhead_local",
-            benchmark="overhead",
-            title=KEYS["overhead_local"],
-            measured=f"{overhead:.1f} s overhead ({figures['wall_seconds']:.1f} s job)",
-            baseline=f"{figures['fit_seconds']:.1f} s in fit",
-            ratio=overhead,
-            ratio_text=f"{overhead:.1f} s",
-            target=TARGETS["overhead_local"],
-            met=None,
-            figures=figures,
-            note="SageMaker local mode: compose up, the container's start, compose down and "
-            "the ownership fix-up are part of the overhead.",
-        )
-    ]
+    note = (
+        "SageMaker local mode: compose up, the container's start, compose down and "
+        "the ownership fix-up are part of the overhead."
+    )
+    return [_result("overhead_local", figures, None, note)]
