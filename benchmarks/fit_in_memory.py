@@ -4,8 +4,8 @@ Run as ``python -m benchmarks.fit_in_memory --train DIR --validation DIR --resul
 --name value ...`` in a fresh process, like the entry point. It builds and compiles the
 same model with the same hyperparameters, learning-rate schedule, seed and determinism
 setting as the entry point, decodes every image up front (untimed) with the entry point's
-own decoder, then fits on the arrays and writes the length of every epoch to ``--result``
-as JSON.
+own decoder, then fits on the arrays (shuffled and augmented in memory the way the entry
+point does it after its cache) and writes the length of every epoch to ``--result`` as JSON.
 """
 
 from __future__ import annotations
@@ -65,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         len(class_names),
         len(train_paths),
         architecture=arguments.model,
-        augment=arguments.augment,
-        seed=arguments.seed,
         learning_rate=arguments.learning_rate,
         epochs=arguments.epochs,
         batch_size=arguments.batch_size,
@@ -82,14 +80,24 @@ def main(argv: list[str] | None = None) -> int:
             epoch_seconds.append(time.perf_counter() - self.began)
 
     started = time.perf_counter()
-    history = network.fit(
-        train_images,
-        train_labels,
-        batch_size=arguments.batch_size,
-        epochs=arguments.epochs,
-        validation_data=(validation_images, validation_labels),
-        class_weight=class_weight,
+    in_memory = data.batches(
+        tf.data.Dataset.from_tensor_slices((train_images, train_labels)),
+        len(train_labels),
+        arguments.batch_size,
         shuffle=True,
+        seed=arguments.seed,
+        augmented=arguments.augment,
+    )
+    history = network.fit(
+        in_memory,
+        epochs=arguments.epochs,
+        validation_data=data.batches(
+            tf.data.Dataset.from_tensor_slices((validation_images, validation_labels)),
+            len(validation_labels),
+            arguments.batch_size,
+        ),
+        class_weight=class_weight,
+        shuffle=False,
         callbacks=[EpochTimer()],
         verbose=2,
     )

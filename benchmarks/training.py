@@ -77,7 +77,6 @@ def _model_flops(hyperparameters: dict[str, Any], num_classes: int) -> int:
         (size, size, 3),
         num_classes,
         architecture=str(hyperparameters["model"]),
-        augment=bool(hyperparameters["augment"]),
     )
     return flops.forward_flops_per_image(network)
 

@@ -109,9 +109,9 @@ def job_environment(
 
 # The hyperparameters every job passes explicitly, so that all backends run the same job.
 HYPERPARAMETER_DEFAULTS: dict[str, str | int | float | bool] = {
-    "epochs": 12,
+    "epochs": 16,
     "batch_size": 32,
-    "learning_rate": 0.003,
+    "learning_rate": 0.001,
     "image_size": 256,
     "seed": 0,
     "model": "default",

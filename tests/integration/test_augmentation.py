@@ -1,0 +1,62 @@
+"""The training pipeline's augmentation: seeded, varied, and never the label or the size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from defects.training import data  # noqa: E402
+
+
+def _photo(size: int = 48) -> np.ndarray:
+    # A bright asymmetric mark on a dark screen, so that every flip and rotation shows.
+    image = np.full((size, size, 3), 20, np.uint8)
+    image[5:12, 8:30] = 230
+    image[30:40, 36:40] = 120
+    return image
+
+
+def _dataset(seed: int, augmented: bool = True) -> list[np.ndarray]:
+    images = np.stack([_photo()] * 8)
+    labels = np.arange(8, dtype=np.int32)
+    pairs = tf.data.Dataset.from_tensor_slices((images, labels))
+    batches = data.batches(pairs, 8, batch_size=8, seed=seed, augmented=augmented)
+    epochs = []
+    for _ in range(2):
+        for batch, batch_labels in batches:
+            assert batch.dtype == tf.uint8 and tuple(batch.shape) == (8, 48, 48, 3)
+            assert batch_labels.numpy().tolist() == list(range(8))
+            epochs.append(batch.numpy())
+    return epochs
+
+
+def test_the_same_seed_gives_the_same_images_epoch_after_epoch() -> None:
+    first, second = _dataset(seed=3), _dataset(seed=3)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_images_vary_between_draws_epochs_and_seeds() -> None:
+    epoch_one, epoch_two = _dataset(seed=3)
+    other_seed, _ = _dataset(seed=4)
+    assert len({image.tobytes() for image in epoch_one}) > 4
+    assert not np.array_equal(epoch_one, epoch_two)
+    assert not np.array_equal(epoch_one, other_seed)
+    # Small changes: a variant keeps the photo's overall light.
+    assert abs(float(epoch_one.mean()) - float(_photo().mean())) < 10
+
+
+def test_without_augmentation_the_images_pass_unchanged() -> None:
+    for batch in _dataset(seed=3, augmented=False):
+        for image in batch:
+            np.testing.assert_array_equal(image, _photo())
+
+
+def test_rotation_turns_the_image_about_its_centre() -> None:
+    image = tf.constant(_photo().astype(np.float32))
+    quarter = data._rotate(image, tf.constant(np.pi / 2, tf.float32)).numpy()
+    np.testing.assert_allclose(quarter, np.rot90(_photo(), k=1).astype(np.float32), atol=1e-3)
+    unchanged = data._rotate(image, tf.constant(0.0)).numpy()
+    np.testing.assert_allclose(unchanged, _photo().astype(np.float32), atol=1e-3)
