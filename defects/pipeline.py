@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from defects import storage
+from defects import shards, storage
 from defects.backends import get_backend
 from defects.backends.base import Backend, HyperparameterValue, TrainingJob, TrainingResult
 from defects.console import log, progress
@@ -167,33 +167,38 @@ def prepare(
 
 
 def stage(dataset: PreparedDataset, store: Storage) -> dict[str, str]:
-    """Upload the splits to ``s3://<bucket>/<prefix>/datasets/<id>/``; returns channel URIs."""
+    """Upload the splits, as tar shards, to ``s3://<bucket>/<prefix>/datasets/<id>/``;
+    returns the channel URIs. Each shard is uploaded while the next one is packed."""
+    started = time.perf_counter()
+    # The local files first: a damaged prepared dataset fails before any S3 traffic.
+    try:
+        count, packed = shards.open_shards(dataset)
+    except FileNotFoundError as error:
+        raise DataError(
+            f"The prepared file {error.filename} is missing.",
+            hint="Prepare the source folder again with `defects prepare`.",
+        ) from error
     storage.ensure_bucket(store.s3, store.bucket, store.settings.region)
     location = store.dataset_uri(dataset.dataset_id)
-    items = [
-        storage.UploadItem(
-            dataset.root / entry["path"], location.join(entry["path"]).key, entry["md5"]
-        )
-        for entry in dataset.files()
-    ]
-    for item in items:
-        if not item.path.is_file():
-            raise DataError(
-                f"The prepared file {item.path} is missing.",
-                hint="Prepare the source folder again with `defects prepare`.",
-            )
-    manifest_path = dataset.root / "manifest.json"
-    items.append(
-        storage.UploadItem(
+    staged: list[shards.Shard] = []
+
+    def items() -> Iterator[storage.UploadItem]:
+        manifest_path = dataset.root / "manifest.json"
+        yield storage.UploadItem(
             manifest_path, location.join("manifest.json").key, storage.md5_of(manifest_path)
         )
-    )
-    started = time.perf_counter()
-    with progress(f"Staging to {location}", len(items)) as advance:
-        report = storage.upload(store.s3, store.bucket, items, location.key, advance)
+        for shard in packed:
+            staged.append(shard)
+            yield storage.UploadItem(shard.path, location.join(shard.key).key, shard.md5)
+
+    with progress(f"Staging to {location}", count + 1) as advance:
+        report = storage.upload(store.s3, store.bucket, items(), location.key, advance)
     log.info(
-        "Staged dataset %s: %d uploaded (%.1f MB), %d already there, in %.1f s.",
+        "Staged dataset %s (%d images in %d shards): %d object(s) uploaded (%.1f MB), "
+        "%d already there, in %.1f s.",
         dataset.dataset_id,
+        sum(shard.images for shard in staged),
+        len(staged),
         report.transferred,
         report.bytes / 1e6,
         report.skipped,

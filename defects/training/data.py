@@ -14,6 +14,8 @@ Standard library, NumPy and TensorFlow only: this runs inside the training conta
 
 from __future__ import annotations
 
+import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,67 @@ _DCT_RATIOS = (8, 4, 2, 1)
 MAX_ROTATION = 0.03 * 2 * np.pi
 MAX_BRIGHTNESS_SHIFT = 5.0
 CONTRAST_RANGE = (0.9, 1.1)
+
+
+SHARD_SUFFIX = ".tar"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """The images of one channel: file paths, or the encoded images read from its shards."""
+
+    class_names: list[str]
+    sources: list[str] | list[bytes]
+    labels: np.ndarray
+    encoded: bool
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+
+def shards_in(directory: Path) -> list[Path]:
+    """The tar shards at the top of a channel folder (what ``defects stage`` uploads)."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == SHARD_SUFFIX)
+
+
+def _shard_images(shards: list[Path]) -> list[tuple[str, str, bytes]]:
+    """``(class, member name, bytes)`` of every image in the shards, in name order."""
+    images = []
+    for shard in shards:
+        with tarfile.open(shard, mode="r:*") as archive:
+            for member in archive:
+                name = member.name
+                if not member.isfile() or "/" not in name:
+                    continue
+                if not name.lower().endswith(IMAGE_SUFFIXES):
+                    continue
+                stream = archive.extractfile(member)
+                if stream is not None:
+                    images.append((name.split("/", 1)[0], name, stream.read()))
+    return sorted(images, key=lambda image: image[1])
+
+
+def read_channel(directory: Path, class_names: list[str] | None = None) -> Channel:
+    """A channel folder holding ``<class>/<image>`` files or tar shards of them.
+
+    Without ``class_names`` the channel's own classes are used, sorted. Shards are read into
+    memory (a few hundred MB for the public dataset at full size); folders are read lazily.
+    """
+    shards = shards_in(directory)
+    if not shards:
+        names = class_names if class_names is not None else class_names_in(directory)
+        paths, labels = list_images(directory, names)
+        return Channel(names, paths, labels, encoded=False)
+    images = _shard_images(shards)
+    names = class_names if class_names is not None else sorted({c for c, _, _ in images})
+    index = {name: i for i, name in enumerate(names)}
+    kept = [(index[c], contents) for c, _, contents in images if c in index]
+    return Channel(
+        names,
+        [contents for _, contents in kept],
+        np.asarray([label for label, _ in kept], dtype=np.int32),
+        encoded=True,
+    )
 
 
 def class_names_in(directory: Path) -> list[str]:
@@ -122,23 +185,45 @@ def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def make_dataset(
-    paths: list[str],
+    sources: list[str] | list[bytes],
     labels: np.ndarray,
     image_size: int,
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
     augmented: bool = False,
+    encoded: bool = False,
 ) -> tf.data.Dataset:
     """Decode once and cache the small images in memory; then shuffle, augment, batch and
-    prefetch."""
-    dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
+    prefetch. ``sources`` are file paths, or encoded images when ``encoded``."""
+    load = decode_and_resize if encoded else load_image
+    dataset = tf.data.Dataset.from_tensor_slices((sources, labels))
     dataset = dataset.map(
-        lambda path, label: (load_image(path, image_size), label),
+        lambda source, label: (load(source, image_size), label),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
-    return batches(dataset.cache(), len(paths), batch_size, shuffle, seed, augmented)
+    return batches(dataset.cache(), len(sources), batch_size, shuffle, seed, augmented)
+
+
+def channel_dataset(
+    channel: Channel,
+    image_size: int,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    augmented: bool = False,
+) -> tf.data.Dataset:
+    return make_dataset(
+        channel.sources,
+        channel.labels,
+        image_size,
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        augmented=augmented,
+        encoded=channel.encoded,
+    )
 
 
 def batches(

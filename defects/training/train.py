@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import tarfile
 import time
 import traceback
 from pathlib import Path
@@ -143,12 +144,18 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     if arguments.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    class_names = data.class_names_in(train_dir)
+    def read(directory: Path, names: list[str] | None = None) -> Any:
+        try:
+            return data.read_channel(directory, names)
+        except (tarfile.TarError, OSError) as error:
+            raise UserError(f"Could not read the channel {directory}: {error}.") from error
+
+    training = read(train_dir)
+    class_names = training.class_names
     if len(class_names) < 2:
-        raise UserError(f"The train channel {train_dir} needs at least two class folders.")
-    train_paths, train_labels = data.list_images(train_dir, class_names)
-    validation_paths, validation_labels = data.list_images(validation_dir, class_names)
-    for name, labels in (("train", train_labels), ("validation", validation_labels)):
+        raise UserError(f"The train channel {train_dir} needs at least two classes.")
+    validation = read(validation_dir, class_names)
+    for name, labels in (("train", training.labels), ("validation", validation.labels)):
         missing = [c for i, c in enumerate(class_names) if not np.any(labels == i)]
         if missing:
             raise UserError(f"The {name} channel has no images of: {', '.join(missing)}.")
@@ -161,28 +168,25 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
 
     size = arguments.image_size
-    train_data = data.make_dataset(
-        train_paths,
-        train_labels,
+    train_data = data.channel_dataset(
+        training,
         size,
         arguments.batch_size,
         shuffle=True,
         seed=arguments.seed,
         augmented=arguments.augment,
     )
-    validation_data = data.make_dataset(
-        validation_paths, validation_labels, size, arguments.batch_size
-    )
+    validation_data = data.channel_dataset(validation, size, arguments.batch_size)
 
     class_weight = (
-        models.class_weights(train_labels, len(class_names)) if arguments.class_weights else None
+        models.class_weights(training.labels, len(class_names)) if arguments.class_weights else None
     )
 
     with strategy.scope():
         network = models.build_and_compile(
             size,
             len(class_names),
-            len(train_paths),
+            len(training),
             architecture=arguments.model,
             learning_rate=arguments.learning_rate,
             epochs=arguments.epochs,
@@ -210,8 +214,8 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             state_file.write_text(json.dumps({"epoch": epoch + 1, "history": history}))
 
     print(
-        f"Training {arguments.model} on {len(train_paths)} images, validating on "
-        f"{len(validation_paths)}; classes {class_names}; image size {size}; "
+        f"Training {arguments.model} on {len(training)} images, validating on "
+        f"{len(validation)}; classes {class_names}; image size {size}; "
         f"precision {precision}; GPUs {num_gpus}.",
         flush=True,
     )
@@ -246,18 +250,18 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         "precision": precision,
         "epochs": arguments.epochs,
         "fit_seconds": round(fit_seconds, 3),
-        "train_images": len(train_paths),
+        "train_images": len(training),
         "train_images_per_second": round(
-            len(train_paths) * (arguments.epochs - initial_epoch) / max(fit_seconds, 1e-9), 1
+            len(training) * (arguments.epochs - initial_epoch) / max(fit_seconds, 1e-9), 1
         ),
         # The validation batches are cached and in file order: no second decode.
-        "validation": evaluate(validation_data, validation_labels),
+        "validation": evaluate(validation_data, validation.labels),
     }
     if test_dir is not None:
-        test_paths, test_labels = data.list_images(test_dir, class_names)
-        if test_paths:
-            test_data = data.make_dataset(test_paths, test_labels, size, arguments.batch_size)
-            results["test"] = evaluate(test_data, test_labels)
+        test = read(test_dir, class_names)
+        if len(test):
+            test_data = data.channel_dataset(test, size, arguments.batch_size)
+            results["test"] = evaluate(test_data, test.labels)
 
     history_record = {"epoch": list(range(1, len(history.get("loss", [])) + 1)), **history}
     (output_dir / contract.HISTORY_FILE).write_text(json.dumps(history_record, indent=2))

@@ -165,13 +165,11 @@ def test_the_dataset_is_staged_by_the_shared_staging_code(cloud_run: CloudRun) -
     prefix = cloud_run.dataset_uri.removeprefix(f"s3://{DEFAULT_BUCKET}/")
     staged = [key for key in cloud_run.keys if key.startswith(prefix + "/")]
     assert f"{prefix}/manifest.json" in staged
-    assert {key.split("/")[3] for key in staged if key.count("/") == 5} == {
-        "train",
-        "validation",
-        "test",
-    }
-    # Six photos per class, all of them somewhere in the three splits.
-    assert len([key for key in staged if key.endswith(".jpg") or key.endswith(".png")]) == 24
+    # Each split as tar shards, no object per photo.
+    shards = [key for key in staged if key != f"{prefix}/manifest.json"]
+    assert {key.split("/")[3] for key in shards} == {"train", "validation", "test"}
+    assert all(key.rsplit("/", 1)[1].startswith("part-") for key in shards)
+    assert all(key.endswith(".tar") for key in shards)
 
 
 def test_the_created_bucket_is_private_and_encrypted(cloud_run: CloudRun) -> None:

@@ -54,3 +54,45 @@ def test_unknown_arguments_are_ignored(tmp_path: Path, tiny_photos: Path) -> Non
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "ml" / "model" / "model.keras").is_file()
     assert (tmp_path / "ml" / "output" / "data" / "history.json").is_file()
+
+
+def test_shard_channels_train_like_folder_channels(tmp_path: Path, tiny_photos: Path) -> None:
+    import json
+
+    from defects.prepare import prepare
+    from defects.shards import shards_for
+
+    dataset = prepare(tiny_photos, data_dir=tmp_path / "data")
+    # Small shards, so that a split spans several of them.
+    shards_for(dataset, limit=20_000)
+    runs = {}
+    for layout, root in (("folders", dataset.root), ("shards", dataset.root / "shards")):
+        channels = {split: root / split for split in ("train", "validation", "test")}
+        result = _run(tmp_path / layout, channels, "--epochs", "2", "--image_size", "32")
+        assert result.returncode == 0, result.stderr[-2000:]
+        output = tmp_path / layout / "output" / "data"
+        runs[layout] = {
+            name: json.loads((output / f"{name}.json").read_text())
+            for name in ("metrics", "history")
+        }
+    assert len(list((dataset.root / "shards" / "train").glob("part-*.tar"))) > 1
+    # The same images in the same order: the same training, epoch for epoch.
+    assert runs["shards"]["history"] == runs["folders"]["history"]
+    shards, folders = runs["shards"]["metrics"], runs["folders"]["metrics"]
+    for key in ("class_names", "train_images"):
+        assert shards[key] == folders[key]
+    for split in ("validation", "test"):
+        assert shards[split]["count"] == folders[split]["count"] > 0
+        assert shards[split]["confusion_matrix"] == folders[split]["confusion_matrix"]
+
+
+def test_a_broken_shard_writes_the_failure_file(tmp_path: Path) -> None:
+    for channel in ("train", "validation"):
+        (tmp_path / channel).mkdir()
+        (tmp_path / channel / "part-00000.tar").write_bytes(b"not a tar archive at all" * 40)
+    result = _run(
+        tmp_path / "ml", {c: tmp_path / c for c in ("train", "validation")}, "--epochs", "1"
+    )
+    assert result.returncode == 1
+    failure = (tmp_path / "ml" / "output" / "failure").read_text()
+    assert "Could not read the channel" in failure

@@ -87,7 +87,7 @@ def test_artifacts_are_uploaded_to_the_job_output_keys(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="defects")["Contents"]}
     assert "defects/jobs/tiny-job/output/model.tar.gz" in keys
     assert "defects/jobs/tiny-job/output/output.tar.gz" in keys
-    assert any(k.startswith("defects/datasets/") and "/train/oil/" in k for k in keys)
+    assert any(k.startswith("defects/datasets/") and "/train/part-00000.tar" in k for k in keys)
 
 
 def test_archives_hold_the_sagemaker_layout(finished_job: pipeline.JobSummary) -> None:
