@@ -23,8 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from defects.console import log
 from defects.errors import BackendError
 from defects.settings import Settings
+
+# The command-line flag of each cloud option in ``TrainingJob.extras``.
+CLOUD_FLAGS = {
+    "detach": "--detach",
+    "spot": "--spot",
+    "max_runtime": "--max-runtime",
+    "max_wait": "--max-wait",
+    "volume_size": "--volume-size",
+    "kms_key": "--kms-key",
+    "subnets": "--subnet",
+    "security_groups": "--security-group",
+    "tags": "--tag",
+}
 
 HyperparameterValue = str | int | float | bool
 
@@ -97,8 +111,20 @@ class Backend(ABC):
 
     def check_options(self, extras: Mapping[str, Any]) -> None:
         """Refuse a bad combination of a job's options (``TrainingJob.extras``) before any
-        work, as a :class:`~defects.errors.ConfigError` naming the fix."""
-        return None
+        work, as a :class:`~defects.errors.ConfigError` naming the fix.
+
+        By default the cloud options (spot, VPC, tags...) are not refused but named as
+        ignored, so that the same command runs on every backend and nobody believes a local
+        run was, say, encrypted with their KMS key."""
+        if extras:
+            flags = ", ".join(CLOUD_FLAGS.get(name, name) for name in sorted(extras))
+            log.warning(
+                "%s only appl%s to DEFECTS_BACKEND=sagemaker; the %s backend ignores %s.",
+                flags,
+                "ies" if len(extras) == 1 else "y",
+                self.name,
+                "it" if len(extras) == 1 else "them",
+            )
 
     def default_bucket(self, offline: bool = False) -> str:
         """The bucket to use when none is configured (only asked of non-embedded backends).
