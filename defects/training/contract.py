@@ -112,7 +112,7 @@ HYPERPARAMETER_DEFAULTS: dict[str, str | int | float | bool] = {
     "epochs": 16,
     "batch_size": 32,
     "learning_rate": 0.001,
-    "image_size": 256,
+    "image_size": 288,
     "seed": 0,
     "model": "default",
     "augment": True,

@@ -5,8 +5,8 @@ Dense 64, softmax). ``default`` stays in that family but is shaped for small def
 lie anywhere in a large photo:
 
 - a cheap strided first convolution (4x4 kernels, stride 4: every pixel is seen exactly once,
-  nothing is skipped) lets the network take a 256-px image, where a 1-2 px scratch or a
-  stain 2-4 % of the photo high is still a few pixels across, for the cost of a 64-px one;
+  nothing is skipped) lets the network take a 288-px image, where a 1-2 px scratch or a
+  stain 2-4 % of the photo high is still a few pixels across, for the cost of a 72-px one;
 - four Conv2D/BatchNormalization/ReLU/MaxPooling2D blocks: max pooling, because a bright
   stain a few pixels wide survives a max, not an average;
 - global max pooling (a MaxPooling2D over the whole map) instead of Flatten before Dense.
