@@ -144,7 +144,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     if arguments.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    def read(directory: Path, names: list[str] | None = None) -> Any:
+    def read(directory: Path, names: list[str] | None = None) -> data.Channel:
         try:
             return data.read_channel(directory, names)
         except (tarfile.TarError, OSError) as error:
