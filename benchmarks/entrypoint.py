@@ -10,17 +10,15 @@ from the cache) can be told apart from the first (which decodes).
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from defects.backends import process as process_backend
 from defects.pipeline import SOURCE_DIR
 from defects.training import contract
 
@@ -81,42 +79,20 @@ def run_entry_point(
 ) -> EntryPointRun:
     """``python train.py --name value ...`` with the ``SM_*`` variables of an ``opt/ml`` tree."""
     base = work_dir / "opt" / "ml"
-    for sub_path in (contract.MODEL_PATH, contract.OUTPUT_DATA_PATH, contract.CHECKPOINTS_PATH):
-        (base / sub_path).mkdir(parents=True, exist_ok=True)
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    environment.update(contract.job_environment(base, channels, hyperparameters))
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    environment["PYTHONUNBUFFERED"] = "1"
-    command = [
-        sys.executable,
-        str(SOURCE_DIR / "train.py"),
-        *contract.hyperparameter_arguments(hyperparameters),
-    ]
+    command = process_backend.entry_point_command(SOURCE_DIR / "train.py", hyperparameters)
     lines: list[tuple[float, str]] = []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log_path.open("a") as log:
         log.write("$ train.py " + " ".join(command[2:]) + "\n")
-        process = subprocess.Popen(
+        returncode = process_backend.run_entry_point(
             command,
-            cwd=SOURCE_DIR,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
+            base,
+            channels,
+            hyperparameters,
+            log,
+            on_line=lambda line: lines.append((time.perf_counter(), line)),
         )
-        assert process.stdout is not None
-        try:
-            for line in process.stdout:
-                lines.append((time.perf_counter(), line))
-                log.write(line)
-                log.flush()  # Follow a long run with tail -f.
-            returncode = process.wait()
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
     ended = time.perf_counter()
     wall_seconds = ended - started
     if returncode != 0:

@@ -8,8 +8,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TextIO
 
 from defects import storage
 from defects.backends.artifacts import failure_reason, upload_results
@@ -17,6 +19,58 @@ from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import err, log
 from defects.errors import TrainingFailed
 from defects.training import contract
+
+
+def entry_point_command(script: Path, hyperparameters: Mapping[str, object]) -> list[str]:
+    """``python <script> --name value ...``, as SageMaker starts a script-mode entry point."""
+    return [sys.executable, str(script), *contract.hyperparameter_arguments(hyperparameters)]
+
+
+def run_entry_point(
+    command: list[str],
+    base: Path,
+    channels: Mapping[str, Path],
+    hyperparameters: Mapping[str, object],
+    log_file: TextIO,
+    on_line: Callable[[str], None] = lambda line: None,
+) -> int:
+    """Run the entry point in its own folder with the ``SM_*`` variables of the ``opt/ml``
+    tree at ``base``, and return its exit status.
+
+    The entry point never talks to AWS: it gets no endpoint and no credentials. Each line of
+    its output goes to ``log_file`` as it arrives (follow a long run with ``tail -f``) and
+    to ``on_line``. If this is interrupted, the entry point is stopped too.
+    """
+    for sub_path in (contract.MODEL_PATH, contract.OUTPUT_DATA_PATH, contract.CHECKPOINTS_PATH):
+        (base / sub_path).mkdir(parents=True, exist_ok=True)
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    environment.update(contract.job_environment(base, channels, hyperparameters))
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    environment["PYTHONUNBUFFERED"] = "1"
+    process = subprocess.Popen(
+        command,
+        cwd=Path(command[1]).parent,  # the script's folder, as in the container
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            log_file.write(line)
+            log_file.flush()
+            on_line(line)
+        return process.wait()
+    except BaseException:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
 
 
 class ProcessBackend(Backend):
@@ -45,45 +99,18 @@ class ProcessBackend(Backend):
             local.mkdir(parents=True)
             storage.download(s3, storage.S3Uri.parse(uri), local)
             channels[channel] = local
-        for sub_path in (contract.MODEL_PATH, contract.OUTPUT_DATA_PATH, contract.CHECKPOINTS_PATH):
-            (base / sub_path).mkdir(parents=True, exist_ok=True)
-
-        environment = {
-            name: value
-            for name, value in os.environ.items()
-            # The entry point never talks to AWS: it gets no endpoint and no credentials.
-            if not name.startswith("AWS_")
-        }
-        environment.update(contract.job_environment(base, channels, job.hyperparameters))
-        environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        environment["PYTHONUNBUFFERED"] = "1"
-        command = [
-            sys.executable,
-            str(job.source_dir / job.entry_script),
-            *contract.hyperparameter_arguments(job.hyperparameters),
-        ]
+        command = entry_point_command(job.source_dir / job.entry_script, job.hyperparameters)
         log.info("Running the entry point: %s", " ".join(command[1:]))
         started = time.perf_counter()
         with job.log_path.open("a") as job_log:
-            process = subprocess.Popen(
+            returncode = run_entry_point(
                 command,
-                cwd=job.source_dir,
-                env=environment,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                bufsize=1,
+                base,
+                channels,
+                job.hyperparameters,
+                job_log,
+                on_line=lambda line: err.out(line.rstrip("\n"), highlight=False),
             )
-            assert process.stdout is not None
-            try:
-                for line in process.stdout:
-                    job_log.write(line)
-                    err.out(line.rstrip("\n"), highlight=False)
-                returncode = process.wait()
-            except KeyboardInterrupt:
-                process.terminate()
-                process.wait(timeout=30)
-                raise
         seconds = time.perf_counter() - started
         shutil.rmtree(base / "input" / "data", ignore_errors=True)
         if returncode != 0:
