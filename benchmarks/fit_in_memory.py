@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 
-def _decoded(paths: list[str], labels: Any, size: int, batch_size: int) -> Any:
+def _decoded(paths: list[str], labels: Any, shape: tuple[int, int], batch_size: int) -> Any:
     import numpy as np
 
     from defects.training import data
 
-    batches = list(data.make_dataset(paths, labels, size, batch_size).as_numpy_iterator())
+    batches = list(data.make_dataset(paths, labels, shape, batch_size).as_numpy_iterator())
     return np.concatenate([images for images, _ in batches])
 
 
@@ -51,17 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     class_names = data.class_names_in(own.train)
     train_paths, train_labels = data.list_images(own.train, class_names)
     validation_paths, validation_labels = data.list_images(own.validation, class_names)
-    size = arguments.image_size
+    shape = arguments.image_size
     started = time.perf_counter()
-    train_images = _decoded(train_paths, train_labels, size, arguments.batch_size)
-    validation_images = _decoded(validation_paths, validation_labels, size, arguments.batch_size)
+    train_images = _decoded(train_paths, train_labels, shape, arguments.batch_size)
+    validation_images = _decoded(validation_paths, validation_labels, shape, arguments.batch_size)
     decode_seconds = time.perf_counter() - started
 
     class_weight = (
         models.class_weights(train_labels, len(class_names)) if arguments.class_weights else None
     )
     network = models.build_and_compile(
-        size,
+        shape,
         len(class_names),
         len(train_paths),
         architecture=arguments.model,

@@ -25,13 +25,13 @@ TARGETS = {"input_pipeline": ">= 3x the PIL loop"}
 TARGET_RATIO = 3.0
 
 
-def _pipeline_seconds(paths: list[Path], size: int, batch_size: int) -> float:
+def _pipeline_seconds(paths: list[Path], shape: tuple[int, int], batch_size: int) -> float:
     from defects.training import data
 
     labels = np.zeros(len(paths), np.int32)
     started = time.perf_counter()
     # A fresh dataset each time: nothing comes from an earlier pass's cache.
-    dataset = data.make_dataset([str(p) for p in paths], labels, size, batch_size)
+    dataset = data.make_dataset([str(p) for p in paths], labels, shape, batch_size)
     delivered = sum(int(images.shape[0]) for images, _ in dataset)
     seconds = time.perf_counter() - started
     if delivered != len(paths):
@@ -39,35 +39,37 @@ def _pipeline_seconds(paths: list[Path], size: int, batch_size: int) -> float:
     return seconds
 
 
-def _pil_seconds(paths: list[Path], size: int) -> float:
+def _pil_seconds(paths: list[Path], shape: tuple[int, int]) -> float:
     from PIL import Image
 
+    height, width = shape
     started = time.perf_counter()
     arrays = []
     for path in paths:
         with Image.open(path) as image:
-            arrays.append(np.asarray(image.convert("RGB").resize((size, size))))
+            arrays.append(np.asarray(image.convert("RGB").resize((width, height))))
     stacked = np.stack(arrays)
     seconds = time.perf_counter() - started
-    if stacked.shape != (len(paths), size, size, 3):
+    if stacked.shape != (len(paths), height, width, 3):
         raise RuntimeError(f"the PIL loop produced {stacked.shape}")
     return seconds
 
 
 def run(context: Context) -> list[Result]:
     sizes = context.sizes
-    size = int(contract.HYPERPARAMETER_DEFAULTS["image_size"])
+    size = str(contract.HYPERPARAMETER_DEFAULTS["image_size"])
+    shape = contract.image_shape(size)
     batch_size = int(contract.HYPERPARAMETER_DEFAULTS["batch_size"])
     context.say(f"input pipeline: drawing or reusing {sizes.input_images} 1920x1080 JPEGs")
     paths = datasets.full_size_jpegs(context.data_dir, sizes.input_images)
     megabytes = sum(len(p.read_bytes()) for p in paths) / 1e6  # Also warms the page cache.
     # Warm TensorFlow up (thread pools, kernels) on two files, untimed.
-    _pipeline_seconds(paths[:2], size, batch_size)
+    _pipeline_seconds(paths[:2], shape, batch_size)
     context.say(f"input pipeline: timing tf.data and PIL on {len(paths)} images")
     pipeline_seconds = min(
-        _pipeline_seconds(paths, size, batch_size) for _ in range(sizes.input_repeats)
+        _pipeline_seconds(paths, shape, batch_size) for _ in range(sizes.input_repeats)
     )
-    pil_seconds = min(_pil_seconds(paths, size) for _ in range(sizes.input_repeats))
+    pil_seconds = min(_pil_seconds(paths, shape) for _ in range(sizes.input_repeats))
     pipeline_rate = len(paths) / pipeline_seconds
     pil_rate = len(paths) / pil_seconds
     ratio = pipeline_rate / pil_rate

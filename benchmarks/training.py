@@ -72,9 +72,8 @@ def _rounded(value: float | None) -> float | None:
 def _model_flops(hyperparameters: dict[str, Any], num_classes: int) -> int:
     from defects.training.model import make_model
 
-    size = int(hyperparameters["image_size"])
     network = make_model(
-        (size, size, 3),
+        (*contract.image_shape(hyperparameters["image_size"]), 3),
         num_classes,
         architecture=str(hyperparameters["model"]),
     )

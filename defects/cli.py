@@ -51,6 +51,18 @@ def _pop_settings(kwargs: dict[str, Any]) -> Settings:
     return resolve({name: kwargs.pop(name) for name in names})
 
 
+class _ImageSize(click.ParamType):
+    """``448x252`` (width x height) or ``288`` (a square), kept as the entry point takes it."""
+
+    name = "WIDTHxHEIGHT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return contract.image_size_text(contract.image_shape(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
 def _hyperparameter_options(function: F) -> F:
     defaults = contract.HYPERPARAMETER_DEFAULTS
     options = [
@@ -71,8 +83,9 @@ def _hyperparameter_options(function: F) -> F:
         ),
         click.option(
             "--image-size",
-            type=click.IntRange(16, 1024),
-            help=f"side of the square the photos are resized to [default {defaults['image_size']}]",
+            type=_ImageSize(),
+            help="size the photos are resized to: WIDTHxHEIGHT, or one side for a square "
+            f"[default {defaults['image_size']}]",
         ),
         click.option("--seed", type=int, help="seed for data split and training [default 0]"),
         click.option(

@@ -25,7 +25,7 @@ from defects.training import contract
 class LoadedModel:
     model: Any
     class_names: list[str]
-    image_size: int
+    image_shape: tuple[int, int]
     source: Path
     _temporary: Any = field(default=None, repr=False)
 
@@ -72,8 +72,8 @@ def load_model(location: Path) -> LoadedModel:
         )
     model = keras.models.load_model(model_file)
     class_names = json.loads(names_file.read_text())
-    image_size = int(model.input_shape[1])
-    return LoadedModel(model, class_names, image_size, location, temporary)
+    image_shape = (int(model.input_shape[1]), int(model.input_shape[2]))
+    return LoadedModel(model, class_names, image_shape, location, temporary)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def predict(model: Path | LoadedModel, images: list[Path]) -> list[Prediction]:
             results.append(Prediction(path, None, {}, error=checked.reason))
             continue
         contents = checked.converted if checked.converted is not None else path.read_bytes()
-        pixels = decode_and_resize(tf.constant(contents), loaded.image_size)
+        pixels = decode_and_resize(tf.constant(contents), loaded.image_shape)
         probabilities = loaded.model.predict(pixels[tf.newaxis], verbose=0)[0]
         label = loaded.class_names[int(np.argmax(probabilities))]
         results.append(
@@ -163,7 +163,7 @@ def evaluate(
             f"No images of the classes {', '.join(loaded.class_names)} in {folder}.",
             hint="Pass --data with a prepared dataset or a folder of <class>/<image> files.",
         )
-    dataset = make_dataset(paths, labels, loaded.image_size, batch_size=32)
+    dataset = make_dataset(paths, labels, loaded.image_shape, batch_size=32)
     probabilities = loaded.model.predict(dataset, verbose=0)
     metrics = classification_metrics(labels, np.argmax(probabilities, axis=1), loaded.class_names)
     metrics["split"] = split

@@ -119,3 +119,31 @@ HYPERPARAMETER_DEFAULTS: dict[str, str | int | float | bool] = {
     "class_weights": True,
     "precision": "auto",
 }
+
+
+IMAGE_SIDE_RANGE = (16, 1024)
+
+
+def image_shape(size: object) -> tuple[int, int]:
+    """``(height, width)`` of an image size: one side for a square (``288``), or width x height
+    the way photo sizes are written (``448x252``). Each side must lie in ``IMAGE_SIDE_RANGE``.
+    """
+    text = str(size).strip().lower()
+    width, separator, height = text.partition("x")
+    try:
+        shape = (int(height), int(width)) if separator else (int(text), int(text))
+    except ValueError:
+        raise ValueError(
+            f"{size!r} is not an image size: give one side such as 288 (a square) or "
+            "width x height such as 448x252."
+        ) from None
+    low, high = IMAGE_SIDE_RANGE
+    if not all(low <= side <= high for side in shape):
+        raise ValueError(f"image size {size!r}: each side must be between {low} and {high}.")
+    return shape
+
+
+def image_size_text(shape: tuple[int, int]) -> str:
+    """The inverse of ``image_shape``: ``"288"`` for a square, else ``"448x252"``."""
+    height, width = shape
+    return str(width) if height == width else f"{width}x{height}"

@@ -116,15 +116,15 @@ def list_images(directory: Path, class_names: list[str]) -> tuple[list[str], np.
     return paths, np.asarray(labels, dtype=np.int32)
 
 
-def _decode_jpeg_scaled(contents: tf.Tensor, image_size: int) -> tf.Tensor:
-    # Pick the largest DCT scale that still leaves the short side at least image_size.
-    shape = tf.io.extract_jpeg_shape(contents)
-    short_side = tf.minimum(shape[0], shape[1])
+def _decode_jpeg_scaled(contents: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
+    # Pick the largest DCT scale that still leaves both sides at least as large as the target.
+    source = tf.io.extract_jpeg_shape(contents)
+    height, width = shape
     branches = []
     for ratio in _DCT_RATIOS:
         branches.append(
             (
-                short_side >= image_size * ratio,
+                tf.logical_and(source[0] >= height * ratio, source[1] >= width * ratio),
                 lambda ratio=ratio: tf.io.decode_jpeg(
                     contents, channels=3, ratio=ratio, dct_method="INTEGER_ACCURATE"
                 ),
@@ -133,21 +133,21 @@ def _decode_jpeg_scaled(contents: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.case(branches[:-1], default=branches[-1][1], exclusive=False)
 
 
-def decode_and_resize(contents: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Encoded image bytes to a ``(size, size, 3)`` uint8 tensor, antialiased."""
+def decode_and_resize(contents: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
+    """Encoded image bytes to a ``(height, width, 3)`` uint8 tensor, antialiased."""
     is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), _JPEG_MAGIC)
     image = tf.cond(
         is_jpeg,
-        lambda: _decode_jpeg_scaled(contents, image_size),
+        lambda: _decode_jpeg_scaled(contents, shape),
         lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
     )
     image.set_shape([None, None, 3])
-    resized = tf.image.resize(image, [image_size, image_size], method="area", antialias=True)
+    resized = tf.image.resize(image, list(shape), method="area", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    return decode_and_resize(tf.io.read_file(path), image_size)
+def load_image(path: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
+    return decode_and_resize(tf.io.read_file(path), shape)
 
 
 def _rotate(image: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
@@ -187,7 +187,7 @@ def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 def make_dataset(
     sources: list[str] | list[bytes],
     labels: np.ndarray,
-    image_size: int,
+    shape: tuple[int, int],
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
@@ -199,7 +199,7 @@ def make_dataset(
     load = decode_and_resize if encoded else load_image
     dataset = tf.data.Dataset.from_tensor_slices((sources, labels))
     dataset = dataset.map(
-        lambda source, label: (load(source, image_size), label),
+        lambda source, label: (load(source, shape), label),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
@@ -208,7 +208,7 @@ def make_dataset(
 
 def channel_dataset(
     channel: Channel,
-    image_size: int,
+    shape: tuple[int, int],
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
@@ -217,7 +217,7 @@ def channel_dataset(
     return make_dataset(
         channel.sources,
         channel.labels,
-        image_size,
+        shape,
         batch_size,
         shuffle=shuffle,
         seed=seed,
@@ -248,10 +248,10 @@ def batches(
     return dataset.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def load_images(paths: list[str], image_size: int, batch_size: int = 32) -> tf.data.Dataset:
+def load_images(paths: list[str], shape: tuple[int, int], batch_size: int = 32) -> tf.data.Dataset:
     """Images without labels, for prediction."""
     dataset = tf.data.Dataset.from_tensor_slices(paths)
     dataset = dataset.map(
-        lambda path: load_image(path, image_size), num_parallel_calls=AUTOTUNE, deterministic=True
+        lambda path: load_image(path, shape), num_parallel_calls=AUTOTUNE, deterministic=True
     )
     return dataset.batch(batch_size).prefetch(AUTOTUNE)

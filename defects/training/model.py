@@ -76,7 +76,7 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 
 
 def build_and_compile(
-    image_size: int,
+    image_shape: tuple[int, int],
     num_classes: int,
     train_count: int,
     *,
@@ -87,7 +87,7 @@ def build_and_compile(
 ) -> keras.Model:
     """The network as the entry point trains it: Adam with cosine decay to zero over the run
     (fast early, settled at the end) and sparse categorical cross-entropy."""
-    network = make_model((image_size, image_size, 3), num_classes, architecture=architecture)
+    network = make_model((*image_shape, 3), num_classes, architecture=architecture)
     steps_per_epoch = -(-train_count // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate, decay_steps=max(epochs * steps_per_epoch, 1)

@@ -49,6 +49,13 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true or false)")
 
 
+def _image_shape(text: str) -> tuple[int, int]:
+    try:
+        return contract.image_shape(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"Bad hyperparameter: {message}.")
@@ -60,7 +67,7 @@ def parse_hyperparameters(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=defaults["epochs"])
     parser.add_argument("--batch_size", type=int, default=defaults["batch_size"])
     parser.add_argument("--learning_rate", type=float, default=defaults["learning_rate"])
-    parser.add_argument("--image_size", type=int, default=defaults["image_size"])
+    parser.add_argument("--image_size", type=_image_shape, default=defaults["image_size"])
     parser.add_argument("--seed", type=int, default=defaults["seed"])
     parser.add_argument("--model", default=defaults["model"], choices=["default", "article"])
     parser.add_argument("--augment", type=_bool, default=defaults["augment"])
@@ -78,8 +85,6 @@ def parse_hyperparameters(argv: list[str]) -> argparse.Namespace:
         raise UserError(f"epochs must be at least 1, got {arguments.epochs}.")
     if arguments.batch_size < 1:
         raise UserError(f"batch_size must be at least 1, got {arguments.batch_size}.")
-    if not 16 <= arguments.image_size <= 1024:
-        raise UserError(f"image_size must be between 16 and 1024, got {arguments.image_size}.")
     if not 0 < arguments.learning_rate < 1:
         raise UserError(f"learning_rate must be in (0, 1), got {arguments.learning_rate}.")
     return arguments
@@ -167,16 +172,16 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     keras.mixed_precision.set_global_policy(precision)
     strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
 
-    size = arguments.image_size
+    shape = arguments.image_size
     train_data = data.channel_dataset(
         training,
-        size,
+        shape,
         arguments.batch_size,
         shuffle=True,
         seed=arguments.seed,
         augmented=arguments.augment,
     )
-    validation_data = data.channel_dataset(validation, size, arguments.batch_size)
+    validation_data = data.channel_dataset(validation, shape, arguments.batch_size)
 
     class_weight = (
         models.class_weights(training.labels, len(class_names)) if arguments.class_weights else None
@@ -184,7 +189,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
 
     with strategy.scope():
         network = models.build_and_compile(
-            size,
+            shape,
             len(class_names),
             len(training),
             architecture=arguments.model,
@@ -215,7 +220,8 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
 
     print(
         f"Training {arguments.model} on {len(training)} images, validating on "
-        f"{len(validation)}; classes {class_names}; image size {size}; "
+        f"{len(validation)}; classes {class_names}; image size "
+        f"{contract.image_size_text(shape)}; "
         f"precision {precision}; GPUs {num_gpus}.",
         flush=True,
     )
@@ -245,7 +251,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {
         "class_names": class_names,
-        "image_size": size,
+        "image_size": contract.image_size_text(shape),
         "model": arguments.model,
         "precision": precision,
         "epochs": arguments.epochs,
@@ -260,7 +266,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     if test_dir is not None:
         test = read(test_dir, class_names)
         if len(test):
-            test_data = data.channel_dataset(test, size, arguments.batch_size)
+            test_data = data.channel_dataset(test, shape, arguments.batch_size)
             results["test"] = evaluate(test_data, test.labels)
 
     history_record = {"epoch": list(range(1, len(history.get("loss", [])) + 1)), **history}

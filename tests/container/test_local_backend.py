@@ -151,7 +151,7 @@ def test_local_failure_reports_the_entry_points_reason(
             "failing-job",
             image_size=8,
         )
-    assert "image_size must be between 16 and 1024" in caught.value.message
+    assert "each side must be between 16 and 1024" in caught.value.message
     assert _containers("failing-job") == set()
 
 

@@ -14,7 +14,8 @@ from defects import pipeline
 from defects.settings import resolve
 from tests.conftest import use_moto
 
-TINY = {"epochs": 2, "image_size": 32, "batch_size": 8}
+# Not square, as the default is not: width 40, height 24.
+TINY: dict[str, str | int] = {"epochs": 2, "image_size": "40x24", "batch_size": 8}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,8 @@ def test_saved_model_predicts_probabilities(finished_job: pipeline.JobSummary) -
     import keras
 
     model = keras.models.load_model(finished_job.run_dir / "model" / "model.keras")
-    probabilities = model.predict(np.zeros((2, 32, 32, 3), dtype="uint8"), verbose=0)
+    assert model.input_shape == (None, 24, 40, 3)
+    probabilities = model.predict(np.zeros((2, 24, 40, 3), dtype="uint8"), verbose=0)
     assert probabilities.shape == (2, 4)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 

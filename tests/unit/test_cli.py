@@ -54,6 +54,14 @@ def test_wrong_flag_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
     assert "--epochs" in err
 
 
+def test_bad_image_size_is_a_usage_error_that_shows_the_form(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = _run(capsys, "run", "--image-size", "448by252")
+    assert code == 2
+    assert "--image-size" in err and "448x252" in err
+
+
 def test_bad_class_list_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "prepare", ".", "--classes", "only")
     assert code == 2

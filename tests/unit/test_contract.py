@@ -3,6 +3,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from defects.training import contract
 
 TRAINING_DIR = Path(contract.__file__).parent
@@ -64,3 +66,18 @@ def test_entry_point_uses_only_what_the_training_image_has() -> None:
     }
     for path in TRAINING_DIR.glob("*.py"):
         assert _imported_modules(path) <= allowed, (path.name, _imported_modules(path) - allowed)
+
+
+@pytest.mark.parametrize(
+    ("size", "shape"),
+    [(288, (288, 288)), ("288", (288, 288)), ("448x252", (252, 448)), (" 64X32 ", (32, 64))],
+)
+def test_an_image_size_is_one_side_or_width_x_height(size: object, shape: tuple[int, int]) -> None:
+    assert contract.image_shape(size) == shape
+    assert contract.image_shape(contract.image_size_text(shape)) == shape
+
+
+@pytest.mark.parametrize("size", ["", "big", "448x", "x252", "448x252x3", "8", "448x2000"])
+def test_a_bad_image_size_says_what_is_expected(size: str) -> None:
+    with pytest.raises(ValueError, match=r"image size|between 16 and 1024"):
+        contract.image_shape(size)
