@@ -52,7 +52,7 @@ def _pop_settings(kwargs: dict[str, Any]) -> Settings:
 
 
 class _ImageSize(click.ParamType):
-    """``448x252`` (width x height) or ``288`` (a square), kept as the entry point takes it."""
+    """``384x216`` (width x height) or ``288`` (a square), kept as the entry point takes it."""
 
     name = "WIDTHxHEIGHT"
 

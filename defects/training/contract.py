@@ -109,10 +109,10 @@ def job_environment(
 
 # The hyperparameters every job passes explicitly, so that all backends run the same job.
 HYPERPARAMETER_DEFAULTS: dict[str, str | int | float | bool] = {
-    "epochs": 16,
+    "epochs": 24,
     "batch_size": 32,
     "learning_rate": 0.001,
-    "image_size": 288,
+    "image_size": "384x216",
     "seed": 0,
     "model": "default",
     "augment": True,
@@ -126,7 +126,7 @@ IMAGE_SIDE_RANGE = (16, 1024)
 
 def image_shape(size: object) -> tuple[int, int]:
     """``(height, width)`` of an image size: one side for a square (``288``), or width x height
-    the way photo sizes are written (``448x252``). Each side must lie in ``IMAGE_SIDE_RANGE``.
+    the way photo sizes are written (``384x216``). Each side must lie in ``IMAGE_SIDE_RANGE``.
     """
     text = str(size).strip().lower()
     width, separator, height = text.partition("x")
@@ -135,7 +135,7 @@ def image_shape(size: object) -> tuple[int, int]:
     except ValueError:
         raise ValueError(
             f"{size!r} is not an image size: give one side such as 288 (a square) or "
-            "width x height such as 448x252."
+            "width x height such as 384x216."
         ) from None
     low, high = IMAGE_SIDE_RANGE
     if not all(low <= side <= high for side in shape):
@@ -144,6 +144,6 @@ def image_shape(size: object) -> tuple[int, int]:
 
 
 def image_size_text(shape: tuple[int, int]) -> str:
-    """The inverse of ``image_shape``: ``"288"`` for a square, else ``"448x252"``."""
+    """The inverse of ``image_shape``: ``"288"`` for a square, else ``"384x216"``."""
     height, width = shape
     return str(width) if height == width else f"{width}x{height}"

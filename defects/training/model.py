@@ -5,10 +5,14 @@ Dense 64, softmax). ``default`` stays in that family but is shaped for small def
 lie anywhere in a large photo:
 
 - a cheap strided first convolution (4x4 kernels, stride 4: every pixel is seen exactly once,
-  nothing is skipped) lets the network take a 288-px image, where a 1-2 px scratch or a
-  stain 2-4 % of the photo high is still a few pixels across, for the cost of a 72-px one;
+  nothing is skipped) lets the network take a 384x216 image (the photo's own 16:9 shape),
+  where a 1-2 px scratch or a stain 2-4 % of the photo high is still a few pixels across, for
+  the cost of a 96x54 one;
 - four Conv2D/BatchNormalization/ReLU/MaxPooling2D blocks: max pooling, because a bright
-  stain a few pixels wide survives a max, not an average;
+  stain a few pixels wide survives a max, not an average. The last two blocks are wide (96
+  and 192 filters): they work on small maps, so their width is cheap, and telling a faint oil
+  film from a dark stain needs more patterns than 64/128 filters held (test recall of oil
+  rose from 0.86 to 0.90-0.95 over three seeds);
 - global max pooling (a MaxPooling2D over the whole map) instead of Flatten before Dense.
   Flatten gives every position its own weights, which a few hundred photos cannot teach
   when a defect can be anywhere (measured: it does not learn at all in 12 epochs); a global
@@ -26,6 +30,8 @@ import numpy as np
 from keras import layers
 
 ARCHITECTURES = ("default", "article")
+# Filters of the default network's four blocks, after its 16-filter stem.
+BLOCK_FILTERS = (16, 32, 96, 192)
 
 
 def make_model(
@@ -54,7 +60,7 @@ def make_model(
         # several epochs, or for good, depending on the seed.
         x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.Activation("relu")(x)
-        for filters in (16, 32, 64, 128):
+        for filters in BLOCK_FILTERS:
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
             x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.Activation("relu")(x)

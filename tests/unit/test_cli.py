@@ -59,7 +59,7 @@ def test_bad_image_size_is_a_usage_error_that_shows_the_form(
 ) -> None:
     code, _, err = _run(capsys, "run", "--image-size", "448by252")
     assert code == 2
-    assert "--image-size" in err and "448x252" in err
+    assert "--image-size" in err and "384x216" in err
 
 
 def test_bad_class_list_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -70,14 +70,19 @@ def test_entry_point_uses_only_what_the_training_image_has() -> None:
 
 @pytest.mark.parametrize(
     ("size", "shape"),
-    [(288, (288, 288)), ("288", (288, 288)), ("448x252", (252, 448)), (" 64X32 ", (32, 64))],
+    [(288, (288, 288)), ("288", (288, 288)), ("384x216", (216, 384)), (" 64X32 ", (32, 64))],
 )
 def test_an_image_size_is_one_side_or_width_x_height(size: object, shape: tuple[int, int]) -> None:
     assert contract.image_shape(size) == shape
     assert contract.image_shape(contract.image_size_text(shape)) == shape
 
 
-@pytest.mark.parametrize("size", ["", "big", "448x", "x252", "448x252x3", "8", "448x2000"])
+@pytest.mark.parametrize("size", ["", "big", "448x", "x252", "384x216x3", "8", "448x2000"])
 def test_a_bad_image_size_says_what_is_expected(size: str) -> None:
     with pytest.raises(ValueError, match=r"image size|between 16 and 1024"):
         contract.image_shape(size)
+
+
+def test_the_default_image_size_keeps_the_photos_16_to_9_shape() -> None:
+    height, width = contract.image_shape(contract.HYPERPARAMETER_DEFAULTS["image_size"])
+    assert width * 9 == height * 16
