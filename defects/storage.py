@@ -197,6 +197,25 @@ def list_etags(s3: Any, location: S3Uri, folder: bool = True) -> dict[str, str]:
     return etags
 
 
+# S3 makes an object's ETag the MD5 of its content only without encryption or with SSE-S3;
+# under SSE-KMS (a bucket default in many accounts) or SSE-C it is not. Every upload also
+# records its MD5 as metadata, which is read when the ETag cannot be the MD5.
+_MD5_METADATA = "md5"
+
+
+def _holds(s3: Any, bucket: str, key: str, etag: str | None, md5: str) -> bool:
+    """Whether the object ``key`` (listed with ``etag``, or None when missing) has ``md5``."""
+    if etag is None:
+        return False
+    if etag == md5:
+        return True
+    head = s3.head_object(Bucket=bucket, Key=key)
+    encrypted = str(head.get("ServerSideEncryption", "")).startswith("aws:kms") or bool(
+        head.get("SSECustomerAlgorithm")
+    )
+    return encrypted and head.get("Metadata", {}).get(_MD5_METADATA) == md5
+
+
 class _Advance(BaseSubscriber):
     def __init__(self, advance: Callable[[int], None]) -> None:
         self._advance = advance
@@ -239,6 +258,8 @@ def upload(
     """Upload in parallel, skipping objects whose content is already there; verify MD5s.
 
     ``items`` may be produced while the uploads run (each is sent as soon as it arrives).
+    Under SSE-KMS the check after the upload compares the MD5 recorded with each object: it
+    proves that the upload finished, and TLS protects the bytes on their way.
     """
     existing = list_etags(s3, S3Uri(bucket, prefix), folder=False)
     todo: list[UploadItem] = []
@@ -246,19 +267,30 @@ def upload(
     with _s3_errors(f"upload to s3://{bucket}/{prefix}"), _transfer_manager(s3) as manager:
         futures = []
         for item in items:
-            if existing.get(item.key) == item.md5:
+            if _holds(s3, bucket, item.key, existing.get(item.key), item.md5):
                 skipped += 1
                 advance(1)
                 continue
             todo.append(item)
             futures.append(
-                manager.upload(str(item.path), bucket, item.key, subscribers=[_Advance(advance)])
+                manager.upload(
+                    str(item.path),
+                    bucket,
+                    item.key,
+                    extra_args={"Metadata": {_MD5_METADATA: item.md5}},
+                    subscribers=[_Advance(advance)],
+                )
             )
         for future in futures:
             future.result()
     if todo:
         uploaded = list_etags(s3, S3Uri(bucket, prefix), folder=False)
-        corrupt = [item.key for item in todo if uploaded.get(item.key) != item.md5]
+        with _s3_errors(f"check the uploads to s3://{bucket}/{prefix}"):
+            corrupt = [
+                item.key
+                for item in todo
+                if not _holds(s3, bucket, item.key, uploaded.get(item.key), item.md5)
+            ]
         if corrupt:
             raise StorageError(
                 f"{len(corrupt)} object(s) in s3://{bucket} do not match the local files after "

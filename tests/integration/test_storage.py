@@ -1,4 +1,6 @@
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -54,6 +56,69 @@ def test_changed_file_is_uploaded_again(s3: object, tmp_path: Path) -> None:
     assert (report.transferred, report.skipped) == (1, 2)
     body = s3.get_object(Bucket="bkt", Key="data/f1.bin")["Body"].read()  # type: ignore[attr-defined]
     assert body == b"changed"
+
+
+class _KmsEtags:
+    """An S3 client as it looks under SSE-KMS: listed ETags are not the MD5 of the content."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def get_paginator(self, operation: str) -> Any:
+        pages = self._s3.get_paginator(operation)
+
+        class Paginator:
+            def paginate(self, **arguments: Any) -> Iterator[dict[str, Any]]:
+                for page in pages.paginate(**arguments):
+                    for item in page.get("Contents", []):
+                        item["ETag"] = '"' + "f" * 32 + '"'
+                    yield page
+
+        return Paginator()
+
+
+def _kms_bucket(s3: Any, name: str) -> None:
+    s3.create_bucket(Bucket=name)
+    key = boto3.client(
+        "kms", region_name="us-east-1", endpoint_url=s3.meta.endpoint_url
+    ).create_key()["KeyMetadata"]["KeyId"]
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key,
+                    }
+                }
+            ]
+        },
+    )
+
+
+def test_a_kms_bucket_verifies_and_skips_by_the_recorded_md5(s3: Any, tmp_path: Path) -> None:
+    _kms_bucket(s3, "kms-bucket")
+    kms = _KmsEtags(s3)
+    items = _items(tmp_path, 4)
+    first = storage.upload(kms, "kms-bucket", items, "data/")
+    assert (first.transferred, first.skipped) == (4, 0)
+    head = s3.head_object(Bucket="kms-bucket", Key=items[0].key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["Metadata"]["md5"] == items[0].md5
+    items[2].path.write_bytes(b"changed")
+    changed = storage.UploadItem(items[2].path, items[2].key, storage.md5_of(items[2].path))
+    again = storage.upload(kms, "kms-bucket", [items[0], items[1], changed, items[3]], "data/")
+    assert (again.transferred, again.skipped) == (1, 3)
+
+
+def test_without_encryption_a_wrong_etag_is_still_a_failed_upload(s3: Any, tmp_path: Path) -> None:
+    storage.ensure_bucket(s3, "plain", "us-east-1")
+    with pytest.raises(StorageError, match="do not match the local files"):
+        storage.upload(_KmsEtags(s3), "plain", _items(tmp_path, 2), "data/")
 
 
 def test_download_restores_the_tree(s3: object, tmp_path: Path) -> None:
