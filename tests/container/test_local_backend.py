@@ -17,7 +17,8 @@ from defects.settings import resolve
 from tests.conftest import use_moto
 
 pytestmark = pytest.mark.container
-TINY = {"epochs": 1, "image_size": 32, "batch_size": 8}
+# Not square, as the default is not: width 40, height 24.
+TINY: dict[str, str | int] = {"epochs": 1, "image_size": "40x24", "batch_size": 8}
 
 
 def _containers(job_name: str) -> set[str]:
@@ -108,10 +109,11 @@ def test_local_model_loads_and_predicts_like_the_process_model(
 ) -> None:
     import keras
 
-    images = np.zeros((3, 32, 32, 3), dtype="uint8")
+    images = np.zeros((3, 24, 40, 3), dtype="uint8")
     shapes = {}
     for backend, job in jobs.items():
         model = keras.models.load_model(job.run_dir / "model" / "model.keras")
+        assert model.input_shape == (None, 24, 40, 3)
         probabilities = model.predict(images, verbose=0)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
         shapes[backend] = probabilities.shape
