@@ -79,14 +79,15 @@ def run_entry_point(
 ) -> EntryPointRun:
     """``python train.py --name value ...`` with the ``SM_*`` variables of an ``opt/ml`` tree."""
     base = work_dir / "opt" / "ml"
-    command = process_backend.entry_point_command(SOURCE_DIR / "train.py", hyperparameters)
+    script = SOURCE_DIR / "train.py"
+    command = process_backend.entry_point_command(script, hyperparameters)
     lines: list[tuple[float, str]] = []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log_path.open("a") as log:
         log.write("$ train.py " + " ".join(command[2:]) + "\n")
         returncode = process_backend.run_entry_point(
-            command,
+            script,
             base,
             channels,
             hyperparameters,

@@ -27,15 +27,16 @@ def entry_point_command(script: Path, hyperparameters: Mapping[str, object]) -> 
 
 
 def run_entry_point(
-    command: list[str],
+    script: Path,
     base: Path,
     channels: Mapping[str, Path],
     hyperparameters: Mapping[str, object],
     log_file: TextIO,
     on_line: Callable[[str], None] = lambda line: None,
 ) -> int:
-    """Run the entry point in its own folder with the ``SM_*`` variables of the ``opt/ml``
-    tree at ``base``, and return its exit status.
+    """Run the entry point ``script`` in its own folder, with the hyperparameters as
+    arguments and the ``SM_*`` variables of the ``opt/ml`` tree at ``base``; return its exit
+    status.
 
     The entry point never talks to AWS: it gets no endpoint and no credentials. Each line of
     its output goes to ``log_file`` as it arrives (follow a long run with ``tail -f``) and
@@ -48,8 +49,8 @@ def run_entry_point(
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     environment["PYTHONUNBUFFERED"] = "1"
     process = subprocess.Popen(
-        command,
-        cwd=Path(command[1]).parent,  # the script's folder, as in the container
+        entry_point_command(script, hyperparameters),
+        cwd=script.parent,  # as in the container, where the source folder is the working one
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -99,12 +100,13 @@ class ProcessBackend(Backend):
             local.mkdir(parents=True)
             storage.download(s3, storage.S3Uri.parse(uri), local)
             channels[channel] = local
-        command = entry_point_command(job.source_dir / job.entry_script, job.hyperparameters)
+        script = job.source_dir / job.entry_script
+        command = entry_point_command(script, job.hyperparameters)
         log.info("Running the entry point: %s", " ".join(command[1:]))
         started = time.perf_counter()
         with job.log_path.open("a") as job_log:
             returncode = run_entry_point(
-                command,
+                script,
                 base,
                 channels,
                 job.hyperparameters,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.backends.process import entry_point_command, run_entry_point
+from defects.backends.process import run_entry_point
 from defects.training import contract
 
 # Prints what it was given, one line per fact, then exits with the status it was asked for.
@@ -48,8 +48,8 @@ def test_the_entry_point_gets_the_contract_and_no_aws_settings(
     seen: list[str] = []
     log = io.StringIO()
 
-    command = entry_point_command(script, {"epochs": 2, "augment": False})
-    status = run_entry_point(command, base, {"train": channel}, {"epochs": 2}, log, seen.append)
+    hyperparameters = {"epochs": 2, "augment": False}
+    status = run_entry_point(script, base, {"train": channel}, hyperparameters, log, seen.append)
 
     assert status == 0
     assert seen[0] == "args --augment False --epochs 2\n"
@@ -64,9 +64,8 @@ def test_the_entry_point_gets_the_contract_and_no_aws_settings(
 def test_the_exit_status_is_returned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXIT_WITH", "3")
     script = _script(tmp_path, _SCRIPT)
-    command = entry_point_command(script, {})
     status = run_entry_point(
-        command, tmp_path / "opt" / "ml", {"train": tmp_path}, {}, io.StringIO()
+        script, tmp_path / "opt" / "ml", {"train": tmp_path}, {}, io.StringIO()
     )
     assert status == 3
 
@@ -81,7 +80,7 @@ def test_an_interruption_stops_the_entry_point(tmp_path: Path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         run_entry_point(
-            entry_point_command(script, {}),
+            script,
             tmp_path / "opt" / "ml",
             {"train": tmp_path},
             {},
