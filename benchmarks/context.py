@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from defects import pipeline
+import defects
 from defects.training import contract
 
 
@@ -41,14 +41,14 @@ def full_sizes() -> Sizes:
     return Sizes(
         input_images=200,
         input_repeats=2,
-        throughput_per_class=_default(pipeline.run, "per_class"),
+        throughput_per_class=_default(defects.run, "per_class"),
         throughput_epochs=6,
         throughput_rounds=3,
         staging_files=1200,
         overhead_per_class=6,
         overhead_epochs=2,
-        quality_per_class=_default(pipeline.run, "per_class"),
-        quality_epochs=int(contract.HYPERPARAMETER_DEFAULTS["epochs"]),
+        quality_per_class=_default(defects.run, "per_class"),
+        quality_epochs=int(contract.hyperparameter_defaults()["epochs"]),
     )
 
 
@@ -84,7 +84,7 @@ class Context:
     @property
     def synthetic_size(self) -> tuple[int, int]:
         """The width and height ``defects run`` draws its synthetic photos at."""
-        return _default(pipeline.synthesize, "width"), _default(pipeline.synthesize, "height")
+        return _default(defects.synthesize, "width"), _default(defects.synthesize, "height")
 
     def say(self, message: str) -> None:
         self.console.print(f"[dim]{message}[/]", highlight=False)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from defects import synth
-from defects.prepare import PreparedDataset, load_manifest, prepare
+from defects.dataset import synth
+from defects.dataset.prepare import PreparedDataset, load_manifest, prepare
 
 _CLASSES = ("good", "oil", "scratch", "stain")
 

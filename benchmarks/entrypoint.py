@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from defects.backends import process as process_backend
-from defects.pipeline import SOURCE_DIR
+from defects import entrypoint
 from defects.training import contract
 
 _EPOCH_BEGINS = re.compile(r"^Epoch (\d+)/(\d+)$")
@@ -79,14 +78,14 @@ def run_entry_point(
 ) -> EntryPointRun:
     """``python train.py --name value ...`` with the ``SM_*`` variables of an ``opt/ml`` tree."""
     base = work_dir / "opt" / "ml"
-    script = SOURCE_DIR / "train.py"
-    command = process_backend.entry_point_command(script, hyperparameters)
+    script = entrypoint.source_dir(work_dir / "code") / entrypoint.ENTRY_SCRIPT
+    command = entrypoint.entry_point_command(script, hyperparameters)
     lines: list[tuple[float, str]] = []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with log_path.open("a") as log:
         log.write("$ train.py " + " ".join(command[2:]) + "\n")
-        returncode = process_backend.run_entry_point(
+        returncode = entrypoint.run_entry_point(
             script,
             base,
             channels,

@@ -57,9 +57,9 @@ def _pil_seconds(paths: list[Path], shape: tuple[int, int]) -> float:
 
 def run(context: Context) -> list[Result]:
     sizes = context.sizes
-    size = str(contract.HYPERPARAMETER_DEFAULTS["image_size"])
+    size = str(contract.hyperparameter_defaults()["image_size"])
     shape = contract.image_shape(size)
-    batch_size = int(contract.HYPERPARAMETER_DEFAULTS["batch_size"])
+    batch_size = int(contract.hyperparameter_defaults()["batch_size"])
     context.say(f"input pipeline: drawing or reusing {sizes.input_images} 1920x1080 JPEGs")
     paths = datasets.full_size_jpegs(context.data_dir, sizes.input_images)
     megabytes = sum(len(p.read_bytes()) for p in paths) / 1e6  # Also warms the page cache.

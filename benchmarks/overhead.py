@@ -11,18 +11,18 @@ happens in the entry point outside ``fit``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import time
 from typing import IO, Any
 
+import defects
 from benchmarks import datasets
 from benchmarks.context import Context
 from benchmarks.entrypoint import FIT_BEGINS
 from benchmarks.report import Result, skipped
-from defects import pipeline
-from defects.backends import get_backend
 from defects.settings import Settings, resolve
 
 KEYS = {
@@ -65,14 +65,14 @@ def _job(context: Context, settings: Settings, name: str) -> dict[str, Any]:
         log = _StampedLog(file)
         started = time.perf_counter()
         with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
-            summary = pipeline.run(
+            summary = defects.run(
                 data=dataset.root,
                 settings=settings,
                 hyperparameters={"epochs": sizes.overhead_epochs},
                 job_name=name,
                 data_dir=context.work_dir / "data",
             )
-    record = pipeline.load_json(summary.run_dir / "job.json")
+    record = json.loads((summary.run_dir / "job.json").read_text())
     fit_seconds = float(summary.metrics["fit_seconds"])
     entry_point = record.get("details", {}).get("entry_point_seconds")
     figures: dict[str, Any] = {
@@ -176,7 +176,7 @@ def run_local(context: Context) -> list[Result]:
         environ={},
     )
     if not reason:
-        failed = [check for check in get_backend(settings).checks() if not check.ok]
+        failed = [check for check in defects.create_backend(settings).checks() if not check.ok]
         if failed:
             reason = f"{failed[0].name}: {failed[0].detail}"
     if reason:

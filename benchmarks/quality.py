@@ -65,7 +65,7 @@ def run(context: Context) -> list[Result]:
     channels = {
         name: dataset.root / name for name in (contract.TRAIN_CHANNEL, contract.VALIDATION_CHANNEL)
     }
-    base: dict[str, Any] = dict(contract.HYPERPARAMETER_DEFAULTS)
+    base: dict[str, Any] = dict(contract.hyperparameter_defaults())
     base["epochs"] = sizes.quality_epochs
     variants = {
         "article": {**base, "model": "article"},

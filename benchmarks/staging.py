@@ -16,12 +16,13 @@ import time
 
 import boto3
 
+import defects
 from benchmarks import datasets
 from benchmarks.context import Context
 from benchmarks.report import Result, percent, times
-from defects import pipeline, shards, storage
-from defects.backends import get_backend
+from defects.dataset import shards
 from defects.settings import resolve
+from defects.storage import Layout, open_embedded, s3
 
 KEYS = {
     "staging": "Staging: defects stage vs serial boto3",
@@ -50,11 +51,18 @@ def run(context: Context) -> list[Result]:
     stage_runs: list[float] = []
     restage_runs: list[float] = []
     serial_cpu = stage_cpu = 0.0
-    with storage.embedded_s3(_REGION) as endpoint:
+    with open_embedded(Layout("unused", "defects"), _REGION) as server:
+        endpoint = str(server.endpoint)
         # The two sides take turns, each into a bucket of its own; the medians are reported.
         for turn in range(1, _ROUNDS + 1):
             context.say(f"staging: round {turn}/{_ROUNDS}: serial upload_file of {count} files")
-            tutorial = boto3.client("s3", region_name=_REGION, endpoint_url=endpoint)
+            tutorial = boto3.client(
+                "s3",
+                region_name=_REGION,
+                endpoint_url=endpoint,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
             tutorial.create_bucket(Bucket=f"{_BASELINE_BUCKET}-{turn}")
             started, cpu_started = time.perf_counter(), time.process_time()
             for path, key in items:
@@ -66,18 +74,18 @@ def run(context: Context) -> list[Result]:
                 {"backend": "process", "s3_endpoint": endpoint, "bucket": f"staged-{turn}"},
                 environ={},
             )
-            with pipeline.open_storage(settings, get_backend(settings)) as store:
+            with defects.create_backend(settings).open_storage() as store:
                 # Packing the shards is part of the first staging.
                 shutil.rmtree(dataset.root / shards.SHARDS_DIR, ignore_errors=True)
                 started, cpu_started = time.perf_counter(), time.process_time()
-                pipeline.stage(dataset, store)
+                defects.stage(dataset, store)
                 stage_runs.append(time.perf_counter() - started)
                 stage_cpu += time.process_time() - cpu_started
                 started = time.perf_counter()
-                pipeline.stage(dataset, store)
+                defects.stage(dataset, store)
                 restage_runs.append(time.perf_counter() - started)
-                location = store.dataset_uri(dataset.dataset_id)
-                staged = len(storage.list_etags(store.s3, location))
+                location = store.layout.dataset(dataset.dataset_id)
+                staged = len(s3.list_etags(store.s3, location))
     serial_seconds = statistics.median(serial_runs)
     stage_seconds = statistics.median(stage_runs)
     restage_seconds = statistics.median(restage_runs)

@@ -91,7 +91,7 @@ def run(context: Context, machine: dict[str, Any]) -> list[Result]:
     channels = {
         name: dataset.root / name for name in (contract.TRAIN_CHANNEL, contract.VALIDATION_CHANNEL)
     }
-    hyperparameters: dict[str, Any] = dict(contract.HYPERPARAMETER_DEFAULTS)
+    hyperparameters: dict[str, Any] = dict(contract.hyperparameter_defaults())
     hyperparameters["epochs"] = sizes.throughput_epochs
 
     # The two sides take turns, so that other work on a shared machine falls on both alike;

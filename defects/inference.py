@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from defects.dataset.prepare import SPLITS, check_image, load_manifest
 from defects.errors import DataError
-from defects.prepare import SPLITS, check_image, load_manifest
 from defects.training import contract
 
 

@@ -54,7 +54,7 @@ def s3_endpoint(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def tiny_photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six small synthetic photos per class, in the Kaggle layout."""
-    from defects.synth import synthesize
+    from defects.dataset.synth import synthesize
 
     root = tmp_path_factory.mktemp("tiny") / "photos"
     synthesize(root, per_class=6, seed=3, width=160, height=90)

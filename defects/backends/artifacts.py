@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import Any
 
-from defects import storage
 from defects.backends.base import TrainingJob, TrainingResult
+from defects.storage import Storage
+from defects.storage.s3 import upload_file
 from defects.training import contract
 
 
@@ -30,15 +30,16 @@ def failure_reason(failure_file: Path, fallback: str) -> str:
 
 
 def upload_results(
-    s3: Any, job: TrainingJob, model_dir: Path, output_data_dir: Path, work_dir: Path
+    store: Storage, job: TrainingJob, model_dir: Path, output_data_dir: Path, work_dir: Path
 ) -> TrainingResult:
-    """Pack ``model_dir`` and ``output_data_dir`` and upload them to ``job.output_uri``."""
-    output = storage.S3Uri.parse(job.output_uri)
+    """Pack ``model_dir`` and ``output_data_dir`` and upload them to the job's output."""
+    output = store.layout.job_output(job.name)
     for folder, name in (
         (model_dir, contract.MODEL_ARCHIVE),
         (output_data_dir, contract.OUTPUT_ARCHIVE),
     ):
-        storage.upload_file(s3, pack(folder, work_dir / name), output.join(name))
+        archive = pack(folder, work_dir / name)
+        upload_file(store.s3, archive, output.join(name))
     return TrainingResult(
         job_name=job.name,
         model_uri=str(output.join(contract.MODEL_ARCHIVE)),

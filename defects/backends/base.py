@@ -1,60 +1,119 @@
 """The backend interface.
 
-A backend takes a :class:`TrainingJob` whose channels already sit in S3 and runs the
-training entry point on them under the SageMaker contract, leaving ``model.tar.gz`` and
-``output.tar.gz`` at ``job.output_uri`` (``s3://<bucket>/<prefix>/jobs/<job>/output/``).
-Two methods matter:
+A backend opens the storage its jobs need and runs the training entry point under the
+SageMaker contract on a :class:`TrainingJob` whose channels already sit in that storage,
+leaving ``model.tar.gz`` and ``output.tar.gz`` at ``s3://<bucket>/<prefix>/jobs/<job>/output/``.
+What matters:
 
 - :meth:`Backend.checks` lists what must hold before anything is uploaded (a Docker engine,
   credentials, a role...). :meth:`Backend.check` raises the first failure, with the fix in
   its hint; ``defects doctor`` prints them all.
-- :meth:`Backend.train` runs the job and returns when the artifacts are in S3, or raises
-  :class:`~defects.errors.TrainingFailed` with the entry point's failure reason.
+- :meth:`Backend.open_storage` opens where the data lives: the embedded S3 server
+  (``process``, ``local``) or real S3 (``sagemaker``). Flipping the backend flips both.
+- :meth:`Backend.train` runs the job with that open storage and returns when the artifacts
+  are in S3, or raises :class:`~defects.errors.TrainingFailed` with the entry point's
+  failure reason.
 
-``embedded_storage`` says whether the backend's data lives in the embedded S3 server
-(``process``, ``local``) or in real S3 (``sagemaker``): flipping the backend flips both.
+The options only the cloud honours travel as one typed :class:`CloudOptions`, built once
+at the boundary.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from defects.console import log
-from defects.errors import BackendError
-from defects.settings import Settings
+from defects.errors import BackendError, ConfigError
+from defects.settings import EMBEDDED_BUCKET, Settings
+from defects.training.contract import HyperparameterValue
 
-# The command-line flag of each cloud option in ``TrainingJob.extras``.
-CLOUD_FLAGS = {
-    "detach": "--detach",
-    "spot": "--spot",
-    "max_runtime": "--max-runtime",
-    "max_wait": "--max-wait",
-    "volume_size": "--volume-size",
-    "kms_key": "--kms-key",
-    "subnets": "--subnet",
-    "security_groups": "--security-group",
-    "tags": "--tag",
-}
+if TYPE_CHECKING:
+    from defects.storage import Layout, Storage
 
-HyperparameterValue = str | int | float | bool
+# Asks the user a yes/no question; the CLI's prompt on a terminal.
+Confirm = Callable[[str], bool]
+
+DEFAULT_MAX_RUNTIME_SECONDS = 6 * 60 * 60
+DEFAULT_VOLUME_GB = 30
+# Managed spot: how long to wait for capacity, as a multiple of the runtime, unless given.
+SPOT_WAIT_FACTOR = 2
+
+
+def _flag(name: str) -> dict[str, str]:
+    return {"flag": name}
+
+
+@dataclass(frozen=True)
+class CloudOptions:
+    """The options of a job that only a SageMaker training job honours, checked once."""
+
+    detach: bool = field(default=False, metadata=_flag("--detach"))
+    spot: bool = field(default=False, metadata=_flag("--spot"))
+    max_runtime: int = field(default=DEFAULT_MAX_RUNTIME_SECONDS, metadata=_flag("--max-runtime"))
+    max_wait: int | None = field(default=None, metadata=_flag("--max-wait"))
+    volume_size: int = field(default=DEFAULT_VOLUME_GB, metadata=_flag("--volume-size"))
+    kms_key: str | None = field(default=None, metadata=_flag("--kms-key"))
+    subnets: tuple[str, ...] = field(default=(), metadata=_flag("--subnet"))
+    security_groups: tuple[str, ...] = field(default=(), metadata=_flag("--security-group"))
+    tags: tuple[tuple[str, str], ...] = field(default=(), metadata=_flag("--tag"))
+
+    def __post_init__(self) -> None:
+        if self.max_wait is not None and not self.spot:
+            raise ConfigError(
+                "--max-wait only applies to managed spot training.",
+                hint="Add --spot, or drop --max-wait (use --max-runtime to limit the job).",
+            )
+        wait = self.wait_seconds
+        if wait is not None and wait < self.max_runtime:
+            raise ConfigError(
+                f"--max-wait ({wait} s) is shorter than the runtime limit "
+                f"({self.max_runtime} s); SageMaker counts the runtime inside the wait.",
+                hint="Make --max-wait at least --max-runtime "
+                f"(the default is {SPOT_WAIT_FACTOR}x the runtime).",
+            )
+        if bool(self.subnets) != bool(self.security_groups):
+            raise ConfigError(
+                "A job in a VPC needs both subnets and security groups.",
+                hint="Give at least one --subnet and one --security-group, or neither.",
+            )
+
+    @property
+    def wait_seconds(self) -> int | None:
+        """With spot, how long SageMaker may wait for capacity (runtime included)."""
+        if not self.spot:
+            return None
+        return self.max_wait or SPOT_WAIT_FACTOR * self.max_runtime
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.tags)
+
+    def given(self) -> list[str]:
+        """The flags of the options that differ from their defaults."""
+        defaults = CloudOptions()
+        return [
+            item.metadata["flag"]
+            for item in fields(self)
+            if getattr(self, item.name) != getattr(defaults, item.name)
+        ]
 
 
 @dataclass(frozen=True)
 class TrainingJob:
     name: str
     hyperparameters: Mapping[str, HyperparameterValue]
-    # Channel name to the S3 URI of a folder of <class>/<image> files.
+    # Channel name to the S3 URI of its staged data.
     channels: Mapping[str, str]
-    # s3://<bucket>/<prefix>/jobs/<job-name>/output: model.tar.gz and output.tar.gz land here.
-    output_uri: str
     run_dir: Path
+    # The entry point's code, as it is shipped to every backend (see backends.artifacts).
     source_dir: Path
     entry_script: str = "train.py"
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    options: CloudOptions = field(default_factory=CloudOptions)
 
     @property
     def log_path(self) -> Path:
@@ -90,10 +149,10 @@ class Check:
 
 class Backend(ABC):
     name: ClassVar[str]
-    embedded_storage: ClassVar[bool] = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, confirm: Confirm | None = None) -> None:
         self.settings = settings
+        self.confirm = confirm
 
     def checks(self) -> list[Check]:
         """Everything that must hold before a job starts, in the order to fix it."""
@@ -109,39 +168,48 @@ class Backend(ABC):
                     headline=f"the {self.name} backend cannot run here",
                 )
 
-    def check_options(self, extras: Mapping[str, Any]) -> None:
-        """Refuse a bad combination of a job's options (``TrainingJob.extras``) before any
-        work, as a :class:`~defects.errors.ConfigError` naming the fix.
+    def check_options(self, options: CloudOptions) -> None:
+        """Refuse a bad combination of a job's cloud options before any work, as a
+        :class:`~defects.errors.ConfigError` naming the fix.
 
         By default the cloud options (spot, VPC, tags...) are not refused but named as
         ignored, so that the same command runs on every backend and nobody believes a local
         run was, say, encrypted with their KMS key."""
-        if extras:
-            flags = ", ".join(CLOUD_FLAGS.get(name, name) for name in sorted(extras))
+        given = options.given()
+        if given:
             log.warning(
                 "%s only appl%s to DEFECTS_BACKEND=sagemaker; the %s backend ignores %s.",
-                flags,
-                "ies" if len(extras) == 1 else "y",
+                ", ".join(given),
+                "ies" if len(given) == 1 else "y",
                 self.name,
-                "it" if len(extras) == 1 else "them",
+                "it" if len(given) == 1 else "them",
             )
 
-    def default_bucket(self, offline: bool = False) -> str:
-        """The bucket to use when none is configured (only asked of non-embedded backends).
+    def layout(self, offline: bool = False) -> Layout:
+        """Where this backend's jobs keep their data. With ``offline`` it must not call AWS
+        (for ``--dry-run``); a placeholder bucket will do."""
+        from defects.storage import Layout
 
-        With ``offline`` it must not call AWS (for ``--dry-run``); a placeholder will do.
-        """
-        raise NotImplementedError
+        return Layout(self.settings.bucket or EMBEDDED_BUCKET, self.settings.prefix)
 
-    def describe(self, job: TrainingJob) -> dict[str, Any]:
+    def open_storage(self) -> AbstractContextManager[Storage]:
+        """Open the storage this backend's jobs use; by default an emulator (the embedded
+        S3 server, or the one at ``AWS_ENDPOINT_URL_S3``)."""
+        from defects.storage import open_embedded
+
+        return open_embedded(self.layout(), self.settings.region, self.settings.s3_endpoint)
+
+    def describe(self, job: TrainingJob, layout: Layout) -> dict[str, Any]:
         """What would be sent to run ``job``, for ``--dry-run``: nothing is uploaded or sent."""
+        from defects.training import contract
+
         return {
             "backend": self.name,
             "job_name": job.name,
             "entry_point": job.entry_script,
-            "hyperparameters": dict(job.hyperparameters),
+            "hyperparameters": contract.serialise(job.hyperparameters),
             "channels": dict(job.channels),
-            "output_uri": job.output_uri,
+            "output_uri": str(layout.job_output(job.name)),
         }
 
     def status(self, job_name: str) -> JobStatus | None:
@@ -151,5 +219,5 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    def train(self, job: TrainingJob) -> TrainingResult:
-        """Run ``job`` and return once its artifacts are at ``job.output_uri``."""
+    def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
+        """Run ``job`` on the open ``store`` and return once its artifacts are in S3."""

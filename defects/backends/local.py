@@ -16,15 +16,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from defects import storage
 from defects.backends import modeltrainer
 from defects.backends.artifacts import failure_reason, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import err, log
 from defects.errors import TrainingFailed
-from defects.settings import EMBEDDED_BUCKET
+from defects.storage import Storage
+
+if TYPE_CHECKING:
+    from defects.storage import Layout
 
 BUILD_COMMAND = "scripts/start-docker && scripts/build-standin-image"
 _SDK_NETWORK = "sagemaker-local"
@@ -71,7 +73,6 @@ class _Tee:
 
 class LocalBackend(Backend):
     name = "local"
-    embedded_storage = True
 
     @property
     def instance_type(self) -> str:
@@ -139,35 +140,22 @@ class LocalBackend(Backend):
         )
         return found
 
-    def describe(self, job: TrainingJob) -> dict[str, Any]:
+    def describe(self, job: TrainingJob, layout: Layout) -> dict[str, Any]:
         return {
-            **super().describe(job),
+            **super().describe(job, layout),
             "mode": "LOCAL_CONTAINER",
             "image": self.image,
             "instance_type": self.instance_type,
         }
 
-    def train(self, job: TrainingJob) -> TrainingResult:
+    def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
         # The folder name is the compose project name: one per job, never reused.
         root = job.run_dir.resolve() / f"sm-{job.name.lower()}"
         if root.exists():
             self._remove_tree(root)
+        root.mkdir(parents=True)
         code = root / "code"
-        code.mkdir(parents=True)
-        for source in job.source_dir.glob("*.py"):
-            shutil.copy2(source, code / source.name)
-        session = modeltrainer.make_session(
-            self.settings.region, self.settings.bucket or EMBEDDED_BUCKET
-        )
-        trainer = modeltrainer.make_trainer(
-            job,
-            mode="LOCAL_CONTAINER",
-            session=session,
-            image=self.image,
-            instance_type=self.instance_type,
-            source_dir=str(code),
-            local_container_root=str(root),
-        )
+        shutil.copytree(job.source_dir, code)
         log.info("Local mode: image %s, compose project %s.", self.image, project_name(root))
         interrupted = False
         error: Exception | None = None
@@ -175,7 +163,27 @@ class LocalBackend(Backend):
             saved_stdout = sys.stdout
             sys.stdout = _Tee(job_log)
             try:
-                with modeltrainer.exact_job_name(), modeltrainer.ctrl_c_as_exception():
+                with (
+                    modeltrainer.sdk_environment(store),
+                    modeltrainer.exact_job_name(),
+                    modeltrainer.ctrl_c_as_exception(),
+                ):
+                    # The SDK makes its clients when the session is made: inside the
+                    # environment. The store's session holds the emulator's dummy
+                    # credentials: those are what the SDK writes into the compose file and
+                    # the container, never the developer's own.
+                    session = modeltrainer.make_session(
+                        store.region, store.layout.bucket, store.session
+                    )
+                    trainer = modeltrainer.make_trainer(
+                        job,
+                        mode="LOCAL_CONTAINER",
+                        session=session,
+                        image=self.image,
+                        instance_type=self.instance_type,
+                        source_dir=str(code),
+                        local_container_root=str(root),
+                    )
                     trainer.train(wait=True, logs=True)
             except modeltrainer.Interrupted:
                 interrupted = True
@@ -195,8 +203,7 @@ class LocalBackend(Backend):
                 ),
                 hint=f"The full log is in {job.log_path}.",
             )
-        s3 = storage.client(self.settings.region)
-        result = upload_results(s3, job, root / "model", output_dir / "data", root)
+        result = upload_results(store, job, root / "model", output_dir / "data", root)
         # The SDK's own copies of the same files; the archives above are the record.
         for duplicate in ("artifacts", "compressed_artifacts"):
             self._remove_tree(root / duplicate)

@@ -17,6 +17,8 @@ from unittest import mock
 
 from defects.backends.base import TrainingJob
 from defects.errors import BackendError
+from defects.storage import Storage
+from defects.training import contract
 
 TENSORFLOW_VERSION = "2.21"
 PYTHON_VERSION = "py312"
@@ -90,12 +92,21 @@ def make_session(region: str, bucket: str, boto_session: Any = None) -> Any:
     )
 
 
-def hyperparameters_as_strings(hyperparameters: Mapping[str, object]) -> dict[str, str]:
-    # Strings pass through the SDK unchanged; booleans become "true"/"false".
-    return {
-        name: (str(value).lower() if isinstance(value, bool) else str(value))
-        for name, value in hyperparameters.items()
-    }
+@contextmanager
+def sdk_environment(store: Storage) -> Iterator[None]:
+    """Point the SDK's own AWS clients at ``store`` while it runs (it takes no endpoint
+    argument): the one place the endpoint goes into this process's environment."""
+    values = store.sdk_environment()
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
@@ -179,7 +190,8 @@ def make_trainer(
             volume_size_in_gb=volume_size_gb,
             enable_managed_spot_training=spot or None,
         ),
-        "hyperparameters": hyperparameters_as_strings(job.hyperparameters),
+        # The one serialiser: the same text the process backend passes as arguments.
+        "hyperparameters": contract.serialise(job.hyperparameters),
         "input_data_config": [
             InputData(channel_name=channel, data_source=uri)
             for channel, uri in sorted(job.channels.items())

@@ -1,8 +1,13 @@
 """The SageMaker training contract: every name the entry point and the backends share.
 
-This module is imported by the host (``defects.training.contract``) and by the entry point
-inside the container (as the sibling module ``contract``), so it uses the standard library
-only. The names follow ``sagemaker_training/params.py`` and ``environment.py``.
+This module is imported by the host and by the entry point inside the container, so it uses
+the standard library only. The names follow ``sagemaker_training/params.py`` and
+``environment.py``.
+
+It also holds the one hyperparameter schema (:data:`HYPERPARAMETERS`): name, type, default,
+allowed values or bounds, help. The CLI options, the entry point's parser, the serialiser
+every backend uses (:func:`serialise`), ``defects config`` and tuning ranges are all made
+from it; adding a hyperparameter is one entry here plus its use in the training code.
 
 Inside a container the tree is rooted at ``/opt/ml``; the ``process`` backend emulates it
 under ``runs/<job>/opt/ml`` and points ``SAGEMAKER_BASE_DIR`` (and every ``SM_*`` path)
@@ -12,8 +17,10 @@ there.
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
@@ -69,14 +76,6 @@ def channel_env(channel: str) -> str:
     return CHANNEL_ENV_PREFIX + channel.upper()
 
 
-def hyperparameter_arguments(hyperparameters: Mapping[str, object]) -> list[str]:
-    """Hyperparameters as the toolkit passes them: sorted ``--name value`` pairs."""
-    arguments: list[str] = []
-    for name in sorted(hyperparameters):
-        arguments += [f"--{name}", str(hyperparameters[name])]
-    return arguments
-
-
 def job_environment(
     base: Path,
     channels: Mapping[str, Path],
@@ -107,20 +106,6 @@ def job_environment(
     return environment
 
 
-# The hyperparameters every job passes explicitly, so that all backends run the same job.
-HYPERPARAMETER_DEFAULTS: dict[str, str | int | float | bool] = {
-    "epochs": 24,
-    "batch_size": 32,
-    "learning_rate": 0.001,
-    "image_size": "384x216",
-    "seed": 0,
-    "model": "default",
-    "augment": True,
-    "class_weights": True,
-    "precision": "auto",
-}
-
-
 IMAGE_SIDE_RANGE = (16, 1024)
 
 
@@ -147,3 +132,198 @@ def image_size_text(shape: tuple[int, int]) -> str:
     """The inverse of ``image_shape``: ``"288"`` for a square, else ``"384x216"``."""
     height, width = shape
     return str(width) if height == width else f"{width}x{height}"
+
+
+# The hyperparameter schema ---------------------------------------------------------------
+
+HyperparameterValue = str | int | float | bool
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _normalise_image_size(text: str) -> str:
+    return image_size_text(image_shape(text))
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One hyperparameter of the entry point.
+
+    ``kind`` is ``int``, ``float``, ``bool``, ``choice`` (one of ``choices``) or ``text``
+    (checked and normalised by ``normalise``). Numbers may have bounds; ``low_open`` and
+    ``high_open`` exclude the bound itself.
+    """
+
+    name: str
+    kind: str
+    default: HyperparameterValue
+    help: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    normalise: Callable[[str], str] | None = None
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line spelling: ``--batch-size`` for ``batch_size``."""
+        return "--" + self.name.replace("_", "-")
+
+    def bounds_text(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return " and ".join(parts)
+
+    def parse(self, value: object) -> HyperparameterValue:
+        """``value`` (text from a command line, or a Python value) as this hyperparameter's
+        type, checked; a ``ValueError`` names what is allowed."""
+        text = str(value).strip()
+        try:
+            if self.kind == "bool":
+                if isinstance(value, bool):
+                    return value
+                if text.lower() in _TRUE:
+                    return True
+                if text.lower() in _FALSE:
+                    return False
+                raise ValueError
+            if self.kind == "int":
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                number: int | float = int(value) if isinstance(value, int | float) else int(text)
+            elif self.kind == "float":
+                number = float(value) if isinstance(value, int | float) else float(text)
+                if not math.isfinite(number):
+                    raise ValueError
+            elif self.kind == "choice":
+                if text not in self.choices:
+                    raise ValueError
+                return text
+            else:
+                return self.normalise(text) if self.normalise else text
+        except ValueError as error:
+            detail = str(error) if self.kind == "text" and str(error) else self._expected()
+            raise ValueError(f"{self.name} is {value!r}: {detail}") from None
+        self._check_bounds(number)
+        return number
+
+    def _expected(self) -> str:
+        if self.kind == "bool":
+            return "expected true or false"
+        if self.kind == "choice":
+            return "expected " + self.bounds_text()
+        return f"expected {'an integer' if self.kind == 'int' else 'a number'}"
+
+    def _check_bounds(self, number: float) -> None:
+        too_low = self.low is not None and (
+            number <= self.low if self.low_open else number < self.low
+        )
+        too_high = self.high is not None and (
+            number >= self.high if self.high_open else number > self.high
+        )
+        if too_low or too_high:
+            raise ValueError(f"{self.name} is {number:g}: it must be {self.bounds_text()}")
+
+    def serialise(self, value: HyperparameterValue) -> str:
+        """The one text form every backend passes: ``true``/``false``, ``0.001``, ``384x216``.
+
+        Numbers are written so that a JSON round trip (which the SageMaker SDK's driver does
+        to every value) gives back the same text."""
+        parsed = self.parse(value)
+        if isinstance(parsed, bool):
+            return "true" if parsed else "false"
+        if isinstance(parsed, float):
+            return json.dumps(parsed)
+        return str(parsed)
+
+
+HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
+    Hyperparameter("epochs", "int", 24, "training epochs", low=1, high=100_000),
+    Hyperparameter("batch_size", "int", 32, "images per batch", low=1, high=4096),
+    Hyperparameter(
+        "learning_rate",
+        "float",
+        0.001,
+        "Adam's initial learning rate (cosine decay to zero over the run)",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+    ),
+    Hyperparameter(
+        "image_size",
+        "text",
+        "384x216",
+        "size the photos are resized to: WIDTHxHEIGHT, or one side for a square",
+        normalise=_normalise_image_size,
+        metavar="WIDTHxHEIGHT",
+    ),
+    Hyperparameter("seed", "int", 0, "seed for the data split and training", low=0),
+    Hyperparameter(
+        "model",
+        "choice",
+        "default",
+        "network: ours, or the tutorial's as a baseline",
+        choices=("default", "article"),
+    ),
+    Hyperparameter("augment", "bool", True, "flips, small rotations, brightness and contrast"),
+    Hyperparameter("class_weights", "bool", True, "weigh classes so that rare ones count as much"),
+    Hyperparameter(
+        "precision",
+        "choice",
+        "auto",
+        "auto: mixed_float16 on GPUs, float32 on CPUs",
+        choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    ),
+    Hyperparameter(
+        "deterministic", "bool", True, "reproducible TensorFlow ops (same seed, same history)"
+    ),
+)
+HYPERPARAMETER_SCHEMA: dict[str, Hyperparameter] = {hp.name: hp for hp in HYPERPARAMETERS}
+
+
+def hyperparameter_defaults() -> dict[str, HyperparameterValue]:
+    return {hp.name: hp.default for hp in HYPERPARAMETERS}
+
+
+def complete_hyperparameters(
+    given: Mapping[str, object] | None = None,
+) -> dict[str, HyperparameterValue]:
+    """Every hyperparameter, checked: the given ones (None means "the default") over the
+    defaults. An unknown name or a bad value is a ``ValueError`` naming what is allowed."""
+    values = hyperparameter_defaults()
+    for name, value in (given or {}).items():
+        if value is None:
+            continue
+        if name not in HYPERPARAMETER_SCHEMA:
+            raise ValueError(
+                f"unknown hyperparameter {name!r}; known: {', '.join(HYPERPARAMETER_SCHEMA)}"
+            )
+        values[name] = HYPERPARAMETER_SCHEMA[name].parse(value)
+    return values
+
+
+def serialise(hyperparameters: Mapping[str, object]) -> dict[str, str]:
+    """Hyperparameters as the text every backend sends, sorted by name: the process
+    backend's arguments and the SageMaker request's ``HyperParameters`` are both this."""
+    return {
+        name: HYPERPARAMETER_SCHEMA[name].serialise(hyperparameters[name])  # type: ignore[arg-type]
+        if name in HYPERPARAMETER_SCHEMA
+        else str(hyperparameters[name])
+        for name in sorted(hyperparameters)
+    }
+
+
+def hyperparameter_arguments(hyperparameters: Mapping[str, object]) -> list[str]:
+    """Hyperparameters as the toolkit passes them: sorted ``--name value`` pairs."""
+    return [
+        part for name, text in serialise(hyperparameters).items() for part in (f"--{name}", text)
+    ]

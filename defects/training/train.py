@@ -20,17 +20,11 @@ import sys
 import tarfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-# Type checkers read the package imports; a run as a script (in the container, the source
-# dir is the working directory) imports the sibling modules directly.
-_AS_SCRIPT = __package__ in (None, "")
-if TYPE_CHECKING or not _AS_SCRIPT:
-    from defects.training import contract
-else:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import contract
+from defects.training import contract
 
 _USER_ERROR_EXIT = 1
 _INTERNAL_ERROR_EXIT = 2
@@ -40,53 +34,34 @@ class UserError(Exception):
     """A problem with the inputs or hyperparameters, as opposed to a bug in this program."""
 
 
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use true or false)")
-
-
-def _image_shape(text: str) -> tuple[int, int]:
-    try:
-        return contract.image_shape(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"Bad hyperparameter: {message}.")
 
 
+def _argument_type(spec: contract.Hyperparameter) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        try:
+            return spec.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    parse.__name__ = spec.kind  # what argparse names in its message
+    return parse
+
+
 def parse_hyperparameters(argv: list[str]) -> argparse.Namespace:
+    """The hyperparameters from ``--name value`` arguments, made from the contract's schema.
+    ``image_size`` becomes a ``(height, width)`` shape."""
     parser = _Parser(description=__doc__)
-    defaults = contract.HYPERPARAMETER_DEFAULTS
-    parser.add_argument("--epochs", type=int, default=defaults["epochs"])
-    parser.add_argument("--batch_size", type=int, default=defaults["batch_size"])
-    parser.add_argument("--learning_rate", type=float, default=defaults["learning_rate"])
-    parser.add_argument("--image_size", type=_image_shape, default=defaults["image_size"])
-    parser.add_argument("--seed", type=int, default=defaults["seed"])
-    parser.add_argument("--model", default=defaults["model"], choices=["default", "article"])
-    parser.add_argument("--augment", type=_bool, default=defaults["augment"])
-    parser.add_argument("--class_weights", type=_bool, default=defaults["class_weights"])
-    parser.add_argument(
-        "--precision",
-        default=defaults["precision"],
-        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-        help="auto: mixed_float16 on GPUs, float32 on CPUs",
-    )
-    parser.add_argument("--deterministic", type=_bool, default=True)
+    for spec in contract.HYPERPARAMETERS:
+        parser.add_argument(
+            f"--{spec.name}", type=_argument_type(spec), default=spec.default, help=spec.help
+        )
     # SageMaker's framework estimators add arguments of their own (--model_dir): ignore them.
     arguments, _unknown = parser.parse_known_args(argv)
-    if arguments.epochs < 1:
-        raise UserError(f"epochs must be at least 1, got {arguments.epochs}.")
-    if arguments.batch_size < 1:
-        raise UserError(f"batch_size must be at least 1, got {arguments.batch_size}.")
-    if not 0 < arguments.learning_rate < 1:
-        raise UserError(f"learning_rate must be in (0, 1), got {arguments.learning_rate}.")
+    arguments.image_size = contract.image_shape(arguments.image_size)
+    arguments.argv = list(argv)
     return arguments
 
 
@@ -136,13 +111,9 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    if TYPE_CHECKING or not _AS_SCRIPT:
-        from defects.training import data, metrics
-        from defects.training import model as models
-    else:
-        import data
-        import metrics
-        import model as models
+    from defects.training import data, metrics
+    from defects.training import model as models
+
     model_dir, output_dir, checkpoint_dir = _output_dirs()
 
     keras.utils.set_random_seed(arguments.seed)
@@ -218,6 +189,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             network.save(checkpoint_file)
             state_file.write_text(json.dumps({"epoch": epoch + 1, "history": history}))
 
+    print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
     print(
         f"Training {arguments.model} on {len(training)} images, validating on "
         f"{len(validation)}; classes {class_names}; image size "

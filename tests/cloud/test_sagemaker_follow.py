@@ -14,11 +14,12 @@ import boto3
 import click
 import pytest
 
-from defects import pipeline
-from defects.backends import sagemaker
 from defects.backends.artifacts import pack
-from defects.backends.base import TrainingJob
-from defects.backends.sagemaker import LOG_GROUP, SageMakerBackend
+from defects.backends.base import CloudOptions, TrainingJob
+from defects.backends.cloud import SageMakerBackend, follow
+from defects.backends.cloud.follow import LOG_GROUP
+from defects.cli.options import make_backend
+from defects.entrypoint import source_dir
 from defects.errors import TrainingFailed
 from defects.settings import resolve
 from defects.training import contract
@@ -36,18 +37,17 @@ def backend(aws: None) -> SageMakerBackend:
     return backend
 
 
-def _job(workdir: Path, **extras: Any) -> TrainingJob:
+def _job(workdir: Path, **options: Any) -> TrainingJob:
     run_dir = workdir / "runs" / JOB
     run_dir.mkdir(parents=True)
     dataset = f"s3://{DEFAULT_BUCKET}/defects/datasets/d0"
     return TrainingJob(
         name=JOB,
-        hyperparameters=dict(contract.HYPERPARAMETER_DEFAULTS),
+        hyperparameters=dict(contract.hyperparameter_defaults()),
         channels={split: f"{dataset}/{split}" for split in ("train", "validation", "test")},
-        output_uri=OUTPUT,
         run_dir=run_dir,
-        source_dir=pipeline.SOURCE_DIR,
-        extras=extras,
+        source_dir=source_dir(workdir / "code"),
+        options=CloudOptions(**options),
     )
 
 
@@ -84,7 +84,7 @@ def _interrupt_the_wait(monkeypatch: pytest.MonkeyPatch, aws_answers: AwsAnswers
 
     aws_answers.amend("sagemaker.DescribeTrainingJob", TrainingJobStatus="InProgress")
     aws_answers.reply("sagemaker.StopTrainingJob", 200, {})
-    monkeypatch.setattr(sagemaker.time, "sleep", ctrl_c)
+    monkeypatch.setattr(follow.time, "sleep", ctrl_c)
 
 
 class _Terminal(io.StringIO):
@@ -95,7 +95,8 @@ class _Terminal(io.StringIO):
 def test_train_starts_the_job_and_returns_where_sagemaker_put_the_model(
     backend: SageMakerBackend, workdir: Path
 ) -> None:
-    result = backend.train(_job(workdir))
+    with backend.open_storage() as store:
+        result = backend.train(_job(workdir), store)
     assert result.model_uri == f"{OUTPUT}/model.tar.gz"
     assert result.output_uri == f"{OUTPUT}/output.tar.gz"
     assert result.detached is False
@@ -111,7 +112,7 @@ def test_job_log_gets_the_status_changes_and_the_cloudwatch_lines(
     _started()
     _log("Epoch 1/2", "Epoch 2/2")
     job = _job(workdir)
-    backend.wait(job)
+    backend.wait(job, backend.layout())
     assert job.log_path.read_text().splitlines() == [
         "[sagemaker] Starting: Preparing the instances for training",
         "Epoch 1/2",
@@ -128,7 +129,7 @@ def test_failed_job_raises_its_failure_reason(
     )
     _started()
     with pytest.raises(TrainingFailed) as caught:
-        backend.wait(_job(workdir))
+        backend.wait(_job(workdir), backend.layout())
     assert caught.value.message == reason
     assert f"streams {JOB}/..." in caught.value.hint
 
@@ -143,7 +144,7 @@ def test_stopped_job_points_at_the_time_limit(
     )
     _started()
     with pytest.raises(TrainingFailed) as caught:
-        backend.wait(_job(workdir, max_runtime=3600))
+        backend.wait(_job(workdir, max_runtime=3600), backend.layout())
     assert caught.value.message == (
         f"The SageMaker job {JOB} was stopped (MaxRuntimeExceeded) before it finished."
     )
@@ -160,7 +161,7 @@ def test_ctrl_c_stops_the_job_when_nobody_can_be_asked(
     _started()
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     with pytest.raises(KeyboardInterrupt):
-        backend.wait(_job(workdir))
+        backend.wait(_job(workdir), backend.layout())
     assert aws_answers.calls == [("sagemaker.StopTrainingJob", {"TrainingJobName": JOB})]
 
 
@@ -180,8 +181,11 @@ def test_ctrl_c_leaves_the_job_running_when_the_user_says_so(
 
     monkeypatch.setattr(click, "confirm", answer_no)
     _started()
+    # The CLI's backend asks on a terminal.
+    asking = make_backend(backend.settings)
+    asking.poll_seconds = 0  # type: ignore[attr-defined]
     with pytest.raises(KeyboardInterrupt):
-        backend.wait(_job(workdir))
+        asking.wait(_job(workdir), asking.layout())  # type: ignore[attr-defined]
     assert questions == [f"Stop the SageMaker job {JOB} too? It is billed until it stops."]
     assert aws_answers.calls == []
 

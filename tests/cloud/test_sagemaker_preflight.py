@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from defects.backends.sagemaker import SageMakerBackend
+from defects.backends.cloud import SageMakerBackend
 from defects.errors import BackendError
 from defects.settings import resolve
 from tests.cloud.conftest import ACCOUNT, DEFAULT_BUCKET, GPU_IMAGE, REGION, AwsAnswers, Cli

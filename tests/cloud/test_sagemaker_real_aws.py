@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.backends.sagemaker import SageMakerBackend
+from defects.backends.cloud import SageMakerBackend
 from defects.settings import resolve
 from tests.cloud.conftest import Cli
 

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from defects.backends.sagemaker import SageMakerBackend
+from defects.backends.cloud import SageMakerBackend
 from defects.training import contract
 from defects.training.train import parse_hyperparameters
 from tests.cloud.conftest import (
@@ -188,9 +188,11 @@ def test_the_code_is_uploaded_under_the_job(cloud_run: CloudRun) -> None:
     code = sorted(
         key for key in cloud_run.keys if key.startswith(f"defects/jobs/{JOB}/input/code/")
     )
+    # The entry script beside the training package, and nothing of the host's code.
+    modules = sorted(path.name for path in Path(contract.__file__).parent.glob("*.py"))
     assert code == [
         f"defects/jobs/{JOB}/input/code/{name}"
-        for name in ("__init__.py", "contract.py", "data.py", "metrics.py", "model.py", "train.py")
+        for name in ("defects/__init__.py", *(f"defects/training/{m}" for m in modules), "train.py")
     ]
     assert f"defects/jobs/{JOB}/input/sm_drivers/sm_train.sh" in cloud_run.keys
 
@@ -215,7 +217,7 @@ def test_request_hyperparameters_are_strings(cloud_run: CloudRun) -> None:
     # The ones without a flag keep their defaults; booleans are spelled true/false.
     unflagged = {
         name: str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in contract.HYPERPARAMETER_DEFAULTS.items()
+        for name, value in contract.hyperparameter_defaults().items()
         if name not in HYPERPARAMETERS
     }
     assert cloud_run.request["HyperParameters"] == {
@@ -234,7 +236,7 @@ def test_request_hyperparameters_are_strings(cloud_run: CloudRun) -> None:
 def test_request_hyperparameters_mean_what_the_process_backend_passes(
     cloud_run: CloudRun,
 ) -> None:
-    hyperparameters = {**contract.HYPERPARAMETER_DEFAULTS, **HYPERPARAMETERS}
+    hyperparameters = {**contract.hyperparameter_defaults(), **HYPERPARAMETERS}
     process_arguments = contract.hyperparameter_arguments(hyperparameters)
     cloud_arguments = [
         part

@@ -13,7 +13,10 @@ import pytest
 
 from defects import pipeline
 from defects.errors import TrainingFailed
+from defects.jobs import JobResult
 from defects.settings import resolve
+from defects.storage import s3
+from defects.training import contract
 from tests.conftest import use_moto
 
 pytestmark = pytest.mark.container
@@ -40,7 +43,7 @@ def _job(
     image: str | None,
     name: str,
     **hyperparameters: Any,
-) -> pipeline.JobSummary:
+) -> JobResult:
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_moto(monkeypatch, endpoint)
         overrides = {"backend": backend, "runs_dir": root / "runs"}
@@ -79,7 +82,7 @@ def jobs(
     moto_endpoint: str,
     training_image: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, pipeline.JobSummary]:
+) -> dict[str, JobResult]:
     """The same tiny job through every backend that can run here."""
     root = tmp_path_factory.mktemp("contract")
     finished = {
@@ -98,14 +101,33 @@ def jobs(
 
 
 def test_every_backend_produces_the_same_artifact_layout(
-    jobs: dict[str, pipeline.JobSummary],
+    jobs: dict[str, JobResult],
 ) -> None:
     reference = _layout(jobs["process"].run_dir)
     assert _layout(jobs["local"].run_dir) == reference
 
 
+def _arguments(run_dir: Path) -> list[str]:
+    """What the entry point says it was started with (its first line of its own)."""
+    lines = [
+        line.split("Hyperparameters: ", 1)[1]
+        for line in (run_dir / "job.log").read_text().splitlines()
+        if "Hyperparameters: " in line
+    ]
+    assert len(lines) == 1, lines
+    return lines
+
+
+def test_process_and_local_pass_byte_identical_hyperparameter_arguments(
+    jobs: dict[str, JobResult],
+) -> None:
+    process = _arguments(jobs["process"].run_dir)
+    assert "--augment true" in process[0] and "--image_size 40x24" in process[0]
+    assert _arguments(jobs["local"].run_dir) == process
+
+
 def test_local_model_loads_and_predicts_like_the_process_model(
-    jobs: dict[str, pipeline.JobSummary],
+    jobs: dict[str, JobResult],
 ) -> None:
     import keras
 
@@ -122,7 +144,7 @@ def test_local_model_loads_and_predicts_like_the_process_model(
     assert shapes["local"] == shapes["process"] == (3, 4)
 
 
-def test_local_job_leaves_no_containers_or_network(jobs: dict[str, pipeline.JobSummary]) -> None:
+def test_local_job_leaves_no_containers_or_network(jobs: dict[str, JobResult]) -> None:
     project = f"sm-{jobs['local'].job_name}"
     listing = subprocess.run(
         ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={project}", "-q"],
@@ -143,22 +165,31 @@ def test_local_job_leaves_no_containers_or_network(jobs: dict[str, pipeline.JobS
 def test_local_failure_reports_the_entry_points_reason(
     tiny_photos: Path, moto_endpoint: str, training_image: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(TrainingFailed) as caught:
-        _job(
-            "local",
-            tmp_path,
-            tiny_photos,
-            moto_endpoint,
-            training_image,
-            "failing-job",
-            image_size=8,
-        )
-    assert "each side must be between 16 and 1024" in caught.value.message
+    # The host accepts the job; the entry point in the container finds a broken shard.
+    from defects import backends
+    from defects.dataset import steps
+    from defects.storage import S3Uri
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        monkeypatch.setenv("DEFECTS_TRAINING_IMAGE", training_image)
+        backend = backends.create(resolve({"backend": "local", "runs_dir": tmp_path / "runs"}))
+        dataset = steps.prepare(tiny_photos, data_dir=tmp_path / "data")
+        with backend.open_storage() as store:
+            channels = steps.stage(dataset, store)
+            train = S3Uri.parse(channels["train"])
+            key = next(k for k in s3.list_etags(store.s3, train) if k.endswith(".tar"))
+            store.s3.put_object(Bucket=train.bucket, Key=key, Body=b"not a tar archive")
+            with pytest.raises(TrainingFailed) as caught:
+                pipeline.train(
+                    channels, store, backend, contract.complete_hyperparameters(TINY), "failing-job"
+                )
+    assert "Could not read the channel" in caught.value.message
     assert _containers("failing-job") == set()
 
 
 def test_stale_files_never_reach_a_new_model_archive(
-    jobs: dict[str, pipeline.JobSummary],
+    jobs: dict[str, JobResult],
     tiny_photos: Path,
     moto_endpoint: str,
     training_image: str,

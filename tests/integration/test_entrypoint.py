@@ -6,14 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from defects.pipeline import SOURCE_DIR
+from defects.entrypoint import ENTRY_SCRIPT, source_dir
 from defects.training import contract
 
 
 def _run(base: Path, channels: dict[str, Path], *arguments: str) -> subprocess.CompletedProcess:
     environment = contract.job_environment(base, channels, {})
+    code = source_dir(base.parent / "code")
     return subprocess.run(
-        [sys.executable, str(SOURCE_DIR / "train.py"), *arguments],
+        [sys.executable, str(code / ENTRY_SCRIPT), *arguments],
         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
         capture_output=True,
         text=True,
@@ -35,7 +36,7 @@ def test_bad_hyperparameter_writes_the_failure_file(tmp_path: Path) -> None:
 
 
 def test_unknown_arguments_are_ignored(tmp_path: Path, tiny_photos: Path) -> None:
-    from defects.prepare import prepare
+    from defects.dataset.prepare import prepare
 
     dataset = prepare(tiny_photos, data_dir=tmp_path / "data")
     channels = {split: dataset.root / split for split in ("train", "validation", "test")}
@@ -59,8 +60,8 @@ def test_unknown_arguments_are_ignored(tmp_path: Path, tiny_photos: Path) -> Non
 def test_shard_channels_train_like_folder_channels(tmp_path: Path, tiny_photos: Path) -> None:
     import json
 
-    from defects.prepare import prepare
-    from defects.shards import shards_for
+    from defects.dataset.prepare import prepare
+    from defects.dataset.shards import shards_for
 
     dataset = prepare(tiny_photos, data_dir=tmp_path / "data")
     # Small shards, so that a split spans several of them.

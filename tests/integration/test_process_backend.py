@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from defects import pipeline
+from defects.jobs import JobResult
 from defects.settings import resolve
 from tests.conftest import use_moto
 
@@ -21,7 +22,7 @@ TINY: dict[str, str | int] = {"epochs": 2, "image_size": "40x24", "batch_size": 
 @pytest.fixture(scope="module")
 def finished_job(
     tiny_photos: Path, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> pipeline.JobSummary:
+) -> JobResult:
     """One tiny job for the whole module: training is the slow part."""
     root = tmp_path_factory.mktemp("process")
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -36,7 +37,7 @@ def finished_job(
         )
 
 
-def test_run_leaves_every_artifact_in_the_job_folder(finished_job: pipeline.JobSummary) -> None:
+def test_run_leaves_every_artifact_in_the_job_folder(finished_job: JobResult) -> None:
     run_dir = finished_job.run_dir
     for name in (
         "history.json",
@@ -55,7 +56,7 @@ def test_run_leaves_every_artifact_in_the_job_folder(finished_job: pipeline.JobS
     assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_history_has_one_value_per_epoch(finished_job: pipeline.JobSummary) -> None:
+def test_history_has_one_value_per_epoch(finished_job: JobResult) -> None:
     history = json.loads((finished_job.run_dir / "history.json").read_text())
     assert history["epoch"] == [1, 2]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -63,7 +64,7 @@ def test_history_has_one_value_per_epoch(finished_job: pipeline.JobSummary) -> N
 
 
 def test_metrics_carry_per_class_scores_and_the_confusion_matrix(
-    finished_job: pipeline.JobSummary,
+    finished_job: JobResult,
 ) -> None:
     metrics = json.loads((finished_job.run_dir / "metrics.json").read_text())
     validation = metrics["validation"]
@@ -76,7 +77,7 @@ def test_metrics_carry_per_class_scores_and_the_confusion_matrix(
 
 
 def test_artifacts_are_uploaded_to_the_job_output_keys(
-    finished_job: pipeline.JobSummary, moto_endpoint: str
+    finished_job: JobResult, moto_endpoint: str
 ) -> None:
     s3 = boto3.client(
         "s3",
@@ -91,7 +92,7 @@ def test_artifacts_are_uploaded_to_the_job_output_keys(
     assert any(k.startswith("defects/datasets/") and "/train/part-00000.tar" in k for k in keys)
 
 
-def test_archives_hold_the_sagemaker_layout(finished_job: pipeline.JobSummary) -> None:
+def test_archives_hold_the_sagemaker_layout(finished_job: JobResult) -> None:
     with tarfile.open(finished_job.run_dir / "model.tar.gz") as tar:
         names = set(tar.getnames())
     assert {"model.keras", "class_names.json", "saved_model"} <= names
@@ -99,7 +100,7 @@ def test_archives_hold_the_sagemaker_layout(finished_job: pipeline.JobSummary) -
         assert {"history.json", "metrics.json"} <= set(tar.getnames())
 
 
-def test_saved_model_predicts_probabilities(finished_job: pipeline.JobSummary) -> None:
+def test_saved_model_predicts_probabilities(finished_job: JobResult) -> None:
     import keras
 
     model = keras.models.load_model(finished_job.run_dir / "model" / "model.keras")
@@ -110,7 +111,7 @@ def test_saved_model_predicts_probabilities(finished_job: pipeline.JobSummary) -
 
 
 def test_job_name_cannot_be_reused(
-    finished_job: pipeline.JobSummary, tiny_photos: Path, tmp_path: Path
+    finished_job: JobResult, tiny_photos: Path, tmp_path: Path
 ) -> None:
     from defects.errors import ConfigError
 
@@ -127,7 +128,7 @@ def test_job_name_cannot_be_reused(
     assert (finished_job.run_dir / "job.json").read_text() == before
 
 
-def test_evaluate_uses_the_jobs_own_dataset(finished_job: pipeline.JobSummary) -> None:
+def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
     from defects.inference import evaluate
 
     metrics, out_dir = evaluate(finished_job.run_dir, split="test")
@@ -139,7 +140,7 @@ def test_evaluate_uses_the_jobs_own_dataset(finished_job: pipeline.JobSummary) -
 
 
 def test_predict_answers_for_good_files_and_reports_bad_ones(
-    finished_job: pipeline.JobSummary, tiny_photos: Path, tmp_path: Path
+    finished_job: JobResult, tiny_photos: Path, tmp_path: Path
 ) -> None:
     from defects.inference import predict
 
@@ -154,7 +155,7 @@ def test_predict_answers_for_good_files_and_reports_bad_ones(
 
 
 def test_predict_cli_exits_1_when_a_file_is_unreadable(
-    finished_job: pipeline.JobSummary,
+    finished_job: JobResult,
     tiny_photos: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -174,7 +175,7 @@ def test_predict_cli_exits_1_when_a_file_is_unreadable(
 
 
 def test_same_seed_gives_the_same_history(
-    finished_job: pipeline.JobSummary, tiny_photos: Path, moto_endpoint: str, tmp_path: Path
+    finished_job: JobResult, tiny_photos: Path, moto_endpoint: str, tmp_path: Path
 ) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_moto(monkeypatch, moto_endpoint)

@@ -5,8 +5,8 @@ from typing import Any
 import boto3
 import pytest
 
-from defects import storage
 from defects.errors import StorageError
+from defects.storage import s3 as storage
 
 
 @pytest.fixture
@@ -139,7 +139,10 @@ def test_missing_bucket_is_a_storage_error(s3: object, tmp_path: Path) -> None:
 
 
 def test_unreachable_endpoint_is_a_storage_error(tmp_path: Path) -> None:
-    s3 = storage.client("us-east-1", "http://127.0.0.1:9")
+    session = boto3.Session(
+        region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    s3 = storage.client(session, "http://127.0.0.1:9")
     with pytest.raises(StorageError) as caught:
         storage.list_etags(s3, storage.S3Uri("b", "x"))
     assert "AWS_ENDPOINT_URL_S3" in caught.value.hint

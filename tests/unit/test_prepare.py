@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from defects.dataset.prepare import MANIFEST, SPLITS, load_manifest, prepare
 from defects.errors import DataError
-from defects.prepare import MANIFEST, SPLITS, load_manifest, prepare
 
 CLASSES = ("good", "oil", "scratch", "stain")
 

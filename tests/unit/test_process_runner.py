@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.backends.process import run_entry_point
+from defects.entrypoint import run_entry_point
 from defects.training import contract
 
 # Prints what it was given, one line per fact, then exits with the status it was asked for.
@@ -52,7 +52,7 @@ def test_the_entry_point_gets_the_contract_and_no_aws_settings(
     status = run_entry_point(script, base, {"train": channel}, hyperparameters, log, seen.append)
 
     assert status == 0
-    assert seen[0] == "args --augment False --epochs 2\n"
+    assert seen[0] == "args --augment false --epochs 2\n"
     assert seen[1] == f"cwd {script.parent}\n"
     assert json.loads(seen[2].split(" ", 1)[1]) == []
     assert seen[3] == f"train {channel}\n"

@@ -34,8 +34,10 @@ def test_region_from_standard_aws_variables() -> None:
 
 
 def test_unknown_backend_names_the_allowed_ones() -> None:
+    from defects.backends import create
+
     with pytest.raises(ConfigError) as caught:
-        resolve(environ={"DEFECTS_BACKEND": "kubernetes"})
+        create(resolve(environ={"DEFECTS_BACKEND": "kubernetes"}))
     assert "process, local, sagemaker" in caught.value.hint
     assert caught.value.exit_code == 2
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from defects import shards
+from defects.dataset import shards
+from defects.dataset.prepare import PreparedDataset, prepare
 from defects.errors import DataError
-from defects.prepare import PreparedDataset, prepare
 
 
 @pytest.fixture
@@ -66,12 +66,12 @@ def test_a_damaged_shard_is_rebuilt(dataset: PreparedDataset) -> None:
 
 
 def test_a_missing_prepared_file_is_a_clear_error(dataset: PreparedDataset) -> None:
-    from defects import pipeline
+    from defects.dataset import steps
 
     first = dataset.files()[0]
     (dataset.root / first["path"]).unlink()
     with pytest.raises(DataError, match="is missing"):
-        pipeline.stage(dataset, store=_NoS3())  # type: ignore[arg-type]
+        steps.stage(dataset, store=_NoS3())  # type: ignore[arg-type]
 
 
 class _NoS3:

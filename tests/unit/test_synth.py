@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defects.synth import CLASS_NAMES, SynthReport, _image_rng, _render, synthesize
+from defects.dataset.synth import CLASS_NAMES, SynthReport, _image_rng, _render, synthesize
 
 # A small 16:9 size keeps the file-writing tests fast.
 WIDTH, HEIGHT = 160, 90

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from defects.prepare import SPLITS, PreparedDataset
+from defects.dataset.prepare import SPLITS, PreparedDataset
 
 SHARD_BYTES = 16 * 1024 * 1024
 SHARDS_DIR = "shards"

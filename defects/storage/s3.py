@@ -1,38 +1,33 @@
-"""S3 on the host: the embedded moto server, buckets, and parallel, checksummed transfers.
+"""S3 operations on the host: buckets, listings, and parallel, checksummed transfers.
 
-All S3 traffic of a job happens here, never in the entry point. ``process`` and ``local``
-use an embedded moto server on 127.0.0.1 for the length of one command (or the one named by
-``AWS_ENDPOINT_URL_S3``, e.g. from ``defects s3 serve``); ``sagemaker`` uses real S3.
+All S3 traffic of a job happens here, never in the entry point.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 from s3transfer.manager import TransferManager
 from s3transfer.subscribers import BaseSubscriber
 
 from defects.errors import StorageError
 
-ENDPOINT_ENV = "AWS_ENDPOINT_URL_S3"
 # Single-part uploads up to this size, so that an object's ETag is the MD5 of its content.
 _SINGLE_PART_LIMIT = 512 * 1024 * 1024
 _CONCURRENCY = 16
-_FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
 
 
 @dataclass(frozen=True)
@@ -63,49 +58,8 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-@contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
-def embedded_s3(region: str) -> Iterator[str]:
-    """Run a moto server on 127.0.0.1 for the duration; yields its endpoint URL.
-
-    While it runs, ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_S3`` point at it and fake
-    credentials are set, so every AWS client made on this host (ours and the SageMaker SDK's)
-    talks to the emulator and never to AWS.
-    """
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    environment = {
-        ENDPOINT_ENV: endpoint,
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        **_FAKE_CREDENTIALS,
-    }
-    try:
-        with patched_environ(environment):
-            yield endpoint
-    finally:
-        server.stop()
-
-
-def client(region: str, endpoint: str | None = None) -> Any:
+def client(session: Any, endpoint: str | None = None) -> Any:
+    """An S3 client of the boto3 ``session``, at ``endpoint`` (None: AWS itself)."""
     config = Config(
         max_pool_connections=_CONCURRENCY * 2,
         retries={"max_attempts": 5, "mode": "standard"},
@@ -115,8 +69,7 @@ def client(region: str, endpoint: str | None = None) -> Any:
         # ETag after the upload instead (see upload()).
         request_checksum_calculation="when_required",
     )
-    endpoint = endpoint or os.environ.get(ENDPOINT_ENV) or None
-    return boto3.client("s3", region_name=region, endpoint_url=endpoint, config=config)
+    return session.client("s3", endpoint_url=endpoint, config=config)
 
 
 def _error_code(error: ClientError) -> str:
@@ -140,8 +93,18 @@ def _s3_errors(action: str) -> Iterator[None]:
             "403": "Check the credentials' S3 permissions for this bucket.",
         }.get(code, "")
         raise StorageError(f"S3 refused to {action}: {code} {error}.", hint=hint) from error
+    except NoCredentialsError as error:
+        raise StorageError(
+            f"No AWS credentials to {action}.",
+            hint="Configure credentials (`aws configure`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY); for an S3 emulator any non-empty values will do.",
+        ) from error
     except BotoCoreError as error:
-        raise StorageError(f"S3 failed to {action}: {error}.") from error
+        raise StorageError(
+            f"S3 failed to {action}: {error}.",
+            hint="Check the network and AWS_ENDPOINT_URL_S3; run the command again (finished "
+            "transfers are skipped).",
+        ) from error
 
 
 def ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
@@ -156,9 +119,11 @@ def ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
                     f"The bucket {bucket!r} exists but these credentials may not use it.",
                     hint="Set DEFECTS_BUCKET to a bucket of your own account.",
                 ) from error
-            raise
-    except EndpointConnectionError as error:
-        raise StorageError(f"Could not reach S3 for bucket {bucket!r}: {error}.") from error
+            with _s3_errors(f"look up the bucket {bucket}"):
+                raise
+    except BotoCoreError as error:
+        with _s3_errors(f"look up the bucket {bucket}"):
+            raise error
     with _s3_errors(f"create the bucket {bucket}"):
         arguments: dict[str, Any] = {"Bucket": bucket}
         if region != "us-east-1":

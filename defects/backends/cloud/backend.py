@@ -1,0 +1,203 @@
+"""The ``sagemaker`` backend: a SageMaker training job, with the data in real S3."""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import AbstractContextManager
+from typing import Any
+
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from defects.backends import modeltrainer
+from defects.backends.base import (
+    Backend,
+    Check,
+    CloudOptions,
+    Confirm,
+    JobStatus,
+    TrainingJob,
+    TrainingResult,
+)
+from defects.backends.cloud import dry_run, follow, preflight, request
+from defects.console import log
+from defects.errors import BackendError
+from defects.settings import Settings
+from defects.storage import Layout, Storage, open_aws
+
+
+class SageMakerBackend(Backend):
+    name = "sagemaker"
+    # Seconds between two DescribeTrainingJob calls while following a job.
+    poll_seconds = 15.0
+
+    def __init__(self, settings: Settings, confirm: Confirm | None = None) -> None:
+        super().__init__(settings, confirm)
+        self._session: Any = None
+        self.identity: dict[str, str] | None = None
+
+    @property
+    def instance_type(self) -> str:
+        return self.settings.instance_type or request.DEFAULT_INSTANCE_TYPE
+
+    @property
+    def image(self) -> str:
+        return self.settings.training_image or modeltrainer.official_image(
+            self.settings.region, self.instance_type
+        )
+
+    def boto_session(self) -> Any:
+        """The boto3 session for every AWS call of this backend (the default chain)."""
+        if self._session is None:
+            self._session = boto3.Session(region_name=self.settings.region)
+        return self._session
+
+    def account(self) -> str:
+        """The AWS account of these credentials (asked once)."""
+        if self.identity is None:
+            try:
+                identity = self.boto_session().client("sts").get_caller_identity()
+            except ClientError as error:
+                raise BackendError(
+                    f"AWS refused these credentials: {preflight.error_text(error)}.",
+                    hint="Refresh them (`aws sso login`, or new access keys) and try again.",
+                ) from error
+            except BotoCoreError as error:
+                raise BackendError(
+                    f"Could not ask AWS who these credentials belong to: {error}.",
+                    hint=preflight.CREDENTIALS_HINT,
+                ) from error
+            self.identity = {"Account": identity["Account"], "Arn": identity["Arn"]}
+        return self.identity["Account"]
+
+    def default_bucket(self, offline: bool = False) -> str:
+        account = dry_run.ACCOUNT_PLACEHOLDER if offline else self.account()
+        return f"sagemaker-{self.settings.region}-{account}"
+
+    def layout(self, offline: bool = False) -> Layout:
+        bucket = self.settings.bucket or self.default_bucket(offline)
+        return Layout(bucket, self.settings.prefix)
+
+    def open_storage(self) -> AbstractContextManager[Storage]:
+        return open_aws(self.layout(), self.settings.region, self.boto_session())
+
+    def checks(self) -> list[Check]:
+        return preflight.run_checks(self)
+
+    def check_options(self, options: CloudOptions) -> None:
+        """Every cloud option applies here; they were checked when the options were made."""
+
+    def describe(self, job: TrainingJob, layout: Layout) -> dict[str, Any]:
+        """The exact ``CreateTrainingJob`` request (see :mod:`.dry_run`)."""
+        return dry_run.describe(self, job, layout)
+
+    def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
+        self.start(job, store.layout)
+        if job.options.detach:
+            log.info(
+                "Job %s runs on its own now; `defects history %s` fetches its results "
+                "once it has finished.",
+                job.name,
+                job.name,
+            )
+            output = store.layout.job_output(job.name)
+            return TrainingResult(
+                job_name=job.name,
+                model_uri=str(output.join("model.tar.gz")),
+                output_uri=str(output.join("output.tar.gz")),
+                details={"instance_type": self.instance_type, "image": self.image},
+                detached=True,
+            )
+        return self.wait(job, store.layout)
+
+    def start(self, job: TrainingJob, layout: Layout) -> None:
+        """Upload the code and create the training job (the data is already staged)."""
+        if not self.settings.role_arn:
+            raise BackendError("DEFECTS_ROLE_ARN is not set.", hint=preflight.ROLE_HINT)
+        boto_session = self.boto_session()
+        session = modeltrainer.make_session(self.settings.region, layout.bucket, boto_session)
+        with request.quiet_sdk():
+            trainer = request.make_trainer(
+                job,
+                layout,
+                session=session,
+                role=str(self.settings.role_arn),
+                image=self.image,
+                instance_type=self.instance_type,
+            )
+        log.info(
+            "Starting SageMaker training job %s on %s%s (image %s).",
+            job.name,
+            self.instance_type,
+            ", managed spot" if job.options.spot else "",
+            self.image,
+        )
+        client = boto_session.client("sagemaker")
+        try:
+            with (
+                modeltrainer.ctrl_c_as_exception(),
+                request.sdk_context(layout.bucket),
+                request.quiet_sdk(),
+            ):
+                trainer.train(wait=False, logs=False)
+        except modeltrainer.Interrupted:
+            # Ctrl-C while the SDK uploaded the code or created the job: did it start?
+            with contextlib.suppress(BackendError):
+                if self.status(job.name) is not None:
+                    follow.after_interrupt(job.name, client, self.confirm)
+            raise KeyboardInterrupt from None
+        except ClientError as error:
+            raise request.refused(error, self.instance_type) from error
+        except (BotoCoreError, S3UploadFailedError) as error:
+            raise BackendError(
+                f"Could not start the SageMaker job {job.name}: {error}.",
+                hint="Check the network and the credentials (`defects doctor`).",
+            ) from error
+        region = self.settings.region
+        log.info(
+            "Job %s created: https://%s.console.aws.amazon.com/sagemaker/home?region=%s#/jobs/%s",
+            job.name,
+            region,
+            region,
+            job.name,
+        )
+
+    def wait(self, job: TrainingJob, layout: Layout) -> TrainingResult:
+        """Follow a started job to its end, with its status changes and its CloudWatch log on
+        stderr and in ``job.log``. Ctrl-C asks whether to stop the job (it runs, and is
+        billed, on its own) and then raises KeyboardInterrupt."""
+        boto_session = self.boto_session()
+        client = boto_session.client("sagemaker")
+        with job.log_path.open("a") as job_log:
+            follower = follow.LogFollower(boto_session.client("logs"), job.name, job_log)
+            try:
+                description = follow.follow(job.name, client, follower, job_log, self.poll_seconds)
+            except KeyboardInterrupt:
+                follow.after_interrupt(job.name, client, self.confirm)
+                raise
+            except (ClientError, BotoCoreError) as error:
+                raise BackendError(
+                    f"Lost track of the SageMaker job {job.name}: {error}. It keeps running.",
+                    hint=f"`defects history {job.name}` fetches its results once it has "
+                    "finished; the SageMaker console shows its progress.",
+                ) from error
+        return follow.result(job, description, job.options, layout)
+
+    def status(self, job_name: str) -> JobStatus | None:
+        client = self.boto_session().client("sagemaker")
+        try:
+            description = client.describe_training_job(TrainingJobName=job_name)
+        except ClientError as error:
+            if preflight.error_code(error) in {"ValidationException", "ResourceNotFound"}:
+                return None
+            raise BackendError(
+                f"Could not look up the SageMaker job {job_name}: {preflight.error_text(error)}.",
+                hint="These credentials need sagemaker:DescribeTrainingJob.",
+            ) from error
+        except BotoCoreError as error:
+            raise BackendError(
+                f"Could not look up the SageMaker job {job_name}: {error}.",
+                hint=preflight.CREDENTIALS_HINT,
+            ) from error
+        return follow.status_of(job_name, description)

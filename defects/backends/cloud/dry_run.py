@@ -1,0 +1,118 @@
+"""``--dry-run`` on ``sagemaker``: the exact ``CreateTrainingJob`` request, built by the SDK
+against moto's in-process AWS emulator, so it needs no credentials and sends nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from defects.backends import modeltrainer
+from defects.backends.base import TrainingJob
+from defects.backends.cloud import preflight, request
+from defects.console import log
+from defects.errors import BackendError
+from defects.storage import Layout
+from defects.storage.s3 import ensure_bucket
+
+if TYPE_CHECKING:
+    from defects.backends.cloud.backend import SageMakerBackend
+
+# What the request names when there is no account to ask.
+ACCOUNT_PLACEHOLDER = "<account-id>"
+_DRY_RUN_BUCKET = "defects-dry-run-placeholder"
+
+
+class _Captured(Exception):
+    """Raised at ``before-call`` to keep a captured request from being sent."""
+
+
+@contextlib.contextmanager
+def offline_aws(region: str) -> Iterator[Any]:
+    """A boto3 session whose every call is answered in this process by moto.
+
+    The developer's AWS settings are hidden for the duration, so that no profile, endpoint
+    or credential of theirs is read and nothing reaches the network.
+    """
+    from moto import mock_aws
+
+    hidden = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("AWS_")}
+    os.environ.update(
+        {
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    try:
+        with mock_aws():
+            yield boto3.Session(
+                aws_access_key_id="dry-run",
+                aws_secret_access_key="dry-run",
+                region_name=region,
+            )
+    finally:
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            del os.environ[name]
+        os.environ.update(hidden)
+
+
+def describe(backend: SageMakerBackend, job: TrainingJob, layout: Layout) -> dict[str, Any]:
+    """The request ``backend`` would send for ``job``; nothing is uploaded or sent."""
+    # Without these the request cannot be built as it would be; the rest needs AWS.
+    for item in (preflight.check_region(backend), preflight.check_instance_type(backend)):
+        if not item.ok:
+            raise BackendError(
+                f"{backend.name} backend: {item.name}: {item.detail}", hint=item.hint
+            )
+    role = backend.settings.role_arn
+    if not role:
+        role = f"arn:aws:iam::{ACCOUNT_PLACEHOLDER}:role/<DEFECTS_ROLE_ARN>"
+        log.warning("DEFECTS_ROLE_ARN is not set: the request shows a placeholder role.")
+    bucket = layout.bucket
+    # The account placeholder is no valid bucket name; the SDK gets a stand-in.
+    stand_in = bucket if re.fullmatch(r"[a-z0-9.-]+", bucket) else _DRY_RUN_BUCKET
+    if stand_in != bucket:
+        layout = replace(layout, bucket=stand_in)
+        job = replace(
+            job,
+            channels={
+                name: uri.replace(f"s3://{bucket}/", f"s3://{stand_in}/")
+                for name, uri in job.channels.items()
+            },
+        )
+    captured: dict[str, Any] = {}
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        captured.update(copy.deepcopy(params))
+
+    def hold(**_: Any) -> None:
+        raise _Captured()
+
+    region = backend.settings.region
+    with offline_aws(region) as boto_session, request.quiet_sdk():
+        boto_session.events.register("before-parameter-build.sagemaker.CreateTrainingJob", capture)
+        boto_session.events.register("before-call.sagemaker.CreateTrainingJob", hold)
+        ensure_bucket(boto_session.client("s3"), stand_in, region)
+        session = modeltrainer.make_session(region, stand_in, boto_session)
+        trainer = request.make_trainer(
+            job,
+            layout,
+            session=session,
+            role=role,
+            image=backend.image,
+            instance_type=backend.instance_type,
+        )
+        with contextlib.suppress(_Captured), request.sdk_context(stand_in):
+            trainer.train(wait=False, logs=False)
+    if not captured:
+        raise BackendError("The SageMaker SDK did not build a CreateTrainingJob request.")
+    text = json.dumps(json.loads(json.dumps(captured, default=str)))
+    return dict(json.loads(text.replace(f"s3://{stand_in}/", f"s3://{bucket}/")))

@@ -1,0 +1,76 @@
+"""The ``defects`` command line.
+
+Every command resolves the settings once (flag > ``DEFECTS_*`` environment > default),
+validates the backend against the registry, and turns it into a backend object at the
+boundary (:mod:`.options`). Errors the user can fix print a headline, a message and a hint
+and exit 1 (2 for usage and configuration errors); anything else is an internal error with
+its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+# TensorFlow's C++ start-up chatter is not for users; set before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from defects.cli import admin_commands, job_commands, result_commands  # noqa: E402
+from defects.console import err, setup_logging  # noqa: E402
+from defects.errors import DefectsError  # noqa: E402
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="more log output")
+def cli(verbose: bool) -> None:
+    """Train a phone-surface defect classifier: the same job on this machine, in the SageMaker
+    container (DEFECTS_BACKEND=local) or on SageMaker (DEFECTS_BACKEND=sagemaker)."""
+    setup_logging(verbose)
+
+
+for _command in (
+    job_commands.run,
+    job_commands.train,
+    job_commands.synth,
+    job_commands.prepare,
+    job_commands.stage,
+    result_commands.history,
+    result_commands.plot,
+    result_commands.evaluate,
+    result_commands.predict,
+    admin_commands.config,
+    admin_commands.doctor,
+    admin_commands.s3,
+):
+    cli.add_command(_command)
+
+
+def _report(error: DefectsError) -> None:
+    err.print(f"[bold red]error:[/] [bold]{error.headline}[/]", highlight=False)
+    err.print(error.message, highlight=False)
+    if error.hint:
+        err.print(f"[bold]hint:[/] {error.hint}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="defects", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except DefectsError as error:
+        _report(error)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 - the last resort: say it is ours, keep the traceback.
+        err.print("[bold red]internal error[/] (a bug in defects; please report it):")
+        traceback.print_exc()
+        sys.exit(1)

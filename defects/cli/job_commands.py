@@ -1,0 +1,134 @@
+"""The commands that make and run jobs: run, train, synth, prepare, stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from defects import pipeline
+from defects.cli.options import (
+    cloud_options,
+    hyperparameter_options,
+    make_backend,
+    pop_cloud,
+    pop_hyperparameters,
+    pop_settings,
+    settings_options,
+)
+from defects.console import err, out
+from defects.dataset import steps
+from defects.dataset.prepare import DEFAULT_CLASSES
+
+
+def _run_job(options: dict[str, Any], **arguments: Any) -> None:
+    """``run`` and ``train``: settings, hyperparameters and cloud options, then the job."""
+    backend = make_backend(pop_settings(options))
+    dry_run, cloud = pop_cloud(options)
+    hyperparameters = pop_hyperparameters(options)
+    if dry_run:
+        request = pipeline.dry_run(
+            backend=backend, hyperparameters=hyperparameters, options=cloud, **arguments
+        )
+        out.print_json(data=request)
+        return
+    result = pipeline.run(
+        backend=backend, hyperparameters=hyperparameters, options=cloud, **arguments
+    )
+    out.print(result.line(), highlight=False)
+
+
+def _classes(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise click.BadParameter("give at least two distinct, comma-separated class names")
+    return names
+
+
+@click.command()
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    help="class folders or a prepared dataset [default: draw synthetic photos]",
+)
+@click.option(
+    "--per-class",
+    type=click.IntRange(min=1),
+    default=280,
+    show_default=True,
+    help="synthetic photos per class when --data is not given",
+)
+@click.option("--classes", type=_classes, default=",".join(DEFAULT_CLASSES), show_default=True)
+@click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
+@hyperparameter_options
+@cloud_options
+@settings_options
+def run(
+    data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None, **kwargs: Any
+) -> None:
+    """The main job: prepare, stage, train, fetch and plot, in one command."""
+    _run_job(kwargs, data=data, job_name=job_name, per_class=per_class, classes=classes)
+
+
+@click.command()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--per-class", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--width", type=click.IntRange(min=64), default=640, show_default=True)
+@click.option("--height", type=click.IntRange(min=64), default=360, show_default=True)
+def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> None:
+    """Draw synthetic phone photos (good, oil, scratch, stain) into OUT_DIR."""
+    path = steps.synthesize(out_dir, per_class=per_class, seed=seed, width=width, height=height)
+    out.print(str(path), highlight=False)
+
+
+@click.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="where the split goes [default data/prepared/<dataset-id>]",
+)
+@click.option("--classes", type=_classes, default=",".join(DEFAULT_CLASSES), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def prepare(source: Path, out_dir: Path | None, classes: tuple[str, ...], seed: int) -> None:
+    """Check every image in SOURCE and split it into train/validation/test (SOURCE is never
+    modified; bad files are skipped and listed in manifest.json)."""
+    dataset = steps.prepare(source, out_dir, classes=classes, seed=seed)
+    out.print(str(dataset.root), highlight=False)
+
+
+@click.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@settings_options
+def stage(dataset: Path, **kwargs: Any) -> None:
+    """Upload a prepared DATASET to S3 (unchanged objects are skipped)."""
+    settings = pop_settings(kwargs)
+    backend = make_backend(settings)
+    prepared = steps.prepare(dataset)
+    with backend.open_storage() as store:
+        if store.emulated and not settings.s3_endpoint:
+            err.print(
+                "[yellow]The embedded S3 server stops with this command; run `defects s3 "
+                "serve` and set AWS_ENDPOINT_URL_S3 to keep staged data.[/]"
+            )
+        channels = steps.stage(prepared, store)
+    out.print_json(data=channels)
+
+
+@click.command()
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="class folders or a prepared dataset",
+)
+@click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
+@hyperparameter_options
+@cloud_options
+@settings_options
+def train(data: Path, job_name: str | None, **kwargs: Any) -> None:
+    """Stage DATA if needed, train on the chosen backend and fetch the artifacts."""
+    _run_job(kwargs, data=data, job_name=job_name)

@@ -1,0 +1,198 @@
+"""The options the commands share, and turning them into objects once, at the boundary.
+
+Hyperparameter options are made from the contract's schema; settings options go through
+:func:`defects.settings.resolve` (flag > environment > default); the cloud options become one
+:class:`~defects.backends.base.CloudOptions`; the backend is made here, with the prompt the
+SageMaker backend asks through when Ctrl-C leaves a paid job running.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from defects.backends import BACKENDS
+from defects.backends.base import DEFAULT_VOLUME_GB, Backend, CloudOptions, Confirm
+from defects.settings import Settings, resolve
+from defects.training import contract
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SETTINGS = ("backend", "bucket", "prefix", "runs_dir")
+
+
+def _apply(function: F, options: list[Callable[[F], F]]) -> F:
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def settings_options(function: F) -> F:
+    return _apply(
+        function,
+        [
+            click.option(
+                "--backend",
+                type=click.Choice(list(BACKENDS), case_sensitive=False),
+                help="where training runs [env DEFECTS_BACKEND; default process]",
+            ),
+            click.option("--bucket", help="S3 bucket [env DEFECTS_BUCKET]"),
+            click.option("--prefix", help="S3 key prefix [env DEFECTS_PREFIX; default defects]"),
+            click.option(
+                "--runs-dir",
+                type=click.Path(path_type=Path),
+                help="where job folders go [env DEFECTS_RUNS_DIR; default runs]",
+            ),
+        ],
+    )
+
+
+def pop_settings(kwargs: dict[str, Any]) -> Settings:
+    return resolve({name: kwargs.pop(name) for name in SETTINGS})
+
+
+class _SchemaValue(click.ParamType):
+    """A hyperparameter's value, checked by the schema (the message names what is allowed)."""
+
+    def __init__(self, spec: contract.Hyperparameter) -> None:
+        self.spec = spec
+        self.name = spec.metavar or spec.kind.upper()
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.spec.parse(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def _hyperparameter_option(spec: contract.Hyperparameter) -> Callable[[F], F]:
+    if spec.kind == "bool":
+        dashed = spec.name.replace("_", "-")
+        return click.option(
+            f"--{dashed}/--no-{dashed}",
+            spec.name,
+            default=spec.default,
+            show_default=True,
+            help=spec.help,
+        )
+    param_type: click.ParamType = (
+        click.Choice(spec.choices) if spec.kind == "choice" else _SchemaValue(spec)
+    )
+    bounds = spec.bounds_text() if spec.kind in {"int", "float"} else ""
+    return click.option(
+        spec.flag,
+        spec.name,
+        type=param_type,
+        default=spec.default,
+        show_default=True,
+        help=spec.help + (f" ({bounds})" if bounds else ""),
+    )
+
+
+def hyperparameter_options(function: F) -> F:
+    """One option per hyperparameter of the schema, with its type, bounds and default."""
+    return _apply(function, [_hyperparameter_option(spec) for spec in contract.HYPERPARAMETERS])
+
+
+def pop_hyperparameters(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {spec.name: kwargs.pop(spec.name) for spec in contract.HYPERPARAMETERS}
+
+
+def cloud_options(function: F) -> F:
+    return _apply(
+        function,
+        [
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="print the training request as JSON and send nothing",
+            ),
+            click.option(
+                "--detach",
+                is_flag=True,
+                help="sagemaker: start the job and return; fetch later with `defects history JOB`",
+            ),
+            click.option("--spot", is_flag=True, help="sagemaker: managed spot training"),
+            click.option(
+                "--max-runtime",
+                type=click.IntRange(min=60),
+                help="sagemaker: stop the job after this many seconds [default 6 h]",
+            ),
+            click.option(
+                "--max-wait",
+                type=click.IntRange(min=60),
+                help="sagemaker with --spot: give up waiting for capacity after this "
+                "many seconds (counts the runtime too)",
+            ),
+            click.option(
+                "--volume-size",
+                type=click.IntRange(min=1),
+                help=f"sagemaker: training volume in GB [default {DEFAULT_VOLUME_GB}]",
+            ),
+            click.option("--kms-key", help="sagemaker: KMS key for the output artifacts"),
+            click.option("--subnet", "subnets", multiple=True, help="sagemaker: VPC subnet id"),
+            click.option(
+                "--security-group",
+                "security_groups",
+                multiple=True,
+                help="sagemaker: VPC security group id",
+            ),
+            click.option(
+                "--tag",
+                "tags",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="sagemaker: a tag for the training job",
+            ),
+        ],
+    )
+
+
+def pop_cloud(kwargs: dict[str, Any]) -> tuple[bool, CloudOptions]:
+    """``--dry-run`` and the cloud options, as one checked :class:`CloudOptions`."""
+    dry_run = bool(kwargs.pop("dry_run"))
+    tags: list[tuple[str, str]] = []
+    for text in kwargs.pop("tags"):
+        key, separator, value = text.partition("=")
+        if not separator or not key:
+            raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--tag")
+        tags.append((key, value))
+    given: dict[str, Any] = {
+        "detach": bool(kwargs.pop("detach")),
+        "spot": bool(kwargs.pop("spot")),
+        "max_runtime": kwargs.pop("max_runtime"),
+        "max_wait": kwargs.pop("max_wait"),
+        "volume_size": kwargs.pop("volume_size"),
+        "kms_key": kwargs.pop("kms_key"),
+        "subnets": tuple(kwargs.pop("subnets")),
+        "security_groups": tuple(kwargs.pop("security_groups")),
+        "tags": tuple(tags),
+    }
+    return dry_run, CloudOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return click.confirm(question, default=True, err=True)
+    except click.Abort:
+        return True
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend of these settings, made once; it may ask the user only on a terminal."""
+    from defects import backends
+
+    confirm: Confirm | None = _confirm if sys.stdin.isatty() else None
+    return backends.create(settings, confirm=confirm)
+
+
+def run_dir_of(job: str, runs_dir: Path | None) -> Path:
+    """A job's folder: ``job`` itself when it is a folder, else ``<runs>/<job>``."""
+    path = Path(job)
+    if path.is_dir():
+        return path
+    return (runs_dir or resolve().runs_dir) / job

@@ -1,0 +1,126 @@
+"""The host-side data steps as a user runs them: draw synthetic photos, prepare a folder
+(validate and split), and stage a prepared dataset in S3 as tar shards. Each shows progress
+and says what it did; the work itself is in :mod:`.synth`, :mod:`.prepare` and
+:mod:`.shards`."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from defects.console import log, progress
+from defects.dataset import shards
+from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset, load_manifest
+from defects.errors import ConfigError, DataError
+from defects.storage import Storage, s3
+
+DATA_DIR = Path("data")
+
+
+def synthesize(
+    out_dir: Path | None = None,
+    per_class: int = 100,
+    seed: int = 0,
+    width: int = 640,
+    height: int = 360,
+    data_dir: Path = DATA_DIR,
+) -> Path:
+    """Draw synthetic photos; reuses an identical earlier set."""
+    from defects.dataset.synth import CLASS_NAMES
+    from defects.dataset.synth import synthesize as draw
+
+    if per_class < 1:
+        raise ConfigError(f"--per-class must be at least 1, got {per_class}.")
+    target = out_dir or data_dir / "synthetic" / f"n{per_class}-s{seed}-{width}x{height}"
+    marker = target / ".complete"
+    if out_dir is None and marker.exists():
+        log.info("Reusing synthetic data in %s.", target)
+        return target
+    if out_dir is None and target.exists():
+        shutil.rmtree(target)  # An interrupted earlier draw of our own; never user data.
+    total = per_class * len(CLASS_NAMES)
+    with progress("Drawing synthetic photos", total) as advance:
+        try:
+            draw(
+                target,
+                per_class=per_class,
+                seed=seed,
+                width=width,
+                height=height,
+                progress=lambda done, _total: advance(1),
+            )
+        except ValueError as error:
+            raise DataError(str(error), hint="Choose an empty or new output folder.") from error
+    marker.touch()
+    log.info("Drew %d synthetic photos (%dx%d) in %s.", total, width, height, target)
+    return target
+
+
+def prepare(
+    source: Path,
+    out_dir: Path | None = None,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    seed: int = 0,
+    data_dir: Path = DATA_DIR,
+) -> PreparedDataset:
+    """Validate and split ``source`` (or reuse it when it is already a prepared dataset)."""
+    from defects.dataset.prepare import prepare as prepare_folder
+
+    already = load_manifest(source) if source.is_dir() else None
+    if already is not None:
+        return already
+    with progress("Checking images", 1) as advance:
+        dataset = prepare_folder(
+            source, out_dir, classes=classes, seed=seed, data_dir=data_dir, advance=advance
+        )
+    for item in dataset.skipped:
+        log.warning("Skipped %s: %s", item["source"], item["reason"])
+    if dataset.manifest.get("ignored_folders"):
+        log.info(
+            "Ignored folders (not classes): %s", ", ".join(dataset.manifest["ignored_folders"])
+        )
+    log.info(dataset.summary())
+    return dataset
+
+
+def stage(dataset: PreparedDataset, store: Storage) -> dict[str, str]:
+    """Upload the splits, as tar shards, to ``s3://<bucket>/<prefix>/datasets/<id>/``;
+    returns the channel URIs. Each shard is uploaded while the next one is packed."""
+    started = time.perf_counter()
+    # The local files first: a damaged prepared dataset fails before any S3 traffic.
+    try:
+        count, packed = shards.open_shards(dataset)
+    except FileNotFoundError as error:
+        raise DataError(
+            f"The prepared file {error.filename} is missing.",
+            hint="Prepare the source folder again with `defects prepare`.",
+        ) from error
+    s3.ensure_bucket(store.s3, store.layout.bucket, store.region)
+    location = store.layout.dataset(dataset.dataset_id)
+    staged: list[shards.Shard] = []
+
+    def items() -> Iterator[s3.UploadItem]:
+        manifest_path = dataset.root / "manifest.json"
+        yield s3.UploadItem(
+            manifest_path, location.join("manifest.json").key, s3.md5_of(manifest_path)
+        )
+        for shard in packed:
+            staged.append(shard)
+            yield s3.UploadItem(shard.path, location.join(shard.key).key, shard.md5)
+
+    with progress(f"Staging to {location}", count + 1) as advance:
+        report = s3.upload(store.s3, store.layout.bucket, items(), location.key, advance)
+    log.info(
+        "Staged dataset %s (%d images in %d shards): %d object(s) uploaded (%.1f MB), "
+        "%d already there, in %.1f s.",
+        dataset.dataset_id,
+        sum(shard.images for shard in staged),
+        len(staged),
+        report.transferred,
+        report.bytes / 1e6,
+        report.skipped,
+        time.perf_counter() - started,
+    )
+    return store.layout.channels(dataset.dataset_id, SPLITS)

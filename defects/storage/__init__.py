@@ -1,0 +1,121 @@
+"""Where a job's data lives: an open S3 connection and this tool's layout inside it.
+
+A backend opens the storage it needs (:meth:`defects.backends.base.Backend.open_storage`)
+and is handed the open :class:`Storage` in ``train``:
+
+- ``process`` and ``local``: an embedded moto server on 127.0.0.1 for the length of one
+  command (:func:`open_embedded`), or the emulator named by ``AWS_ENDPOINT_URL_S3`` (e.g.
+  from ``defects s3 serve``);
+- ``sagemaker``: real S3 (:func:`open_aws`).
+
+Everything of this tool sits under ``s3://<bucket>/<prefix>/`` (:class:`Layout`). The
+endpoint is held here and passed to clients explicitly; it reaches an environment only
+through :meth:`Storage.sdk_environment`, for the SageMaker SDK in local mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from defects.storage.s3 import S3Uri, client
+
+# What an emulator is given: any non-empty credentials will do, and no real ones leak to it.
+EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where this tool keeps things: all under ``s3://<bucket>/<prefix>/``.
+
+    ``datasets/<id>/{train,validation,test}/`` hold staged datasets; ``jobs/<job>/`` holds
+    one job: ``output/{model,output}.tar.gz`` (where SageMaker writes them), ``input/`` (the
+    code) and ``checkpoints/``.
+    """
+
+    bucket: str
+    prefix: str
+
+    def root(self) -> S3Uri:
+        return S3Uri(self.bucket, self.prefix)
+
+    def dataset(self, dataset_id: str) -> S3Uri:
+        return self.root().join("datasets", dataset_id)
+
+    def channels(self, dataset_id: str, splits: tuple[str, ...]) -> dict[str, str]:
+        return {split: str(self.dataset(dataset_id).join(split)) for split in splits}
+
+    def jobs(self) -> S3Uri:
+        """SageMaker's ``S3OutputPath`` and the code's key prefix: it adds ``<job>/...``."""
+        return self.root().join("jobs")
+
+    def job_output(self, job_name: str) -> S3Uri:
+        return self.jobs().join(job_name, "output")
+
+    def checkpoints(self, job_name: str) -> S3Uri:
+        return self.jobs().join(job_name, "checkpoints")
+
+
+@dataclass(frozen=True)
+class Storage:
+    """An open S3 connection (a boto3 session and its S3 client) and the layout in it."""
+
+    layout: Layout
+    region: str
+    session: Any = field(repr=False)
+    s3: Any = field(repr=False)
+    # None for AWS itself; else the emulator's URL.
+    endpoint: str | None = None
+
+    @property
+    def emulated(self) -> bool:
+        return self.endpoint is not None
+
+    def sdk_environment(self) -> dict[str, str]:
+        """The variables the SageMaker SDK reads to reach this storage. It makes its own
+        clients and takes no endpoint argument, so in local mode the endpoint has to go
+        through the environment; this is the only place it does."""
+        if self.endpoint is None:
+            return {}
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ENDPOINT_URL_S3": self.endpoint}
+
+
+def _emulator_session(region: str) -> Any:
+    import boto3
+
+    # An emulator accepts any credentials; the developer's real ones are never sent to it.
+    return boto3.Session(region_name=region, **EMULATOR_CREDENTIALS)
+
+
+@contextmanager
+def open_embedded(layout: Layout, region: str, endpoint: str | None = None) -> Iterator[Storage]:
+    """S3 in an emulator: the one at ``endpoint``, or a moto server started on 127.0.0.1
+    for the duration (in memory: everything a user keeps is also written under runs/)."""
+    session = _emulator_session(region)
+    if endpoint:
+        yield Storage(layout, region, session, client(session, endpoint), endpoint)
+        return
+    from moto.server import ThreadedMotoServer
+
+    from defects.console import log
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        log.info("Embedded S3 server at %s (in memory, for this command).", url)
+        yield Storage(layout, region, session, client(session, url), url)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def open_aws(layout: Layout, region: str, session: Any) -> Iterator[Storage]:
+    """Real S3, through the boto3 ``session`` of the backend's credentials."""
+    yield Storage(layout, region, session, client(session), None)
+
+
+__all__ = ["Layout", "S3Uri", "Storage", "open_aws", "open_embedded"]
