@@ -7,6 +7,7 @@ three and exits with ``exit_code``; anything else is an internal error and gets 
     DefectsError
     ├── ConfigError          bad setting, flag or environment value (exit 2)
     ├── DataError            missing folder, empty class, unreadable or too few images
+    │   └── UnsafeArchive    archive refused: a link, an unsafe name, too big, or unreadable
     ├── StorageError         S3 unreachable, bucket missing, checksum mismatch
     ├── BackendError         a backend cannot run here (no Docker, no credentials, no role)
     │   └── NotAvailable     the backend is known but not usable in this installation (exit 2)
@@ -38,6 +39,10 @@ class ConfigError(DefectsError):
 
 class DataError(DefectsError):
     headline = "problem with the input data"
+
+
+class UnsafeArchive(DataError):
+    headline = "archive refused"
 
 
 class StorageError(DefectsError):

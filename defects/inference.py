@@ -8,7 +8,6 @@ through the same decode-and-resize graph as in training, so full-size photos wor
 from __future__ import annotations
 
 import json
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from defects.archives import safe_extract
 from defects.dataset.prepare import SPLITS, check_image, load_manifest
 from defects.errors import DataError
 from defects.training import contract
@@ -39,13 +39,13 @@ def _model_dir(location: Path) -> tuple[Path, Any]:
         )
     if location.is_file() and location.name.endswith((".tar.gz", ".tgz")):
         temporary = tempfile.TemporaryDirectory(prefix="defects-model-")
+        folder = Path(temporary.name) / "model"
         try:
-            with tarfile.open(location) as tar:
-                tar.extractall(temporary.name, filter="data")
-        except (tarfile.TarError, OSError) as error:
+            safe_extract(location, folder)
+        except DataError:
             temporary.cleanup()
-            raise DataError(f"{location} is not a readable model archive: {error}.") from error
-        return Path(temporary.name), temporary
+            raise
+        return folder, temporary
     if location.is_file():
         return location.parent, None
     for candidate in (location, location / "model"):
@@ -60,9 +60,11 @@ def _model_dir(location: Path) -> tuple[Path, Any]:
 
 
 def load_model(location: Path) -> LoadedModel:
+    # The archive is checked before Keras and TensorFlow take seconds to import.
+    folder, temporary = _model_dir(location)
+
     import keras
 
-    folder, temporary = _model_dir(location)
     model_file = location if location.suffix == ".keras" else folder / contract.KERAS_MODEL_FILE
     names_file = folder / contract.CLASS_NAMES_FILE
     if not model_file.is_file() or not names_file.is_file():
@@ -91,11 +93,12 @@ class Prediction:
 
 def predict(model: Path | LoadedModel, images: list[Path]) -> list[Prediction]:
     """Classify each photo; an unusable file gets its reason instead of a class."""
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+
     import tensorflow as tf
 
     from defects.training.data import decode_and_resize
 
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
     results: list[Prediction] = []
     for path in images:
         checked = check_image(path, path.name)
@@ -144,11 +147,12 @@ def evaluate(
 ) -> tuple[dict[str, Any], Path]:
     """Metrics of ``model`` on ``split`` of a prepared dataset; writes metrics.json and
     confusion.png to ``out_dir`` (default: ``<job>/evaluation-<split>``)."""
+    loaded = load_model(model)
+
     from defects.plots import plot_confusion
     from defects.training.data import list_images, make_dataset
     from defects.training.metrics import classification_metrics
 
-    loaded = load_model(model)
     if data is None:
         data = dataset_of_job(model) if model.is_dir() else None
         if data is None:

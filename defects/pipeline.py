@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from defects import backends
+from defects.archives import safe_extract
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
 from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
@@ -140,12 +141,17 @@ def describe(
         return backend.describe(job, layout)
 
 
-def _extract(archive: Path, destination: Path) -> None:
-    import tarfile
-
-    destination.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(destination, filter="data")
+# Files a job folder owns before its output archive is unpacked into it: the archive may
+# not replace them.
+JOB_FILES = (
+    contract.MODEL_PATH,
+    contract.MODEL_ARCHIVE,
+    contract.OUTPUT_ARCHIVE,
+    "job.json",
+    "job.log",
+    "code",
+    "opt",
+)
 
 
 def fetch(job_name: str, store: Storage, runs_dir: Path) -> Path:
@@ -163,8 +169,8 @@ def fetch(job_name: str, store: Storage, runs_dir: Path) -> Path:
     model_dir = run_dir / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    _extract(run_dir / contract.MODEL_ARCHIVE, model_dir)
-    _extract(run_dir / contract.OUTPUT_ARCHIVE, run_dir)
+    safe_extract(run_dir / contract.MODEL_ARCHIVE, model_dir)
+    safe_extract(run_dir / contract.OUTPUT_ARCHIVE, run_dir, protected=JOB_FILES)
     return run_dir
 
 

@@ -1,0 +1,70 @@
+"""A model archive given to predict or evaluate is unpacked safely or refused clearly."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from defects.cli import main
+from defects.errors import UnsafeArchive
+from defects.inference import evaluate, predict
+
+
+@pytest.fixture
+def hostile_model(tmp_path: Path) -> Path:
+    """A model.tar.gz whose second member is a link out of wherever it is unpacked."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        names = tarfile.TarInfo("class_names.json")
+        names.size = 2
+        tar.addfile(names, io.BytesIO(b"[]"))
+        link = tarfile.TarInfo("model.keras")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(buffer.getvalue())
+    return archive
+
+
+@pytest.fixture
+def temporary_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the model is unpacked, to see that nothing stays behind."""
+    root = tmp_path / "temporary"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def test_predict_refuses_a_model_archive_with_a_link(
+    hostile_model: Path, temporary_root: Path
+) -> None:
+    with pytest.raises(UnsafeArchive) as raised:
+        predict(hostile_model, [])
+    assert f"{hostile_model}: its member 'model.keras' is a symbolic link" in str(raised.value)
+    assert list(temporary_root.iterdir()) == []
+
+
+def test_evaluate_refuses_a_job_folder_whose_model_archive_has_a_link(
+    hostile_model: Path, temporary_root: Path
+) -> None:
+    with pytest.raises(UnsafeArchive, match="its member 'model.keras' is a symbolic link"):
+        evaluate(hostile_model.parent)
+    assert list(temporary_root.iterdir()) == []
+
+
+def test_the_predict_command_reports_a_refused_archive_without_a_traceback(
+    hostile_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(b"not read")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(hostile_model), str(image)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert "archive refused" in err and "is a symbolic link" in err
+    assert "Traceback" not in err
