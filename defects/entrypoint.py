@@ -66,6 +66,8 @@ def run_entry_point(
     its output goes to ``log_file`` as it arrives (follow a long run with ``tail -f``) and
     to ``on_line``. If this is interrupted, the entry point is stopped too.
     """
+    # The script runs in its own folder: a relative path would no longer lead to it.
+    script = script.resolve()
     for sub_path in (contract.MODEL_PATH, contract.OUTPUT_DATA_PATH, contract.CHECKPOINTS_PATH):
         (base / sub_path).mkdir(parents=True, exist_ok=True)
     environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
