@@ -63,7 +63,14 @@ def load_model(location: Path) -> LoadedModel:
     # The archive is checked before Keras and TensorFlow take seconds to import.
     folder, temporary = _model_dir(location)
 
-    import keras
+    from defects.tfnoise import quiet_tensorflow_start
+
+    with quiet_tensorflow_start():
+        import keras
+        import tensorflow as tf
+
+        # The first device query is when TensorFlow looks for a GPU (and says so).
+        tf.config.list_logical_devices()
 
     model_file = location if location.suffix == ".keras" else folder / contract.KERAS_MODEL_FILE
     names_file = folder / contract.CLASS_NAMES_FILE

@@ -21,8 +21,9 @@ from typing import IO, TYPE_CHECKING, Any
 from defects.backends import modeltrainer
 from defects.backends.artifacts import failure_reason, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
-from defects.console import err, log
+from defects.console import log
 from defects.errors import TrainingFailed
+from defects.progress import JobOutput, LineBuffer
 from defects.storage import Storage
 
 if TYPE_CHECKING:
@@ -53,19 +54,20 @@ def project_name(root: Path) -> str:
 
 
 class _Tee:
-    """Copy what the SDK prints (the container's log) to the job log and to stderr."""
+    """Copy what the SDK prints (the container's log) to the job log as it comes, and line
+    by line to the job's rendered output."""
 
-    def __init__(self, log_file: IO[str]) -> None:
+    def __init__(self, log_file: IO[str], output: LineBuffer) -> None:
         self._log_file = log_file
+        self._output = output
 
     def write(self, text: str) -> int:
         self._log_file.write(text)
-        err.file.write(text)
+        self._output.write(text)
         return len(text)
 
     def flush(self) -> None:
         self._log_file.flush()
-        err.file.flush()
 
     def isatty(self) -> bool:
         return False
@@ -159,9 +161,10 @@ class LocalBackend(Backend):
         log.info("Local mode: image %s, compose project %s.", self.image, project_name(root))
         interrupted = False
         error: Exception | None = None
-        with job.log_path.open("a") as job_log:
+        with job.log_path.open("a") as job_log, JobOutput() as output:
+            lines = LineBuffer(output)
             saved_stdout = sys.stdout
-            sys.stdout = _Tee(job_log)
+            sys.stdout = _Tee(job_log, lines)
             try:
                 with (
                     modeltrainer.sdk_environment(store),
@@ -191,6 +194,7 @@ class LocalBackend(Backend):
                 error = failure
             finally:
                 sys.stdout = saved_stdout
+                lines.flush()
                 self._clean_up(root)
         if interrupted:
             raise KeyboardInterrupt

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from defects.backends.artifacts import failure_reason, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
-from defects.console import err, log
+from defects.console import log
 from defects.entrypoint import entry_point_command, run_entry_point
 from defects.errors import TrainingFailed
+from defects.progress import JobOutput
 from defects.storage import S3Uri, Storage
 from defects.storage.s3 import download
 from defects.training import contract
@@ -46,14 +47,9 @@ class ProcessBackend(Backend):
         command = entry_point_command(script, job.hyperparameters)
         log.info("Running the entry point: %s", " ".join(command[1:]))
         started = time.perf_counter()
-        with job.log_path.open("a") as job_log:
+        with job.log_path.open("a") as job_log, JobOutput() as output:
             returncode = run_entry_point(
-                script,
-                base,
-                channels,
-                job.hyperparameters,
-                job_log,
-                on_line=lambda line: err.out(line.rstrip("\n"), highlight=False),
+                script, base, channels, job.hyperparameters, job_log, on_line=output.feed
             )
         seconds = time.perf_counter() - started
         shutil.rmtree(base / "input" / "data", ignore_errors=True)

@@ -66,6 +66,10 @@ SAVED_MODEL_DIR = "saved_model"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 
+# The entry point reports training progress as lines "defects-progress {json}" in its log
+# (see training/progress.py); hosts draw them.
+PROGRESS_PREFIX = "defects-progress "
+
 
 def base_dir(environ: Mapping[str, str] | None = None) -> Path:
     environ = os.environ if environ is None else environ

@@ -113,6 +113,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
 
     from defects.training import data, metrics
     from defects.training import model as models
+    from defects.training.progress import ProgressLines
 
     model_dir, output_dir, checkpoint_dir = _output_dirs()
 
@@ -206,8 +207,9 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             initial_epoch=initial_epoch,
             class_weight=class_weight,
             shuffle=False,  # The dataset shuffles itself, reproducibly.
-            callbacks=[Checkpoint()],
-            verbose=1 if sys.stdout.isatty() else 2,
+            callbacks=[Checkpoint(), ProgressLines(arguments.epochs)],
+            # The progress lines replace Keras's own bar and epoch lines.
+            verbose=0,
         )
     fit_seconds = time.perf_counter() - started
 

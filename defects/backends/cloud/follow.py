@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,10 +31,17 @@ _STATES = {
 class LogFollower:
     """Reads the job's CloudWatch log streams forward and copies each line to a sink."""
 
-    def __init__(self, logs: Any, job_name: str, sink: IO[str]) -> None:
+    def __init__(
+        self,
+        logs: Any,
+        job_name: str,
+        sink: IO[str],
+        on_line: Callable[[str], None] = lambda line: err.out(line, highlight=False),
+    ) -> None:
         self._logs = logs
         self._prefix = f"{job_name}/"
         self._sink = sink
+        self._on_line = on_line
         self._tokens: dict[str, str | None] = {}
         self._broken = False
 
@@ -72,7 +79,7 @@ class LogFollower:
             for event in page.get("events", []):
                 message = str(event.get("message", "")).rstrip("\n")
                 self._sink.write(message + "\n")
-                err.out(message, highlight=False)
+                self._on_line(message)
             self._sink.flush()
             next_token = page.get("nextForwardToken")
             if not page.get("events") or next_token == token:

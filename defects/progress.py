@@ -1,0 +1,183 @@
+"""The training job's output as a user reads it, the same on every backend.
+
+Each backend hands every line of the entry point's output (the process backend's pipe, the
+container log the SageMaker SDK prints in local mode, the CloudWatch events of a SageMaker
+job) to one :class:`JobOutput`, after writing it to the job log as it came. Here:
+
+- ``defects-progress {json}`` lines become one live line on a terminal: epoch n of N (or
+  "until validation stops improving"), the step within the epoch, elapsed and estimated
+  time left, the last validation accuracy. Without a terminal they are not shown: the entry
+  point's own line per epoch is.
+- TensorFlow's start-up chatter (:mod:`defects.tfnoise`) stays in the job log only.
+- Every other line is printed as it is, without the compose prefix of local mode.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
+from rich.text import Text
+
+from defects.console import err, log
+from defects.tfnoise import is_noise
+from defects.training.contract import PROGRESS_PREFIX
+
+_COLOR = r"(?:\x1b\[[0-9;]*m)*"
+# What docker compose puts before each line of a container: "algo-1-1  | " (compose v2) or
+# "algo-1_1  | " in colour (docker-compose 1.x); the SDK names the services algo-N.
+_COMPOSE_PREFIX = re.compile(rf"^{_COLOR}(?:[\w.-]*[-_])?algo-\d+(?:[-_]\w+)?\s*\|{_COLOR} ?")
+
+
+def plain(line: str) -> str:
+    """``line`` without its trailing newline and without a container's compose prefix."""
+    return _COMPOSE_PREFIX.sub("", line.rstrip("\r\n"), count=1)
+
+
+def parse_progress(line: str) -> dict[str, Any] | None:
+    """The event of a ``defects-progress`` line (after :func:`plain`), else None."""
+    text = line.strip()
+    if not text.startswith(PROGRESS_PREFIX.strip()):
+        return None
+    try:
+        event = json.loads(text[len(PROGRESS_PREFIX.strip()) :])
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def duration(seconds: float) -> str:
+    minutes, whole = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{whole:02d}s" if minutes else f"{whole}s"
+
+
+def describe(event: dict[str, Any], since: float = 0.0) -> dict[str, str]:
+    """The texts of the live line for one progress event, ``since`` seconds after it came."""
+    epoch, epochs = event.get("epoch"), event.get("epochs")
+    if event.get("automatic"):
+        epoch_text = f"epoch {epoch} (until validation stops improving, at most {epochs})"
+    else:
+        epoch_text = f"epoch {epoch}/{epochs}"
+    if event.get("event") == "epoch" and epoch == epochs:
+        epoch_text = f"{epoch_text} done: saving and evaluating"
+    step, steps = event.get("step"), event.get("steps")
+    step_text = f"step {step}/{steps}" if steps else f"step {step}"
+    times = f"{duration(float(event.get('elapsed') or 0) + since)} elapsed"
+    if event.get("left") is not None:
+        times += f", about {duration(max(0.0, float(event['left']) - since))} left"
+    accuracy = event.get("val_accuracy")
+    accuracy_text = f"val_accuracy {accuracy:.3f}" if isinstance(accuracy, float | int) else ""
+    return {"epoch": epoch_text, "step": step_text, "times": times, "accuracy": accuracy_text}
+
+
+def fraction_done(event: dict[str, Any]) -> float:
+    """How much of the job (or, with automatic epochs, of the epoch) is done."""
+    steps = event.get("steps") or 0
+    within = min(1.0, float(event.get("step") or 0) / steps) if steps else 0.0
+    if event.get("automatic") or not event.get("epochs"):
+        return within
+    return min(1.0, (float(event["epoch"]) - 1 + within) / float(event["epochs"]))
+
+
+class _LiveTexts(ProgressColumn):
+    """The live line's texts, with the times moving on between two progress events."""
+
+    def render(self, task: Task) -> Text:
+        event = task.fields.get("event") or {}
+        texts = describe(event, time.monotonic() - float(task.fields.get("received", 0.0)))
+        return Text("  ".join(texts[key] for key in ("step", "times", "accuracy") if texts[key]))
+
+
+class JobOutput:
+    """Renders a training job's output lines; a context manager around the live line.
+
+    ``live`` defaults to whether the console is a terminal."""
+
+    def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
+        self.console = console or err
+        self.live = self.console.is_terminal if live is None else live
+        self.last: dict[str, Any] | None = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> JobOutput:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def feed(self, line: str) -> None:
+        """Take one line of the job's output, as it came (newline and prefix included)."""
+        text = plain(line)
+        event = parse_progress(text)
+        if event is not None:
+            self.last = event
+            if self.live:
+                self._show(event)
+            return
+        if is_noise(text):
+            log.debug("tensorflow: %s", text)
+            return
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            self.console.out(text, highlight=False)
+
+    def _show(self, event: dict[str, Any]) -> None:
+        texts = describe(event)
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                _LiveTexts(),
+                console=self.console,
+                transient=True,
+            )
+            self._task = self._progress.add_task(texts["epoch"], total=1.0)
+            self._progress.start()
+        assert self._task is not None
+        self._progress.update(
+            self._task,
+            completed=fraction_done(event),
+            description=texts["epoch"],
+            event=event,
+            received=time.monotonic(),
+        )
+
+
+class LineBuffer:
+    """Turns written text into whole lines for a :class:`JobOutput` (the SDK writes the
+    container's log in pieces)."""
+
+    def __init__(self, output: JobOutput) -> None:
+        self._output = output
+        self._pending = ""
+
+    def write(self, text: str) -> None:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._output.feed(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._output.feed(self._pending)
+            self._pending = ""
