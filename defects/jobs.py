@@ -4,18 +4,28 @@ finished or detached job gives back."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
-from dataclasses import dataclass
+import socket
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from defects.errors import ConfigError, DataError
 from defects.training import contract
 
+if TYPE_CHECKING:
+    from defects.backends.base import RemoteJob
+
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 RECORD_FILE = "job.json"
+LOG_FILE = "job.log"
+# The name that stands for the newest job wherever a job is taken.
+LATEST = "latest"
+# A job's status once it will not change any more.
+FINAL_STATES = ("completed", "failed", "interrupted", "stopped")
 
 
 def new_job_name(prefix: str = "defects") -> str:
@@ -38,7 +48,7 @@ def load_json(path: Path) -> Any:
     except FileNotFoundError as error:
         raise DataError(
             f"{path} does not exist.",
-            hint="Name a finished job's folder under runs/ (see `ls runs`).",
+            hint="Name a finished job's folder under runs/ (see `defects jobs`).",
         ) from error
     except json.JSONDecodeError as error:
         raise DataError(f"{path} is not valid JSON: {error}.") from error
@@ -56,6 +66,172 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     """The job's record, or an empty one when it has none."""
     path = run_dir / RECORD_FILE
     return dict(load_json(path)) if path.is_file() else {}
+
+
+def this_process() -> dict[str, Any]:
+    """Who runs a job, for its record: a job whose process is gone is not running."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def process_alive(record: dict[str, Any]) -> bool | None:
+    """Whether the process that runs the job is alive; None when this machine cannot tell
+    (another host, or a record without a pid)."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def true_status(record: dict[str, Any]) -> str:
+    """The recorded status, except that a "running" job whose process is gone was
+    interrupted (killed, or its machine restarted) before it could say so."""
+    status = str(record.get("status") or "unknown")
+    if status == "running" and process_alive(record) is False:
+        return "interrupted"
+    return status
+
+
+def _started(text: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One job as ``defects jobs`` lists it, from its folder's records."""
+
+    name: str  # the folder under runs/ (``<tuning-job>/<trial>`` for a nested one)
+    run_dir: Path
+    backend: str
+    status: str
+    started: str | None
+    seconds: float | None
+    validation_accuracy: float | None
+    test_accuracy: float | None
+    macro_f1: float | None
+    dataset_id: str | None
+    image_size: str | None
+    error: str | None = None
+    # What the service that runs the job on its own says (SageMaker's status).
+    remote_status: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "run_dir": str(self.run_dir)}
+
+
+def _metric(metrics: dict[str, Any], split: str, name: str) -> float | None:
+    value = (metrics.get(split) or {}).get(name)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def job_info(run_dir: Path, runs_dir: Path) -> JobInfo:
+    """What the records in ``run_dir`` say about its job."""
+    record = read_record(run_dir)
+    metrics_path = run_dir / contract.METRICS_FILE
+    try:
+        metrics = dict(json.loads(metrics_path.read_text())) if metrics_path.is_file() else {}
+    except json.JSONDecodeError:
+        metrics = {}
+    status = true_status(record)
+    seconds = record.get("seconds")
+    started = _started(record.get("started"))
+    if status == "running" and started is not None:
+        seconds = (datetime.now(UTC) - started).total_seconds()
+    hyperparameters = record.get("hyperparameters") or {}
+    image_size = metrics.get("image_size") or hyperparameters.get("image_size")
+    return JobInfo(
+        name=run_dir.relative_to(runs_dir).as_posix(),
+        run_dir=run_dir,
+        backend=str(record.get("backend") or "unknown"),
+        status=status,
+        started=record.get("started"),
+        seconds=round(float(seconds), 1) if isinstance(seconds, int | float) else None,
+        validation_accuracy=_metric(metrics, "validation", "accuracy"),
+        test_accuracy=_metric(metrics, "test", "accuracy"),
+        macro_f1=_metric(metrics, "validation", "macro_f1"),
+        dataset_id=record.get("dataset_id"),
+        image_size=str(image_size) if image_size is not None else None,
+        error=record.get("error"),
+    )
+
+
+def job_folders(runs_dir: Path) -> list[Path]:
+    """Every folder under ``runs_dir`` with a record, one level deep or two (the trials of
+    a tuning job sit in ``runs/<tuning-job>/<trial>/``)."""
+    if not runs_dir.is_dir():
+        return []
+    found = [*runs_dir.glob(f"*/{RECORD_FILE}"), *runs_dir.glob(f"*/*/{RECORD_FILE}")]
+    return [path.parent for path in found if path.is_file() and not path.parent.is_symlink()]
+
+
+def list_jobs(runs_dir: Path) -> list[JobInfo]:
+    """Every job under ``runs_dir``, newest first."""
+    jobs = [job_info(folder, runs_dir) for folder in job_folders(runs_dir)]
+    return sorted(jobs, key=lambda job: (job.started or "", job.name), reverse=True)
+
+
+def with_remote(
+    jobs: list[JobInfo], remote: list[RemoteJob], backend: str, runs_dir: Path
+) -> list[JobInfo]:
+    """``jobs`` with the status the service of ``backend`` gives for its jobs, and its jobs
+    that have no folder here, newest first."""
+    by_name = {job.job_name: job for job in remote}
+    merged: list[JobInfo] = []
+    for info in jobs:
+        found = by_name.pop(info.run_dir.name, None)
+        if found is None:
+            merged.append(info)
+            continue
+        # The record says what this machine saw; the service knows how a detached job went.
+        status = found.state if info.status in {"running", "detached"} else info.status
+        merged.append(replace(info, status=status, remote_status=found.remote_status))
+    for found in by_name.values():
+        merged.append(
+            JobInfo(
+                name=found.job_name,
+                run_dir=runs_dir / found.job_name,
+                backend=backend,
+                status=found.state,
+                started=found.started,
+                seconds=found.seconds,
+                validation_accuracy=None,
+                test_accuracy=None,
+                macro_f1=None,
+                dataset_id=None,
+                image_size=None,
+                remote_status=found.remote_status,
+            )
+        )
+    return sorted(merged, key=lambda job: (job.started or "", job.name), reverse=True)
+
+
+def find_job(runs_dir: Path, job: str) -> Path:
+    """A job's folder: ``latest`` is the newest job; a folder is itself; a name is
+    ``runs/<name>``, or the one nested job (tuning trial) of that name."""
+    if job == LATEST:
+        jobs = list_jobs(runs_dir)
+        if not jobs:
+            raise DataError(
+                f"There are no jobs in {runs_dir}, so none is the latest.",
+                hint="Run one with `defects run`, or pass --runs-dir.",
+            )
+        return jobs[0].run_dir
+    path = Path(job)
+    if path.is_dir():
+        return path
+    direct = runs_dir / job
+    if direct.exists() or not JOB_NAME.match(job):
+        return direct
+    nested = [folder for folder in runs_dir.glob(f"*/{job}") if (folder / RECORD_FILE).is_file()]
+    return nested[0] if len(nested) == 1 else direct
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 from defects import backends
 from defects.archives import safe_extract
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
+from defects.cleanup import drop_backend_copies
 from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
 from defects.entrypoint import ENTRY_SCRIPT, source_dir
@@ -35,6 +36,7 @@ from defects.jobs import (
     load_json,
     new_job_name,
     read_record,
+    this_process,
     write_record,
 )
 from defects.settings import Settings, resolve
@@ -101,6 +103,7 @@ def train(
         "dataset_root": str(dataset.root.resolve()) if dataset else None,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "status": "running",
+        **this_process(),
     }
     write_record(run_dir, record)
     started = time.perf_counter()
@@ -171,6 +174,7 @@ def fetch(job_name: str, store: Storage, runs_dir: Path) -> Path:
         shutil.rmtree(model_dir)
     safe_extract(run_dir / contract.MODEL_ARCHIVE, model_dir)
     safe_extract(run_dir / contract.OUTPUT_ARCHIVE, run_dir, protected=JOB_FILES)
+    drop_backend_copies(run_dir)
     return run_dir
 
 

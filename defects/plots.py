@@ -69,3 +69,27 @@ def plot_confusion(metrics: Mapping[str, Any], path: Path, title: str = "") -> P
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def plot_comparison(histories: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:
+    """Every job's validation accuracy and loss per epoch, on one figure."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for axis, key, label in (
+        (axes[0], "val_accuracy", "Validation accuracy"),
+        (axes[1], "val_loss", "Validation loss"),
+    ):
+        for name, history in histories.items():
+            values = history.get(key)
+            if values:
+                epochs = list(history.get("epoch") or range(1, len(values) + 1))
+                axis.plot(epochs[: len(values)], values, "-o", label=name, markersize=3)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label.lower())
+        axis.set_title(label)
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
+    axes[0].set_ylim(0, 1.02)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

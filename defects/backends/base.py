@@ -140,6 +140,17 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class RemoteJob:
+    """A job as the service that runs it lists it (see :meth:`Backend.remote_jobs`)."""
+
+    job_name: str
+    state: str  # "running", "completed", "failed" or "stopped"
+    remote_status: str  # the service's own word, e.g. "InProgress"
+    started: str | None = None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True)
 class Check:
     name: str
     ok: bool
@@ -217,6 +228,21 @@ class Backend(ABC):
         started them (``--detach``); None when the backend keeps no such jobs or does not
         know this one."""
         return None
+
+    def remote_jobs(self) -> list[RemoteJob]:
+        """This tool's jobs as the service that runs them on its own lists them, newest
+        first; empty for backends whose jobs run inside the command that started them."""
+        return []
+
+    def stop(self, job_name: str) -> bool:
+        """Ask the service to stop ``job_name``; False when this backend's jobs run inside
+        the command that started them (they stop with it)."""
+        return False
+
+    def read_log(self, job_name: str, on_line: Callable[[str], None], follow: bool) -> bool:
+        """Pass the job's log, as the service keeps it, to ``on_line`` (until the job ends
+        with ``follow``); False when the job's own ``job.log`` is the log."""
+        return False
 
     @abstractmethod
     def train(self, job: TrainingJob, store: Storage) -> TrainingResult:

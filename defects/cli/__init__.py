@@ -18,7 +18,13 @@ import click
 # TensorFlow's C++ start-up chatter is not for users; set before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from defects.cli import admin_commands, job_commands, result_commands  # noqa: E402
+from defects.cli import (  # noqa: E402
+    admin_commands,
+    cleanup_commands,
+    job_commands,
+    manage_commands,
+    result_commands,
+)
 from defects.console import err, setup_logging  # noqa: E402
 from defects.errors import DefectsError  # noqa: E402
 
@@ -41,6 +47,13 @@ for _command in (
     result_commands.plot,
     result_commands.evaluate,
     result_commands.predict,
+    manage_commands.jobs,
+    manage_commands.describe,
+    manage_commands.compare,
+    manage_commands.logs,
+    manage_commands.stop,
+    cleanup_commands.rm,
+    cleanup_commands.gc,
     admin_commands.config,
     admin_commands.doctor,
     admin_commands.s3,

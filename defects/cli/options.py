@@ -191,8 +191,8 @@ def make_backend(settings: Settings) -> Backend:
 
 
 def run_dir_of(job: str, runs_dir: Path | None) -> Path:
-    """A job's folder: ``job`` itself when it is a folder, else ``<runs>/<job>``."""
-    path = Path(job)
-    if path.is_dir():
-        return path
-    return (runs_dir or resolve().runs_dir) / job
+    """A job's folder: the newest job's for ``latest``, ``job`` itself when it is a folder,
+    else ``<runs>/<job>`` (see :func:`defects.jobs.find_job`)."""
+    from defects.jobs import find_job
+
+    return find_job(runs_dir or resolve().runs_dir, job)

@@ -27,7 +27,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     history_path = run_dir / contract.HISTORY_FILE
     if not history_path.exists() and not Path(job).is_dir():
         settings = pipeline.settings_of_job(run_dir, resolve({"runs_dir": runs_dir}))
-        pipeline.collect(job, make_backend(settings))
+        pipeline.collect(run_dir.name, make_backend(settings))
     record = load_json(history_path)
     if as_json:
         out.print_json(data=record)

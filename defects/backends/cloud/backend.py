@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -17,12 +18,14 @@ from defects.backends.base import (
     CloudOptions,
     Confirm,
     JobStatus,
+    RemoteJob,
     TrainingJob,
     TrainingResult,
 )
-from defects.backends.cloud import dry_run, follow, preflight, request
+from defects.backends.cloud import dry_run, follow, jobs, preflight, request
 from defects.console import log
 from defects.errors import BackendError
+from defects.progress import JobOutput
 from defects.settings import Settings
 from defects.storage import Layout, Storage, open_aws
 
@@ -169,8 +172,10 @@ class SageMakerBackend(Backend):
         billed, on its own) and then raises KeyboardInterrupt."""
         boto_session = self.boto_session()
         client = boto_session.client("sagemaker")
-        with job.log_path.open("a") as job_log:
-            follower = follow.LogFollower(boto_session.client("logs"), job.name, job_log)
+        with job.log_path.open("a") as job_log, JobOutput() as output:
+            follower = follow.LogFollower(
+                boto_session.client("logs"), job.name, job_log, on_line=output.feed
+            )
             try:
                 description = follow.follow(job.name, client, follower, job_log, self.poll_seconds)
             except KeyboardInterrupt:
@@ -183,6 +188,25 @@ class SageMakerBackend(Backend):
                     "finished; the SageMaker console shows its progress.",
                 ) from error
         return follow.result(job, description, job.options, layout)
+
+    def remote_jobs(self) -> list[RemoteJob]:
+        return jobs.list_jobs(self.boto_session().client("sagemaker"))
+
+    def stop(self, job_name: str) -> bool:
+        jobs.stop_job(self.boto_session().client("sagemaker"), job_name)
+        return True
+
+    def read_log(self, job_name: str, on_line: Callable[[str], None], follow: bool) -> bool:
+        session = self.boto_session()
+        jobs.read_log(
+            session.client("sagemaker"),
+            session.client("logs"),
+            job_name,
+            on_line,
+            follow,
+            self.poll_seconds,
+        )
+        return True
 
     def status(self, job_name: str) -> JobStatus | None:
         client = self.boto_session().client("sagemaker")

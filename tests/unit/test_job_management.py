@@ -1,0 +1,199 @@
+"""jobs, describe, compare, logs, stop and `latest` on job folders written by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from defects.cli import main
+from defects.jobs import find_job, list_jobs
+from tests.jobfolders import job_folder, prepared_dataset, synthetic_photos
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exit_info:
+        code = int(exit_info.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A runs/ folder with a completed, a failed, an interrupted and a nested (tuning) job."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    dataset = prepared_dataset(data, "abc123", synthetic_photos(data, "n6"))
+    runs_dir = tmp_path / "runs"
+    job_folder(runs_dir, "done", "completed", "2026-12-01T10:00:00+00:00", 0.9, dataset)
+    job_folder(runs_dir, "broken", "failed", "2026-12-01T11:00:00+00:00", error="out of memory")
+    job_folder(runs_dir, "gone", "running", "2026-12-01T12:00:00+00:00")
+    job_folder(
+        runs_dir,
+        "tune-1/trial-1",
+        "completed",
+        "2026-12-01T09:00:00+00:00",
+        0.8,
+        hyperparameters={"epochs": 4, "batch_size": 8, "image_size": "40x24", "seed": 0},
+    )
+    return runs_dir
+
+
+def test_jobs_are_listed_newest_first_with_nested_trials(runs: Path) -> None:
+    assert [job.name for job in list_jobs(runs)] == ["gone", "broken", "done", "tune-1/trial-1"]
+
+
+def test_a_running_job_whose_process_is_gone_is_interrupted(runs: Path) -> None:
+    statuses = {job.name: job.status for job in list_jobs(runs)}
+    assert statuses == {
+        "gone": "interrupted",
+        "broken": "failed",
+        "done": "completed",
+        "tune-1/trial-1": "completed",
+    }
+
+
+def test_a_running_job_whose_process_lives_is_running(runs: Path) -> None:
+    record = json.loads((runs / "gone" / "job.json").read_text())
+    record["pid"] = os.getpid()
+    (runs / "gone" / "job.json").write_text(json.dumps(record))
+    assert list_jobs(runs)[0].status == "running"
+
+
+def test_jobs_json_has_metrics_and_data(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "jobs", "--json", "--status", "completed", "--limit", "1")
+    assert code == 0
+    listed = json.loads(out)
+    assert [job["name"] for job in listed] == ["done"]
+    assert listed[0]["validation_accuracy"] == 0.9
+    assert listed[0]["test_accuracy"] == pytest.approx(0.8)
+    assert listed[0]["macro_f1"] == 0.85
+    assert listed[0]["dataset_id"] == "abc123"
+    assert listed[0]["image_size"] == "40x24"
+    assert listed[0]["seconds"] == 12.5
+
+
+def test_jobs_table_shows_each_job(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "jobs")
+    assert code == 0
+    for text in ("done", "broken", "gone", "tune-1/trial-1", "interrupted", "0.900", "12s"):
+        assert text in out
+
+
+def test_latest_is_the_newest_job(runs: Path) -> None:
+    assert find_job(runs, "latest") == runs / "gone"
+
+
+def test_a_trial_is_found_by_its_name(runs: Path) -> None:
+    assert find_job(runs, "trial-1") == runs / "tune-1" / "trial-1"
+
+
+def test_latest_without_jobs_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "describe", "latest", "--runs-dir", str(tmp_path / "none"))
+    assert code == 1
+    assert "There are no jobs" in err and "Traceback" not in err
+
+
+def test_describe_json_has_everything(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "describe", "done", "--json")
+    assert code == 0
+    described = json.loads(out)
+    assert described["status"] == "completed"
+    assert described["hyperparameters"]["epochs"] == 2
+    assert described["dataset"]["id"] == "abc123"
+    assert described["dataset"]["counts"] == {"train": {"good": 1}, "validation": {}, "test": {}}
+    assert described["metrics"]["validation"]["accuracy"] == 0.9
+    assert described["epochs_run"] == 2
+    assert described["s3"]["output"] == "s3://defects/defects/jobs/done/output"
+    assert described["artifacts"]["model"] == str(runs / "done" / "model")
+
+
+def test_describe_says_why_a_job_failed(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "describe", "broken")
+    assert code == 0
+    assert "out of memory" in out
+
+
+def test_compare_shows_differing_hyperparameters_and_draws_curves(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "compare", "done", "trial-1", "--json")
+    assert code == 0
+    compared = json.loads(out)
+    assert compared["differing_hyperparameters"] == {"epochs": {"done": 2, "tune-1/trial-1": 4}}
+    assert compared["metrics"]["done"]["validation_accuracy"] == 0.9
+    assert compared["metrics"]["tune-1/trial-1"]["validation_accuracy"] == 0.8
+    assert (runs / "compare.png").stat().st_size > 0
+    assert err == "Validation curves of every job: runs/compare.png\n"
+
+
+def test_compare_needs_two_jobs(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "compare", "done")
+    assert code == 2
+    assert "at least two jobs" in err
+
+
+def test_logs_hide_progress_lines_and_tensorflow_noise(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (runs / "done" / "job.log").write_text(
+        "E0000 00:00:1796197383.034419   28163 cuda_platform.cc:52] failed call to cuInit: "
+        "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n"
+        'defects-progress {"event": "step", "epoch": 1, "epochs": 2, "step": 1}\n'
+        "Epoch 1/2 - 1s - loss: 1.2000\n"
+    )
+    code, out, _ = _run(capsys, "logs", "done")
+    assert code == 0
+    assert out == "Epoch 1/2 - 1s - loss: 1.2000\n"
+
+
+def test_stop_a_finished_job_says_so(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "stop", "broken")
+    assert code == 0
+    assert out == "Job broken is not running: it is failed.\n"
+
+
+def test_stop_sends_sigterm_to_the_process_running_the_job(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    record = json.loads((runs / "gone" / "job.json").read_text())
+    record["pid"] = sleeper.pid
+    (runs / "gone" / "job.json").write_text(json.dumps(record))
+    try:
+        code, out, _ = _run(capsys, "stop", "latest")
+        assert sleeper.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        sleeper.kill()
+    assert code == 0
+    assert out.startswith(f"Sent SIGTERM to process {sleeper.pid}")
+
+
+def test_stop_on_another_machine_explains_ctrl_c(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = json.loads((runs / "gone" / "job.json").read_text())
+    record["host"] = "elsewhere"
+    (runs / "gone" / "job.json").write_text(json.dumps(record))
+    code, _, err = _run(capsys, "stop", "gone")
+    assert code == 1
+    assert "Ctrl-C in its terminal" in err
+
+
+def test_plot_takes_latest(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "plot", "latest", "--runs-dir", str(runs / "tune-1"))
+    assert code == 0
+    assert out.splitlines() == [
+        str(runs / "tune-1" / "trial-1" / "curves.png"),
+        str(runs / "tune-1" / "trial-1" / "confusion.png"),
+    ]
