@@ -1,10 +1,10 @@
 """Run the real training entry point the way the ``process`` backend does, and time its epochs.
 
-The entry point reports only the whole fit time. Keras prints ``Epoch k/N`` when epoch k
-begins (when there is more than one), and the entry point prints a line starting with
-``Training`` just before it starts the clock; stamping each output line as it arrives gives
-the length of every epoch, so the second and later epochs (the ones that read decoded images
-from the cache) can be told apart from the first (which decodes).
+The entry point's progress lines (``defects-progress {json}``) give the time since fit began
+at the end of every epoch, so the second and later epochs (the ones that read decoded images
+from the cache) can be told apart from the first (which decodes). Without them (an older
+entry point), Keras's ``Epoch k/N`` lines at the beginning of each epoch are stamped as they
+arrive, and the entry point's ``Training ...`` line marks the start of fit.
 """
 
 from __future__ import annotations
@@ -50,12 +50,27 @@ class EntryPointRun:
         return statistics.median(later) if later else None
 
 
+def _progress_epoch_ends(lines: Sequence[tuple[float, str]]) -> list[float]:
+    """Seconds since fit began at the end of each epoch, from the progress lines."""
+    ends: list[float] = []
+    for _stamp, line in lines:
+        if line.startswith(contract.PROGRESS_PREFIX):
+            event = json.loads(line[len(contract.PROGRESS_PREFIX) :])
+            if event.get("event") == "epoch":
+                ends.append(float(event["elapsed"]))
+    return ends
+
+
 def epoch_seconds(lines: Sequence[tuple[float, str]], fit_seconds: float | None) -> list[float]:
     """Epoch lengths from time-stamped output lines and the fit time the entry point reports.
 
-    Each epoch runs from its ``Epoch k/N`` line to the next one; the last ends where the fit
-    ends (the ``Training`` line plus ``fit_seconds``), when that line is there.
+    The progress lines' epoch ends give them directly. Without those, each epoch runs from
+    its ``Epoch k/N`` line to the next one; the last ends where the fit ends (the
+    ``Training`` line plus ``fit_seconds``), when that line is there.
     """
+    ends = _progress_epoch_ends(lines)
+    if ends:
+        return [later - earlier for earlier, later in zip([0.0, *ends], ends, strict=False)]
     begins = [stamp for stamp, line in lines if _EPOCH_BEGINS.match(line.strip())]
     started = fit_start(lines)
     boundaries = list(begins)

@@ -38,6 +38,16 @@ def test_epochs_run_from_one_epoch_line_to_the_next_and_the_last_to_the_fit_end(
     assert epoch_seconds(lines, fit_seconds=12.0) == [5.0, 3.0, 3.0]
 
 
+def test_epochs_come_from_the_progress_lines_when_there_are_some() -> None:
+    lines = [
+        (11.0, 'defects-progress {"event": "step", "epoch": 1, "elapsed": 0.5}\n'),
+        (15.0, 'defects-progress {"event": "epoch", "epoch": 1, "elapsed": 4.0}\n'),
+        (15.1, "Epoch 1/2 - 4s - loss: 1.0000\n"),
+        (18.0, 'defects-progress {"event": "epoch", "epoch": 2, "elapsed": 6.5}\n'),
+    ]
+    assert epoch_seconds(lines, fit_seconds=7.0) == [4.0, 2.5]
+
+
 def test_fit_starts_at_the_training_line() -> None:
     lines = [(2.0, "WARNING: TensorFlow\n"), (7.5, "Training article on 8 images\n")]
     assert fit_start(lines) == 7.5

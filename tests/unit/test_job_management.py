@@ -11,19 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from defects.cli import main
 from defects.jobs import find_job, list_jobs
 from tests.jobfolders import job_folder, prepared_dataset, synthetic_photos
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.jobfolders import run_cli as _run
 
 
 @pytest.fixture

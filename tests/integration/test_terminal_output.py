@@ -1,0 +1,75 @@
+"""What a person sees in a terminal: the live training line, and none of TensorFlow's
+start-up lines, during a tiny real job and when TensorFlow starts in this process."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TENSORFLOW_LINES = ("cuInit", "cuda drivers", "oneDNN", "absl::InitializeLog", "cpu_feature_guard")
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _in_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr."""
+    leader, follower = pty.openpty()
+    environment = {**os.environ, "COLUMNS": "160", "TERM": "xterm"}
+    process = subprocess.Popen(
+        argv, stdin=follower, stdout=follower, stderr=follower, cwd=cwd, env=environment
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # The terminal closed: the program has ended.
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return process.wait(timeout=60), _ESCAPES.sub("", b"".join(chunks).decode(errors="replace"))
+
+
+@pytest.mark.slow
+def test_a_terminal_shows_the_live_line_and_no_tensorflow_lines(
+    tiny_photos: Path, tmp_path: Path
+) -> None:
+    code, shown = _in_a_terminal(
+        [
+            sys.executable, "-m", "defects", "train", "--data", str(tiny_photos),
+            "--epochs", "2", "--image-size", "40x24", "--batch-size", "4", "--job-name", "tty",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert code == 0, shown
+    assert "epoch 1/2" in shown and "elapsed" in shown and "left" in shown
+    assert re.search(r"step \d+/\d+", shown)
+    assert [word for word in TENSORFLOW_LINES if word in shown] == []
+
+
+def test_tensorflow_starting_in_this_process_prints_nothing(tmp_path: Path) -> None:
+    program = (
+        "from defects.tfnoise import quiet_tensorflow_start\n"
+        "with quiet_tensorflow_start():\n"
+        "    import tensorflow as tf\n"
+        "    tf.config.list_logical_devices()\n"
+        "print(tf.constant(2).numpy())\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    finished = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        check=True,
+    )
+    assert finished.stdout == "2\n"
+    assert [word for word in TENSORFLOW_LINES if word in finished.stderr] == []
