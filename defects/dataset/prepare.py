@@ -1,10 +1,10 @@
 """Data preparation: a folder of class folders to a validated, stratified, reproducible split.
 
 The source is read, never written. Every file is decoded once in full; what cannot be used
-is skipped with a reason in ``manifest.json``. Kept files are hard-linked (or copied) into
-``<out>/{train,validation,test}/<class>/``; images in another mode (RGBA, grayscale, 16-bit,
-palette, BMP) are converted to 8-bit RGB PNG there, so that the entry point only ever sees
-RGB JPEG or PNG.
+is skipped with a reason in ``manifest.json``. Kept files are copied (reflinked where the file
+system can; never hard-linked) into ``<out>/{train,validation,test}/<class>/``; images in
+another mode (RGBA, grayscale, 16-bit, palette, BMP) are converted to 8-bit RGB PNG there,
+so that the entry point only ever sees RGB JPEG or PNG.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 
+from defects.dataset.folders import built_in_place, copy_file, exclusive
 from defects.errors import DataError
 
 DEFAULT_CLASSES = ("good", "oil", "scratch", "stain")
@@ -361,37 +361,26 @@ def prepare(
     }
 
     target = out_dir if out_dir is not None else data_dir / "prepared" / dataset_id
-    existing = load_manifest(target) if target.exists() else None
-    if existing is not None and existing.dataset_id == dataset_id:
-        return existing
-    if target.exists() and any(target.iterdir()):
-        raise DataError(
-            f"The output folder {target} is not empty and holds another dataset.",
-            hint="Choose another --out folder; nothing is overwritten.",
-        )
-    by_relative = {c.relative: c for c in kept}
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    for entry in files:
-        checked = by_relative[entry["source"]]
-        destination = staging / entry["path"]
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if checked.converted is not None:
-            destination.write_bytes(checked.converted)
-        else:
-            _link_or_copy(checked.source, destination)
-    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    if target.exists():
-        target.rmdir()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(target)
+    # Jobs started at once prepare the same dataset one after the other: the later reuse it.
+    with exclusive(target, "another job is preparing the same dataset"):
+        existing = load_manifest(target) if target.exists() else None
+        if existing is not None and existing.dataset_id == dataset_id:
+            return existing
+        if target.exists() and any(target.iterdir()):
+            raise DataError(
+                f"The output folder {target} is not empty and holds another dataset.",
+                hint="Choose another --out folder; nothing is overwritten.",
+            )
+        by_relative = {c.relative: c for c in kept}
+        with built_in_place(target) as staging:
+            for entry in files:
+                checked = by_relative[entry["source"]]
+                destination = staging / entry["path"]
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                if checked.converted is not None:
+                    destination.write_bytes(checked.converted)
+                else:
+                    # A copy, never a link: nothing written here can reach the source.
+                    copy_file(checked.source, destination)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return PreparedDataset(target, manifest)
-
-
-def _link_or_copy(source: Path, destination: Path) -> None:
-    # A hard link costs no space and leaves the source untouched; the prepared tree is
-    # never written to after this, so sharing the inode is safe.
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copyfile(source, destination)

@@ -9,7 +9,8 @@ at the start of a job. The entry point reads the shards directly (``training/dat
 
 Shards are deterministic (sorted members, fixed times and owners), so the same prepared
 dataset always gives the same bytes and the same MD5, and staging it again skips every
-object. They are built once per dataset, next to it, and described by ``shards.json``.
+object. They are built once per dataset, next to it, and described by ``shards.json``; jobs
+that stage the same dataset at once wait for the one packing it (:mod:`.folders`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from defects.dataset import folders
 from defects.dataset.prepare import SPLITS, PreparedDataset
 
 SHARD_BYTES = 16 * 1024 * 1024
@@ -128,8 +130,7 @@ def open_shards(dataset: PreparedDataset, limit: int = SHARD_BYTES) -> tuple[int
     file raises :class:`FileNotFoundError` here, before anything is built.
     """
     folder = dataset.root / SHARDS_DIR
-    index = folder / INDEX_FILE
-    existing = _current(index, dataset, limit)
+    existing = _current(folder / INDEX_FILE, dataset, limit)
     if existing is not None:
         return len(existing), iter(existing)
     files = sorted(dataset.files(), key=lambda entry: str(entry["path"]))
@@ -147,6 +148,22 @@ def open_shards(dataset: PreparedDataset, limit: int = SHARD_BYTES) -> tuple[int
 
 
 def _build(
+    dataset: PreparedDataset,
+    folder: Path,
+    plans: list[tuple[str, str, list[dict[str, Any]]]],
+    limit: int,
+) -> Iterator[Shard]:
+    # Another job may be packing the same dataset: wait for it, then reuse its shards. The
+    # lock is held until the last shard is packed (or this generator is closed).
+    with folders.exclusive(folder, "another job is packing the same dataset"):
+        existing = _current(folder / INDEX_FILE, dataset, limit)
+        if existing is not None:
+            yield from existing
+            return
+        yield from _pack(dataset, folder, plans, limit)
+
+
+def _pack(
     dataset: PreparedDataset,
     folder: Path,
     plans: list[tuple[str, str, list[dict[str, Any]]]],

@@ -5,18 +5,19 @@ and says what it did; the work itself is in :mod:`.synth`, :mod:`.prepare` and
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from defects.console import log, progress
-from defects.dataset import shards
+from defects.dataset import folders, shards
 from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset, load_manifest
 from defects.errors import ConfigError, DataError
 from defects.storage import Storage, s3
 
 DATA_DIR = Path("data")
+# In a folder of drawn photos once all of them are there.
+_COMPLETE = ".complete"
 
 
 def synthesize(
@@ -28,18 +29,28 @@ def synthesize(
     data_dir: Path = DATA_DIR,
 ) -> Path:
     """Draw synthetic photos; reuses an identical earlier set."""
+    if per_class < 1:
+        raise ConfigError(f"--per-class must be at least 1, got {per_class}.")
+    size = {"per_class": per_class, "seed": seed, "width": width, "height": height}
+    if out_dir is not None:
+        _draw(out_dir, **size)
+        return out_dir
+    # Shared by every job that asks for the same photos: drawn once, then reused.
+    target = data_dir / "synthetic" / f"n{per_class}-s{seed}-{width}x{height}"
+    with folders.exclusive(target, "another job is drawing the same photos"):
+        if (target / _COMPLETE).exists():
+            log.info("Reusing synthetic data in %s.", target)
+            return target
+        with folders.built_in_place(target) as partial:
+            _draw(partial, **size)
+            (partial / _COMPLETE).touch()
+    return target
+
+
+def _draw(target: Path, per_class: int, seed: int, width: int, height: int) -> None:
     from defects.dataset.synth import CLASS_NAMES
     from defects.dataset.synth import synthesize as draw
 
-    if per_class < 1:
-        raise ConfigError(f"--per-class must be at least 1, got {per_class}.")
-    target = out_dir or data_dir / "synthetic" / f"n{per_class}-s{seed}-{width}x{height}"
-    marker = target / ".complete"
-    if out_dir is None and marker.exists():
-        log.info("Reusing synthetic data in %s.", target)
-        return target
-    if out_dir is None and target.exists():
-        shutil.rmtree(target)  # An interrupted earlier draw of our own; never user data.
     total = per_class * len(CLASS_NAMES)
     with progress("Drawing synthetic photos", total) as advance:
         try:
@@ -53,9 +64,7 @@ def synthesize(
             )
         except ValueError as error:
             raise DataError(str(error), hint="Choose an empty or new output folder.") from error
-    marker.touch()
     log.info("Drew %d synthetic photos (%dx%d) in %s.", total, width, height, target)
-    return target
 
 
 def prepare(

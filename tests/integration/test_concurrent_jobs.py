@@ -1,0 +1,63 @@
+"""Three ``defects run`` commands started at once in a fresh folder: they share the drawn
+photos, the prepared dataset and its shards, and every one of them succeeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+JOBS = ("first", "second", "third")
+TINY = ["--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str]]]:
+    folder = tmp_path_factory.mktemp("fresh")
+    environment = {**os.environ, "DEFECTS_BACKEND": "process"}
+    started = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "defects", "run", *TINY, "--job-name", name],
+            cwd=folder,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in JOBS
+    }
+    finished = {}
+    for name, process in started.items():
+        output, _ = process.communicate(timeout=600)
+        finished[name] = (process.returncode, output)
+    return folder, finished
+
+
+def test_three_process_jobs_started_at_once_in_a_fresh_folder_all_succeed(
+    outcomes: tuple[Path, dict[str, tuple[int, str]]],
+) -> None:
+    folder, finished = outcomes
+    for name, (returncode, output) in finished.items():
+        assert returncode == 0, output[-3000:]
+        assert "Traceback" not in output
+        record = json.loads((folder / "runs" / name / "job.json").read_text())
+        assert record["status"] == "completed"
+
+
+def test_the_jobs_drew_prepared_and_packed_the_data_once(
+    outcomes: tuple[Path, dict[str, tuple[int, str]]],
+) -> None:
+    folder, finished = outcomes
+    outputs = [output for _, output in finished.values()]
+    assert sum("Drew 16 synthetic photos" in output for output in outputs) == 1
+    assert sum("Reusing synthetic data" in output for output in outputs) == 2
+    drawn = [p.name for p in (folder / "data" / "synthetic").iterdir()]
+    assert sorted(drawn) == [".n4-s0-640x360.lock", "n4-s0-640x360"]
+    prepared = [p for p in (folder / "data" / "prepared").iterdir() if p.is_dir()]
+    assert len(prepared) == 1
+    records = [json.loads((folder / "runs" / n / "job.json").read_text()) for n in JOBS]
+    assert {record["dataset_id"] for record in records} == {prepared[0].name}
