@@ -64,12 +64,10 @@ def serve(port: int) -> None:
     """Run an S3 server on 127.0.0.1 in the foreground, for multi-command sessions."""
     import time
 
-    from moto.server import ThreadedMotoServer
+    from defects.storage import start_emulator
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    host, bound = server.get_host_and_port()
-    out.print(f"export AWS_ENDPOINT_URL_S3=http://{host}:{bound}", highlight=False)
+    server, url = start_emulator(port)
+    out.print(f"export AWS_ENDPOINT_URL_S3={url}", highlight=False)
     err.print("S3 server running (in memory; Ctrl-C stops it and forgets everything).")
     try:
         while True:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from defects.errors import StorageError
 from defects.storage.s3 import S3Uri, client
 
 # What an emulator is given: any non-empty credentials will do, and no real ones leak to it.
@@ -89,6 +90,32 @@ def _emulator_session(region: str) -> Any:
     return boto3.Session(region_name=region, **EMULATOR_CREDENTIALS)
 
 
+def start_emulator(port: int = 0) -> tuple[Any, str]:
+    """A moto S3 server on 127.0.0.1 (``port`` 0: any free one) and its URL; stop it with
+    its ``stop()``. A port in use is a :class:`StorageError` (moto would wait forever)."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    if port:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as error:
+                raise StorageError(
+                    f"Port {port} on 127.0.0.1 is in use ({error.strerror}): the S3 server "
+                    "cannot listen there.",
+                    hint="Pass another --port (0 picks a free one), or stop the program "
+                    "holding it; if it is an S3 server you started, use it: export "
+                    f"AWS_ENDPOINT_URL_S3=http://127.0.0.1:{port}",
+                ) from error
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound = server.get_host_and_port()
+    return server, f"http://{host}:{bound}"
+
+
 @contextmanager
 def open_embedded(layout: Layout, region: str, endpoint: str | None = None) -> Iterator[Storage]:
     """S3 in an emulator: the one at ``endpoint``, or a moto server started on 127.0.0.1
@@ -97,15 +124,10 @@ def open_embedded(layout: Layout, region: str, endpoint: str | None = None) -> I
     if endpoint:
         yield Storage(layout, region, session, client(session, endpoint), endpoint)
         return
-    from moto.server import ThreadedMotoServer
-
     from defects.console import log
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    server, url = start_emulator()
     try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
         log.info("Embedded S3 server at %s (in memory, for this command).", url)
         yield Storage(layout, region, session, client(session, url), url)
     finally:
@@ -118,4 +140,4 @@ def open_aws(layout: Layout, region: str, session: Any) -> Iterator[Storage]:
     yield Storage(layout, region, session, client(session), None)
 
 
-__all__ = ["Layout", "S3Uri", "Storage", "open_aws", "open_embedded"]
+__all__ = ["Layout", "S3Uri", "Storage", "open_aws", "open_embedded", "start_emulator"]

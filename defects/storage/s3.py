@@ -17,8 +17,15 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ReadTimeoutError,
+)
+from s3transfer.exceptions import (
+    RetriesExceededError,
+    S3DownloadFailedError,
+    S3UploadFailedError,
 )
 from s3transfer.manager import TransferManager
 from s3transfer.subscribers import BaseSubscriber
@@ -76,55 +83,72 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+}
+# What s3transfer raises once its own retries are spent.
+_TRANSFER_ERRORS = (RetriesExceededError, S3UploadFailedError, S3DownloadFailedError)
+_RETRY_HINT = "Run the command again: finished transfers are skipped."
+
+
 @contextmanager
-def _s3_errors(action: str) -> Iterator[None]:
+def s3_errors(action: str) -> Iterator[None]:
+    """Turn every S3 failure in the block (refusals, missing credentials, connection
+    refused, timeouts, transfers that failed after their retries) into a
+    :class:`StorageError` whose message says what failed and whose hint says the fix."""
     try:
         yield
-    except EndpointConnectionError as error:
+    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as error:
         raise StorageError(
             f"Could not reach S3 while trying to {action}: {error}.",
-            hint="Check AWS_ENDPOINT_URL_S3 (unset it to use the embedded server) and the network.",
+            hint="Check the network, or AWS_ENDPOINT_URL_S3 when it is set: unset it to use "
+            "an embedded server, or start the one it names (`defects s3 serve`). " + _RETRY_HINT,
         ) from error
     except ClientError as error:
         code = _error_code(error)
-        hint = {
-            "NoSuchBucket": "Create the bucket or set DEFECTS_BUCKET to an existing one.",
-            "AccessDenied": "Check the credentials' S3 permissions for this bucket.",
-            "403": "Check the credentials' S3 permissions for this bucket.",
-        }.get(code, "")
-        raise StorageError(f"S3 refused to {action}: {code} {error}.", hint=hint) from error
+        if code in _CREDENTIAL_CODES:
+            hint = "Check the AWS credentials (`aws sts get-caller-identity`) and the region."
+        elif code in {"AccessDenied", "403"}:
+            hint = "Check the credentials' S3 permissions for this bucket."
+        elif code in {"NoSuchBucket", "404"}:
+            hint = "Create the bucket or set DEFECTS_BUCKET to an existing one."
+        elif code in {"SlowDown", "InternalError", "ServiceUnavailable", "500", "503"}:
+            hint = f"S3 kept failing after several retries. {_RETRY_HINT}"
+        else:
+            hint = ""
+        raise StorageError(f"S3 refused to {action}: {error}.", hint=hint) from error
     except NoCredentialsError as error:
         raise StorageError(
             f"No AWS credentials to {action}.",
             hint="Configure credentials (`aws configure`, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY); for an S3 emulator any non-empty values will do.",
         ) from error
-    except BotoCoreError as error:
+    except (BotoCoreError, *_TRANSFER_ERRORS) as error:
         raise StorageError(
             f"S3 failed to {action}: {error}.",
-            hint="Check the network and AWS_ENDPOINT_URL_S3; run the command again (finished "
-            "transfers are skipped).",
+            hint=f"Check the network and AWS_ENDPOINT_URL_S3. {_RETRY_HINT}",
         ) from error
 
 
 def ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
     """Create the bucket if missing (private, encrypted). Returns True when it was created."""
-    try:
-        s3.head_bucket(Bucket=bucket)
-        return False
-    except ClientError as error:
-        if _error_code(error) not in {"404", "NoSuchBucket", "NotFound"}:
+    with s3_errors(f"look up the bucket {bucket}"):
+        try:
+            s3.head_bucket(Bucket=bucket)
+            return False
+        except ClientError as error:
             if _error_code(error) in {"403", "AccessDenied"}:
                 raise StorageError(
                     f"The bucket {bucket!r} exists but these credentials may not use it.",
                     hint="Set DEFECTS_BUCKET to a bucket of your own account.",
                 ) from error
-            with _s3_errors(f"look up the bucket {bucket}"):
+            if _error_code(error) not in {"404", "NoSuchBucket", "NotFound"}:
                 raise
-    except BotoCoreError as error:
-        with _s3_errors(f"look up the bucket {bucket}"):
-            raise error
-    with _s3_errors(f"create the bucket {bucket}"):
+    with s3_errors(f"create the bucket {bucket}"):
         arguments: dict[str, Any] = {"Bucket": bucket}
         if region != "us-east-1":
             arguments["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -153,7 +177,7 @@ def list_etags(s3: Any, location: S3Uri, folder: bool = True) -> dict[str, str]:
     prefix = location.key
     if folder and prefix:
         prefix = prefix.rstrip("/") + "/"
-    with _s3_errors(f"list {location}"):
+    with s3_errors(f"list {location}"):
         for page in s3.get_paginator("list_objects_v2").paginate(
             Bucket=location.bucket, Prefix=prefix
         ):
@@ -229,7 +253,7 @@ def upload(
     existing = list_etags(s3, S3Uri(bucket, prefix), folder=False)
     todo: list[UploadItem] = []
     skipped = 0
-    with _s3_errors(f"upload to s3://{bucket}/{prefix}"), _transfer_manager(s3) as manager:
+    with s3_errors(f"upload to s3://{bucket}/{prefix}"), _transfer_manager(s3) as manager:
         futures = []
         for item in items:
             if _holds(s3, bucket, item.key, existing.get(item.key), item.md5):
@@ -250,7 +274,7 @@ def upload(
             future.result()
     if todo:
         uploaded = list_etags(s3, S3Uri(bucket, prefix), folder=False)
-        with _s3_errors(f"check the uploads to s3://{bucket}/{prefix}"):
+        with s3_errors(f"check the uploads to s3://{bucket}/{prefix}"):
             corrupt = [
                 item.key
                 for item in todo
@@ -279,7 +303,7 @@ def download(s3: Any, location: S3Uri, destination: Path) -> int:
     if not keys:
         raise StorageError(f"Nothing found at {location}.")
     prefix = location.key.rstrip("/") + "/"
-    with _s3_errors(f"download {location}"), _transfer_manager(s3) as manager:
+    with s3_errors(f"download {location}"), _transfer_manager(s3) as manager:
         futures = []
         for key in keys:
             relative = key[len(prefix) :]
@@ -295,15 +319,16 @@ def download(s3: Any, location: S3Uri, destination: Path) -> int:
 
 def download_file(s3: Any, location: S3Uri, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with _s3_errors(f"download {location}"):
+    with s3_errors(f"download {location}"):
         s3.download_file(location.bucket, location.key, str(destination))
 
 
 def exists(s3: Any, location: S3Uri) -> bool:
-    try:
-        s3.head_object(Bucket=location.bucket, Key=location.key)
-        return True
-    except ClientError as error:
-        if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
-            return False
-        raise StorageError(f"Could not read {location}: {error}.") from error
+    with s3_errors(f"look up {location}"):
+        try:
+            s3.head_object(Bucket=location.bucket, Key=location.key)
+            return True
+        except ClientError as error:
+            if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
