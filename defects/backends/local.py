@@ -3,7 +3,8 @@ TensorFlow training container, with the data in the embedded S3 server.
 
 Around the SDK this backend adds what local mode lacks: a fresh ``local_container_root``
 per job whose folder name is the compose project name (so jobs never share containers or
-stale model files), ``compose down`` after every job (passed, failed or interrupted),
+stale model files), a network of the job's own and no real credentials in the compose file
+(:mod:`.compose`), ``compose down`` after every job (passed, failed or interrupted),
 ownership of the container's root-owned files handed back to the user, and archives packed
 exactly as the ``process`` backend packs them.
 """
@@ -18,19 +19,19 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from defects.backends import modeltrainer
+from defects.backends import compose, modeltrainer
 from defects.backends.artifacts import failure_reason, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
 from defects.errors import TrainingFailed
 from defects.progress import JobOutput, LineBuffer
 from defects.storage import Storage
+from defects.storage.s3 import s3_errors
 
 if TYPE_CHECKING:
     from defects.storage import Layout
 
 BUILD_COMMAND = "scripts/start-docker && scripts/build-standin-image"
-_SDK_NETWORK = "sagemaker-local"
 
 
 def _run(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -170,6 +171,9 @@ class LocalBackend(Backend):
                     modeltrainer.sdk_environment(store),
                     modeltrainer.exact_job_name(),
                     modeltrainer.ctrl_c_as_exception(),
+                    compose.isolated_compose_files(),
+                    # The SDK downloads the channels on the host.
+                    s3_errors(f"download the channels of {job.name}"),
                 ):
                     # The SDK makes its clients when the session is made: inside the
                     # environment. The store's session holds the emulator's dummy
@@ -215,30 +219,31 @@ class LocalBackend(Backend):
 
     def _clean_up(self, root: Path) -> None:
         """Remove the job's containers and network, and hand its files back to the user."""
-        compose = compose_command()
+        command = compose_command()
         compose_file = root / "docker-compose.yaml"
-        if compose and compose_file.exists():
-            _run(
-                [
-                    *compose,
-                    "-p",
-                    project_name(root),
-                    "-f",
-                    str(compose_file),
-                    "down",
-                    "--remove-orphans",
-                    "--timeout",
-                    "5",
-                ],
-                timeout=120,
-            )
-        # The SDK's network is shared by name; it goes once no job uses it.
-        _run(["docker", "network", "rm", _SDK_NETWORK])
-        # The container writes as root; give the files back so `rm -rf runs/` works.
-        if hasattr(os, "getuid") and os.getuid() != 0:
-            self._in_image(root, "chown", "-R", f"{os.getuid()}:{os.getgid()}", "/mnt")
-        # The compose file holds the (emulator's) credentials in plain text.
-        compose_file.unlink(missing_ok=True)
+        try:
+            if command and compose_file.exists():
+                # Containers, and the job's own network (see compose.isolate).
+                _run(
+                    [
+                        *command,
+                        "-p",
+                        project_name(root),
+                        "-f",
+                        str(compose_file),
+                        "down",
+                        "--remove-orphans",
+                        "--timeout",
+                        "5",
+                    ],
+                    timeout=120,
+                )
+            # The container writes as root; give the files back so `rm -rf runs/` works.
+            if hasattr(os, "getuid") and os.getuid() != 0:
+                self._in_image(root, "chown", "-R", f"{os.getuid()}:{os.getgid()}", "/mnt")
+        finally:
+            # It holds the containers' (dummy) credentials: it never outlives the job.
+            compose_file.unlink(missing_ok=True)
 
     def _remove_tree(self, root: Path) -> None:
         if not root.exists():
