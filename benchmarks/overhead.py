@@ -111,11 +111,11 @@ def _breakdown(figures: dict[str, Any]) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
-def _local_image() -> str:
+def local_image() -> str:
     return os.environ.get("DEFECTS_TRAINING_IMAGE") or STANDIN_IMAGE
 
 
-def _local_unavailable(image: str) -> str:
+def local_unavailable(image: str) -> str:
     """Why the local backend cannot run here, or an empty string when it can."""
     if not shutil.which("docker"):
         return "no docker command"
@@ -165,8 +165,8 @@ def run_local(context: Context) -> list[Result]:
                 "not run in --quick mode (add --with-local)",
             )
         ]
-    image = _local_image()
-    reason = _local_unavailable(image)
+    image = local_image()
+    reason = local_unavailable(image)
     settings = resolve(
         {
             "backend": "local",

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import input_pipeline, overhead, quality, staging, training
+from benchmarks import input_pipeline, overhead, quality, reliability, staging, training
 from benchmarks.context import Context
 from benchmarks.report import Result, failed, skipped
 
@@ -48,6 +48,12 @@ SUITE: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         "quality", quality.KEYS, quality.TARGETS, lambda context, machine: quality.run(context)
+    ),
+    Benchmark(
+        "reliability",
+        reliability.KEYS,
+        reliability.TARGETS,
+        lambda context, machine: reliability.run(context),
     ),
 )
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(benchmark.name for benchmark in SUITE))

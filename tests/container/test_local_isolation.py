@@ -8,12 +8,13 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.concurrent_runs import finish, start_runs
 
 pytestmark = pytest.mark.container
 
@@ -84,26 +85,14 @@ def seen(
         "DEFECTS_BACKEND": "local",
         "DEFECTS_TRAINING_IMAGE": training_image,
     }
-    started = {
-        job: subprocess.Popen(
-            [sys.executable, "-m", "defects", "run", "--data", str(tiny_photos), *TINY]
-            + ["--job-name", job],
-            cwd=folder,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for job in JOBS
-    }
+    arguments = ["--data", str(tiny_photos), *TINY]
+    started = start_runs(folder, JOBS, arguments, environment)
     result = Seen(folder)
     deadline = time.monotonic() + 600
     while any(p.poll() is None for p in started.values()) and time.monotonic() < deadline:
         _look(result)
         time.sleep(0.3)
-    for job, process in started.items():
-        output, _ = process.communicate(timeout=60)
-        result.outcomes[job] = (process.returncode, output)
+    result.outcomes = finish(folder, started, timeout=60)
     return result
 
 

@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.benchmark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SELECTED = ("input", "staging")
+SELECTED = ("input", "staging", "reliability")
 EVERY_KEY = (
     "input_pipeline",
     "training_throughput",
@@ -29,8 +29,11 @@ EVERY_KEY = (
     "overhead_local",
     "model_quality",
     "mixed_precision",
+    "reliability_faults",
+    "reliability_process",
+    "reliability_local",
 )
-RAN = ("input_pipeline", "staging", "restaging")
+RAN = ("input_pipeline", "staging", "restaging", "reliability_faults")
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,4 @@ def test_the_table_is_printed(finished: tuple[Path, str]) -> None:
     _, table = finished
     assert "Input pipeline" in table
     assert "Re-staging" in table
+    assert "objects byte-equal" in table

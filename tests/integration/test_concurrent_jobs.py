@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.concurrent_runs import finish, start_runs
 
 JOBS = ("first", "second", "third")
 TINY = ["--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-size", "8"]
@@ -19,21 +19,7 @@ TINY = ["--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-s
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[int, str]]]:
     folder = tmp_path_factory.mktemp("fresh")
     environment = {**os.environ, "DEFECTS_BACKEND": "process"}
-    started = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "defects", "run", *TINY, "--job-name", name],
-            cwd=folder,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for name in JOBS
-    }
-    finished = {}
-    for name, process in started.items():
-        output, _ = process.communicate(timeout=600)
-        finished[name] = (process.returncode, output)
+    finished = finish(folder, start_runs(folder, JOBS, TINY, environment), timeout=600)
     return folder, finished
 
 
