@@ -197,7 +197,9 @@ def test_stale_files_never_reach_a_new_model_archive(
 ) -> None:
     # A leftover in a job's container root (as the SDK leaves model/ behind) must not leak.
     first = _job("local", tmp_path, tiny_photos, moto_endpoint, training_image, "stale-a")
-    (first.run_dir / f"sm-{first.job_name}" / "model" / "stale.txt").write_text("old")
+    leftover = first.run_dir / f"sm-{first.job_name}" / "model"
+    leftover.mkdir(parents=True, exist_ok=True)
+    (leftover / "stale.txt").write_text("old")
     second = _job("local", tmp_path, tiny_photos, moto_endpoint, training_image, "stale-b")
     with tarfile.open(second.run_dir / "model.tar.gz") as tar:
         assert "stale.txt" not in tar.getnames()
