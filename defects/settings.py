@@ -1,7 +1,16 @@
 """Settings: one frozen object, resolved once at the CLI boundary.
 
-Each value comes from the first of: a CLI flag, an environment variable, a default. The
-source is remembered so that ``defects config`` can say where every value came from.
+Each value comes from the first of: a CLI flag, an environment variable, the settings file,
+a default. The source is remembered so that ``defects config`` can say where every value came
+from.
+
+The settings file is ``defects.toml`` in the working folder (settings at its top level), or
+else the ``[tool.defects]`` table of the working folder's ``pyproject.toml``; its keys are
+the setting names below (``runs_dir`` or ``runs-dir``)::
+
+    [tool.defects]
+    backend = "local"
+    bucket = "team-bucket"
 
 | setting | environment | default |
 |---|---|---|
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -135,15 +145,55 @@ class Settings:
         return rows
 
 
+SETTINGS_FILE = "defects.toml"
+PROJECT_FILE = "pyproject.toml"
+
+
+def read_settings_file(directory: Path | None = None) -> tuple[dict[str, str], str]:
+    """The settings of ``defects.toml``, else of ``[tool.defects]`` in ``pyproject.toml``,
+    in ``directory`` (the working folder), with the source to show; empty when neither has
+    any."""
+    directory = Path.cwd() if directory is None else directory
+    for name, table in ((SETTINGS_FILE, ()), (PROJECT_FILE, ("tool", "defects"))):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            document: Any = tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(
+                f"The settings file {path} is not valid TOML: {error}.",
+                hint="Fix the file (see https://toml.io), or move it away.",
+            ) from None
+        for key in table:
+            document = document.get(key, {}) if isinstance(document, dict) else {}
+        if not isinstance(document, dict) or not document:
+            continue
+        label = f"file {name}" + (" [tool.defects]" if table else "")
+        values = {str(key).replace("-", "_"): value for key, value in document.items()}
+        unknown = sorted(set(values) - set(_SPECS))
+        if unknown:
+            raise ConfigError(
+                f"{path} sets unknown setting(s): {', '.join(unknown)}.",
+                hint=f"Known settings: {', '.join(_SPECS)}.",
+            )
+        return {key: str(value) for key, value in values.items()}, label
+    return {}, ""
+
+
 def resolve(
-    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    directory: Path | None = None,
 ) -> Settings:
-    """Resolve every setting: CLI flag > environment > default."""
+    """Resolve every setting: CLI flag > environment > settings file (in ``directory``, the
+    working folder by default) > default."""
     overrides = overrides or {}
     environ = os.environ if environ is None else environ
     unknown = set(overrides) - set(_SPECS)
     if unknown:
         raise ConfigError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+    from_file, file_label = read_settings_file(directory)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name, spec in _SPECS.items():
@@ -159,6 +209,10 @@ def resolve(
                 sources[name] = f"env {variable}"
                 break
         else:
-            values[name] = spec.default
-            sources[name] = "default"
+            if name in from_file:
+                values[name] = spec.parse(from_file[name])
+                sources[name] = file_label
+            else:
+                values[name] = spec.default
+                sources[name] = "default"
     return Settings(**values, sources=sources)
