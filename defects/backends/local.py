@@ -90,6 +90,9 @@ class LocalBackend(Backend):
         )
 
     def checks(self) -> list[Check]:
+        sdk = modeltrainer.sdk_check()
+        if not sdk.ok:
+            return [sdk]
         if not shutil.which("docker"):
             return [
                 Check(

@@ -15,8 +15,8 @@ from types import FrameType
 from typing import Any
 from unittest import mock
 
-from defects.backends.base import TrainingJob
-from defects.errors import BackendError
+from defects.backends.base import Check, TrainingJob
+from defects.errors import BackendError, NotAvailable
 from defects.storage import Storage
 from defects.training import contract
 
@@ -35,6 +35,36 @@ ENTRY_ENVIRONMENT = {
     "PYTHONUNBUFFERED": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
+
+
+# The SDK is an extra: the default backend needs none of it.
+SDK_INSTALL = "pip install -e '.[sagemaker]'"
+
+
+def sdk_check() -> Check:
+    """Whether the SageMaker SDK (``sagemaker-train``) is installed here."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("sagemaker.train") is not None
+    except ModuleNotFoundError:
+        found = False
+    return Check(
+        "SageMaker SDK",
+        found,
+        "installed" if found else "sagemaker-train is not installed",
+        hint=f"Install it with `{SDK_INSTALL}` (or `scripts/bootstrap sagemaker`).",
+    )
+
+
+def require_sdk() -> None:
+    """Raise :class:`NotAvailable`, with the install command, when the SDK is missing."""
+    check = sdk_check()
+    if not check.ok:
+        raise NotAvailable(
+            f"The local and sagemaker backends need the SageMaker SDK: {check.detail}.",
+            hint=check.hint,
+        )
 
 
 class Interrupted(Exception):
@@ -61,6 +91,7 @@ def ctrl_c_as_exception() -> Iterator[None]:
 
 def official_image(region: str, instance_type: str) -> str:
     """The AWS TensorFlow training image (DLC) for the pinned version and this instance."""
+    require_sdk()
     from sagemaker.core import image_uris
 
     resolvable = instance_type
@@ -83,6 +114,8 @@ def official_image(region: str, instance_type: str) -> str:
 def make_session(region: str, bucket: str, boto_session: Any = None) -> Any:
     """An SDK session with telemetry off and the bucket given (so it never asks STS)."""
     import boto3
+
+    require_sdk()
     from sagemaker.core.helper.session_helper import Session
 
     return Session(
@@ -159,6 +192,7 @@ def make_trainer(
 ) -> Any:
     """Build the ``ModelTrainer`` for ``job`` in ``mode`` (``LOCAL_CONTAINER`` or
     ``SAGEMAKER_TRAINING_JOB``)."""
+    require_sdk()
     from sagemaker.core.training.configs import (
         CheckpointConfig,
         Compute,

@@ -79,6 +79,9 @@ def error_text(error: ClientError) -> str:
 def run_checks(backend: SageMakerBackend) -> list[Check]:
     """Every check, in the order to fix them; AWS is asked only once the local settings
     are right, so nothing goes to an emulator."""
+    sdk = modeltrainer.sdk_check()
+    if not sdk.ok:
+        return [sdk]
     found = [
         check_credentials(backend),
         check_role(backend),
