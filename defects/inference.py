@@ -1,8 +1,10 @@
-"""Using a trained model: evaluate it on a prepared split, or classify single photos.
+"""Using a trained model: load it, and evaluate it on a prepared split (classifying photos
+is :mod:`defects.prediction`).
 
-A model is any backend's artifact: a ``runs/<job>/`` folder, a ``model.tar.gz``, a folder
-holding ``model.keras`` and ``class_names.json``, or the ``.keras`` file itself. Photos go
-through the same decode-and-resize graph as in training, so full-size photos work.
+A model is any backend's artifact: a job's name or its ``runs/<job>/`` folder, a
+``model.tar.gz``, a folder holding ``model.keras`` and ``class_names.json``, or the
+``.keras`` file itself. Photos go through the same decode-and-resize graph as in training,
+so full-size photos work.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from defects.archives import safe_extract
-from defects.dataset.prepare import SPLITS, check_image, load_manifest
-from defects.errors import DataError
+from defects.dataset.prepare import SPLITS, load_manifest
+from defects.errors import DataError, JobNotFound
 from defects.training import contract
 
 
@@ -30,13 +32,27 @@ class LoadedModel:
     _temporary: Any = field(default=None, repr=False)
 
 
+def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
+    """``model`` as a path: itself when it exists, else the job of that name under
+    ``runs_dir`` (the resolved setting by default)."""
+    path = Path(model)
+    if path.exists():
+        return path
+    if runs_dir is None:
+        from defects.settings import resolve
+
+        runs_dir = resolve().runs_dir
+    if len(path.parts) == 1 and (runs_dir / path).is_dir():
+        return runs_dir / path
+    raise JobNotFound(
+        f"No job or model {str(model)!r}: neither {path} nor {runs_dir / path} exists.",
+        hint="Give a job's name or folder under runs/, a model.tar.gz, a model folder or a "
+        ".keras file.",
+    )
+
+
 def _model_dir(location: Path) -> tuple[Path, Any]:
     """The folder holding model.keras for any accepted form of ``location``."""
-    if not location.exists():
-        raise DataError(
-            f"{location} does not exist.",
-            hint="Give a job folder under runs/, a model.tar.gz, a model folder or a .keras file.",
-        )
     if location.is_file() and location.name.endswith((".tar.gz", ".tgz")):
         temporary = tempfile.TemporaryDirectory(prefix="defects-model-")
         folder = Path(temporary.name) / "model"
@@ -59,7 +75,10 @@ def _model_dir(location: Path) -> tuple[Path, Any]:
     )
 
 
-def load_model(location: Path) -> LoadedModel:
+def load_model(model: str | Path) -> LoadedModel:
+    """Load ``model`` (a job's name or folder, a ``model.tar.gz``, a model folder or a
+    ``.keras`` file) with its class names."""
+    location = locate_model(model)
     # The archive is checked before Keras and TensorFlow take seconds to import.
     folder, temporary = _model_dir(location)
 
@@ -79,54 +98,10 @@ def load_model(location: Path) -> LoadedModel:
             f"{folder} lacks {contract.KERAS_MODEL_FILE} or {contract.CLASS_NAMES_FILE}.",
             hint="Point at a finished job's folder (runs/<job>) or at its model.tar.gz.",
         )
-    model = keras.models.load_model(model_file)
+    network = keras.models.load_model(model_file)
     class_names = json.loads(names_file.read_text())
-    image_shape = (int(model.input_shape[1]), int(model.input_shape[2]))
-    return LoadedModel(model, class_names, image_shape, location, temporary)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    path: Path
-    label: str | None
-    probabilities: dict[str, float]
-    error: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        if self.error:
-            return {"path": str(self.path), "error": self.error}
-        return {"path": str(self.path), "class": self.label, "probabilities": self.probabilities}
-
-
-def predict(model: Path | LoadedModel, images: list[Path]) -> list[Prediction]:
-    """Classify each photo; an unusable file gets its reason instead of a class."""
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
-
-    import tensorflow as tf
-
-    from defects.training.data import decode_and_resize
-
-    results: list[Prediction] = []
-    for path in images:
-        checked = check_image(path, path.name)
-        if checked.reason:
-            results.append(Prediction(path, None, {}, error=checked.reason))
-            continue
-        contents = checked.converted if checked.converted is not None else path.read_bytes()
-        pixels = decode_and_resize(tf.constant(contents), loaded.image_shape)
-        probabilities = loaded.model.predict(pixels[tf.newaxis], verbose=0)[0]
-        label = loaded.class_names[int(np.argmax(probabilities))]
-        results.append(
-            Prediction(
-                path,
-                label,
-                {
-                    name: round(float(p), 6)
-                    for name, p in zip(loaded.class_names, probabilities, strict=True)
-                },
-            )
-        )
-    return results
+    image_shape = (int(network.input_shape[1]), int(network.input_shape[2]))
+    return LoadedModel(network, class_names, image_shape, location, temporary)
 
 
 def _split_dir(data: Path, split: str) -> Path:
@@ -149,22 +124,44 @@ def dataset_of_job(run_dir: Path) -> Path | None:
     return None
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's metrics on one split, and the folder holding metrics.json and confusion.png."""
+
+    metrics: dict[str, Any]
+    out_dir: Path
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.metrics["accuracy"])
+
+    @property
+    def macro_f1(self) -> float:
+        return float(self.metrics["macro_f1"])
+
+
 def evaluate(
-    model: Path, data: Path | None = None, split: str = "test", out_dir: Path | None = None
-) -> tuple[dict[str, Any], Path]:
-    """Metrics of ``model`` on ``split`` of a prepared dataset; writes metrics.json and
-    confusion.png to ``out_dir`` (default: ``<job>/evaluation-<split>``)."""
-    loaded = load_model(model)
+    model: str | Path,
+    data: str | Path | None = None,
+    split: str = "test",
+    out_dir: str | Path | None = None,
+) -> Evaluation:
+    """Metrics of ``model`` (a job's name or folder, a ``model.tar.gz``...) on ``split`` of
+    a prepared dataset (the job's own by default); writes metrics.json and confusion.png to
+    ``out_dir`` (default: ``<job>/evaluation-<split>``)."""
+    location = locate_model(model)
+    data = Path(data) if data is not None else None
+    loaded = load_model(location)
 
     from defects.plots import plot_confusion
     from defects.training.data import list_images, make_dataset
     from defects.training.metrics import classification_metrics
 
     if data is None:
-        data = dataset_of_job(model) if model.is_dir() else None
+        data = dataset_of_job(location) if location.is_dir() else None
         if data is None:
             raise DataError(
-                f"No dataset is recorded for {model}.",
+                f"No dataset is recorded for {location}.",
                 hint="Pass --data with a prepared dataset (see `defects prepare`).",
             )
     folder = _split_dir(data, split)
@@ -180,9 +177,10 @@ def evaluate(
     metrics["split"] = split
     metrics["data"] = str(folder)
     if out_dir is None:
-        base = model if model.is_dir() else model.parent
+        base = location if location.is_dir() else location.parent
         out_dir = base / f"evaluation-{split}"
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / contract.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    plot_confusion(metrics, out_dir / "confusion.png", title=f"{model.name} ({split})")
-    return metrics, out_dir
+    plot_confusion(metrics, out_dir / "confusion.png", title=f"{location.name} ({split})")
+    return Evaluation(metrics, out_dir)

@@ -11,7 +11,8 @@ import pytest
 
 from defects.cli import main
 from defects.errors import UnsafeArchive
-from defects.inference import evaluate, predict
+from defects.inference import evaluate
+from defects.prediction import predict
 
 
 @pytest.fixture

@@ -1,0 +1,148 @@
+"""predict at scale: files, folders and globs in, one answer per photo out, errors apart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import CLI
+
+CLASSES = ["good", "oil", "scratch", "stain"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny untrained model at 40x24 with its class names, as a job leaves them."""
+    import keras
+
+    inputs = keras.Input((24, 40, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(len(CLASSES), activation="softmax")(pooled))
+    folder = tmp_path_factory.mktemp("job") / "model"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    (folder / "class_names.json").write_text(json.dumps(CLASSES))
+    return folder
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "a-long-folder-name-that-a-narrow-table-would-cut" / "photos"
+    (root / "nested").mkdir(parents=True)
+    for index in range(3):
+        pixels = np.full((60, 100, 3), 60 * index, np.uint8)
+        Image.fromarray(pixels).save(root / f"photo{index}.jpg")
+    Image.fromarray(np.full((60, 100, 4), 90, np.uint8)).save(root / "nested" / "clear.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff" + b"x" * 64)
+    (root / "notes.txt").write_text("not a photo")
+    return root
+
+
+def test_piped_output_is_csv_with_full_paths(model_dir: Path, photos: Path, cli: CLI) -> None:
+    code, out, _ = cli("predict", str(model_dir), str(photos / "photo0.jpg"))
+    rows = list(csv.reader(io.StringIO(out)))
+    assert code == 0
+    assert rows[0] == ["path", "class", *CLASSES]
+    assert rows[1][0] == str(photos / "photo0.jpg")
+    assert rows[1][1] in CLASSES
+    assert sum(float(value) for value in rows[1][2:]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_folder_gives_its_images_recursively_and_failures_only_on_stderr(
+    model_dir: Path, photos: Path, cli: CLI
+) -> None:
+    code, out, err = cli("predict", str(model_dir), str(photos))
+    paths = [row[0] for row in csv.reader(io.StringIO(out))][1:]
+    assert paths == [
+        str(photos / "nested" / "clear.png"),
+        str(photos / "photo0.jpg"),
+        str(photos / "photo1.jpg"),
+        str(photos / "photo2.jpg"),
+    ]
+    assert code == 1
+    assert err.count("broken.jpg") == 1
+    assert f"skipped {photos / 'broken.jpg'}: not an image" in err
+    assert "broken" not in out
+
+
+def test_a_glob_is_expanded_and_each_file_answered_once(
+    model_dir: Path, photos: Path, cli: CLI
+) -> None:
+    code, out, err = cli(
+        "predict",
+        str(model_dir),
+        str(photos / "photo*.jpg"),
+        str(photos / "photo1.jpg"),
+        "--output",
+        "jsonl",
+    )
+    answers = [json.loads(line) for line in out.splitlines()]
+    assert (code, err) == (0, "")
+    assert [Path(answer["path"]).name for answer in answers] == [
+        "photo0.jpg",
+        "photo1.jpg",
+        "photo2.jpg",
+    ]
+    assert set(answers[0]["probabilities"]) == set(CLASSES)
+
+
+def test_json_is_jsonl(model_dir: Path, photos: Path, cli: CLI) -> None:
+    code, out, _ = cli("predict", str(model_dir), str(photos / "photo2.jpg"), "--json")
+    assert code == 0
+    assert json.loads(out)["path"] == str(photos / "photo2.jpg")
+
+
+def test_an_unusable_input_is_reported_once_with_its_reason(
+    model_dir: Path, photos: Path, cli: CLI
+) -> None:
+    code, out, err = cli(
+        "predict", str(model_dir), str(photos / "notes.txt"), str(photos / "none*.jpg")
+    )
+    assert code == 1
+    assert out == "path,class,good,oil,scratch,stain\n"
+    assert err.splitlines() == [
+        f"skipped {photos / 'none*.jpg'}: the pattern matches no image",
+        f"skipped {photos / 'notes.txt'}: unsupported file type .txt",
+    ]
+
+
+def test_the_table_keeps_long_paths_whole(model_dir: Path, photos: Path, cli: CLI) -> None:
+    code, out, _ = cli("predict", str(model_dir), str(photos / "photo0.jpg"), "--output", "table")
+    assert code == 0
+    assert "…" not in out
+    assert "a-long-folder-name-that-a-narrow-table-would-cut" in "".join(
+        line.strip(" │┃") for line in out.splitlines()
+    )
+
+
+def test_the_api_takes_strings_and_batches_the_photos(
+    model_dir: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import defects
+    from defects.inference import load_model
+
+    loaded = load_model(str(model_dir))
+    calls: list[int] = []
+    original = loaded.model.predict_on_batch
+
+    def counting(batch: object) -> object:
+        calls.append(int(batch.shape[0]))  # type: ignore[attr-defined]
+        return original(batch)
+
+    monkeypatch.setattr(loaded.model, "predict_on_batch", counting)
+    predictions = defects.predict(loaded, [str(photos)], batch_size=3)
+    assert [p.path.name for p in predictions] == [
+        "broken.jpg",
+        "clear.png",
+        "photo0.jpg",
+        "photo1.jpg",
+        "photo2.jpg",
+    ]
+    assert [bool(p.error) for p in predictions] == [True, False, False, False, False]
+    assert calls == [3, 1]
