@@ -1,15 +1,19 @@
 """defects: train a surface-defect classifier the same way everywhere.
 
-The steps are plain functions (imported lazily, so ``import defects`` stays fast)::
+The steps are plain functions (imported lazily, so ``import defects`` stays fast). They take
+``str`` or ``Path``, return typed results, and log to the ``defects`` logger::
 
     import defects
     result = defects.run(per_class=24, hyperparameters={"epochs": 2})
-    print(result.line())
+    print(result.line(), result.history["val_accuracy"])
+    print(defects.evaluate(result.run_dir).accuracy)
+    for prediction in defects.predict(result.run_dir, "photos/"):
+        print(prediction.path, prediction.label)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -27,14 +31,55 @@ _API = {
     "prepare": "defects.dataset.steps",
     "stage": "defects.dataset.steps",
     "evaluate": "defects.inference",
-    "predict": "defects.inference",
+    "Evaluation": "defects.inference",
+    "load_model": "defects.inference",
+    "LoadedModel": "defects.inference",
+    "predict": "defects.prediction",
+    "Prediction": "defects.prediction",
+    "Settings": "defects.settings",
+    "DefectsError": "defects.errors",
     "run_entry_point": "defects.entrypoint",
     "create_backend": "defects.backends",
     "resolve_settings": "defects.settings",
 }
 _RENAMED = {"create_backend": "create", "resolve_settings": "resolve"}
 
-__all__ = sorted(_API)
+__all__ = [
+    "DefectsError",
+    "DetachedJob",
+    "Evaluation",
+    "JobResult",
+    "LoadedModel",
+    "Prediction",
+    "Settings",
+    "collect",
+    "create_backend",
+    "dry_run",
+    "evaluate",
+    "fetch",
+    "load_model",
+    "plot",
+    "predict",
+    "prepare",
+    "resolve_settings",
+    "run",
+    "run_entry_point",
+    "stage",
+    "synthesize",
+    "train",
+]
+
+if TYPE_CHECKING:  # For editors and type checkers; at run time the names load on first use.
+    from defects.backends import create as create_backend
+    from defects.dataset.steps import prepare, stage, synthesize
+    from defects.entrypoint import run_entry_point
+    from defects.errors import DefectsError
+    from defects.inference import Evaluation, LoadedModel, evaluate, load_model
+    from defects.jobs import DetachedJob, JobResult
+    from defects.pipeline import collect, dry_run, fetch, plot, run, train
+    from defects.prediction import Prediction, predict
+    from defects.settings import Settings
+    from defects.settings import resolve as resolve_settings
 
 
 def __getattr__(name: str) -> Any:

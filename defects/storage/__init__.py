@@ -90,6 +90,16 @@ def _emulator_session(region: str) -> Any:
     return boto3.Session(region_name=region, **EMULATOR_CREDENTIALS)
 
 
+def quiet_server_log() -> None:
+    """The embedded server's request log (werkzeug, one line per request) stays off unless
+    someone set its level: ``logging.getLogger("werkzeug").setLevel(logging.INFO)``."""
+    import logging
+
+    werkzeug = logging.getLogger("werkzeug")
+    if werkzeug.level == logging.NOTSET:
+        werkzeug.setLevel(logging.ERROR)
+
+
 def start_emulator(port: int = 0) -> tuple[Any, str]:
     """A moto S3 server on 127.0.0.1 (``port`` 0: any free one) and its URL; stop it with
     its ``stop()``. A port in use is a :class:`StorageError` (moto would wait forever)."""
@@ -110,6 +120,7 @@ def start_emulator(port: int = 0) -> tuple[Any, str]:
                     "holding it; if it is an S3 server you started, use it: export "
                     f"AWS_ENDPOINT_URL_S3=http://127.0.0.1:{port}",
                 ) from error
+    quiet_server_log()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()
