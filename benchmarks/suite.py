@@ -7,7 +7,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import input_pipeline, overhead, quality, reliability, staging, training
+from benchmarks import (
+    input_pipeline,
+    overhead,
+    predict,
+    quality,
+    reliability,
+    staging,
+    startup,
+    training,
+)
 from benchmarks.context import Context
 from benchmarks.report import Result, failed, skipped
 
@@ -54,6 +63,12 @@ SUITE: tuple[Benchmark, ...] = (
         reliability.KEYS,
         reliability.TARGETS,
         lambda context, machine: reliability.run(context),
+    ),
+    Benchmark(
+        "predict", predict.KEYS, predict.TARGETS, lambda context, machine: predict.run(context)
+    ),
+    Benchmark(
+        "startup", startup.KEYS, startup.TARGETS, lambda context, machine: startup.run(context)
     ),
 )
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(benchmark.name for benchmark in SUITE))

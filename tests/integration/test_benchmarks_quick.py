@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.benchmark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SELECTED = ("input", "staging", "reliability")
+SELECTED = ("input", "staging", "reliability", "predict", "startup")
 EVERY_KEY = (
     "input_pipeline",
     "training_throughput",
@@ -32,8 +32,10 @@ EVERY_KEY = (
     "reliability_faults",
     "reliability_process",
     "reliability_local",
+    "predict",
+    "startup",
 )
-RAN = ("input_pipeline", "staging", "restaging", "reliability_faults")
+RAN = ("input_pipeline", "staging", "restaging", "reliability_faults", "predict", "startup")
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +118,4 @@ def test_the_table_is_printed(finished: tuple[Path, str]) -> None:
     assert "Input pipeline" in table
     assert "Re-staging" in table
     assert "objects byte-equal" in table
+    assert "Start-up" in table
