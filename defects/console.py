@@ -1,13 +1,18 @@
-"""Where output goes: logs and progress to stderr, results to stdout."""
+"""Where output goes: logs and progress to stderr, results to stdout.
+
+The tool logs through the standard :mod:`logging` module, to the ``defects`` logger, at
+INFO by default. Until an application configures logging (the root logger has a handler)
+those lines go to stderr as they are, so a notebook shows them; set the level to hear less
+or more: ``logging.getLogger("defects").setLevel(logging.WARNING)``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 err = Console(stderr=True, soft_wrap=True)
@@ -15,17 +20,46 @@ out = Console(soft_wrap=True)
 log = logging.getLogger("defects")
 
 
+class _UntilConfigured(logging.StreamHandler):
+    """Prints the tool's lines while nobody has configured logging; after that the
+    application's handlers have them (the records propagate as usual)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+log.setLevel(logging.INFO)
+log.addHandler(_UntilConfigured())
+
+
 def setup_logging(verbose: bool = False) -> None:
+    """The command line's logging: rich lines on stderr."""
+    from rich.logging import RichHandler
+
     handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    # The embedded S3 server logs every request; only its errors matter here.
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+class Bar:
+    """Advances a progress bar (``bar(n)``); ``set_total`` once the total is known."""
+
+    def __init__(self, progress: Progress, task: object) -> None:
+        self._progress = progress
+        self._task = task
+
+    def __call__(self, steps: int = 1) -> None:
+        self._progress.advance(self._task, steps)  # type: ignore[arg-type]
+
+    def set_total(self, total: int) -> None:
+        self._progress.update(self._task, total=total)  # type: ignore[arg-type]
 
 
 @contextmanager
-def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields ``advance(n)``. Quiet when stderr is not a terminal."""
+def progress(description: str, total: int | None) -> Iterator[Bar]:
+    """A progress bar on stderr (``total`` None until :meth:`Bar.set_total`). Quiet when
+    stderr is not a terminal."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -35,9 +69,4 @@ def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
         transient=True,
         disable=not err.is_terminal,
     ) as bar:
-        task = bar.add_task(description, total=total)
-
-        def advance(steps: int = 1) -> None:
-            bar.advance(task, steps)
-
-        yield advance
+        yield Bar(bar, bar.add_task(description, total=total))

@@ -6,6 +6,7 @@ three and exits with ``exit_code``; anything else is an internal error and gets 
 
     DefectsError
     ├── ConfigError          bad setting, flag or environment value (exit 2)
+    ├── JobNotFound          no job folder or model by that name
     ├── DataError            missing folder, empty class, unreadable or too few images
     │   └── UnsafeArchive    archive refused: a link, an unsafe name, too big, or unreadable
     ├── StorageError         S3 unreachable, bucket missing, checksum mismatch
@@ -35,6 +36,10 @@ class DefectsError(Exception):
 class ConfigError(DefectsError):
     headline = "invalid configuration"
     exit_code = 2
+
+
+class JobNotFound(DefectsError):
+    headline = "no such job"
 
 
 class DataError(DefectsError):

@@ -33,8 +33,8 @@ class LoadedModel:
 
 
 def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
-    """``model`` as a path: itself when it exists, else the job of that name under
-    ``runs_dir`` (the resolved setting by default)."""
+    """``model`` as a path: itself when it exists, else the job of that name (or the newest
+    job, for ``latest``) under ``runs_dir`` (the resolved setting by default)."""
     path = Path(model)
     if path.exists():
         return path
@@ -42,12 +42,15 @@ def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
         from defects.settings import resolve
 
         runs_dir = resolve().runs_dir
-    if len(path.parts) == 1 and (runs_dir / path).is_dir():
-        return runs_dir / path
+    from defects.jobs import find_job
+
+    found = find_job(runs_dir, str(model))
+    if found.is_dir():
+        return found
     raise JobNotFound(
-        f"No job or model {str(model)!r}: neither {path} nor {runs_dir / path} exists.",
-        hint="Give a job's name or folder under runs/, a model.tar.gz, a model folder or a "
-        ".keras file.",
+        f"No job or model {str(model)!r}: neither {path} nor {found} exists.",
+        hint="Give a job's name or folder under runs/ (or latest), a model.tar.gz, a model "
+        "folder or a .keras file.",
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,3 +85,24 @@ def training_image() -> str:
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
         unavailable(f"the training image {image} is missing (scripts/build-standin-image)")
     return image
+
+
+# Runs ``defects ARGS...``; gives the exit status, stdout and stderr.
+CLI = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
+    """Runs ``defects ARGS...`` in this process; returns the exit status, stdout and stderr."""
+    from defects.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            main(list(argv))
+            code = 0
+        except SystemExit as exit_info:
+            code = int(exit_info.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -18,6 +18,7 @@ import click
 # TensorFlow's C++ start-up chatter is not for users; set before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from defects import __version__  # noqa: E402
 from defects.cli import (  # noqa: E402
     admin_commands,
     cleanup_commands,
@@ -31,9 +32,13 @@ from defects.errors import DefectsError  # noqa: E402
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True, help="more log output")
+@click.version_option(__version__, "-V", "--version", prog_name="defects")
 def cli(verbose: bool) -> None:
     """Train a phone-surface defect classifier: the same job on this machine, in the SageMaker
-    container (DEFECTS_BACKEND=local) or on SageMaker (DEFECTS_BACKEND=sagemaker)."""
+    container (DEFECTS_BACKEND=local) or on SageMaker (DEFECTS_BACKEND=sagemaker).
+
+    Settings come from flags, the environment, the settings file ([tool.defects] in
+    pyproject.toml, or defects.toml) or the defaults; `defects config` shows them."""
     setup_logging(verbose)
 
 

@@ -7,61 +7,85 @@ from typing import Any
 
 import click
 
-from defects.cli.options import pop_settings, settings_options
+from defects.backends.base import Check
+from defects.cli.options import json_option, pop_settings, settings_options
 from defects.console import err, out
 from defects.errors import DefectsError
-from defects.settings import resolve
 
 
 @click.command()
 @settings_options
-def config(**kwargs: Any) -> None:
-    """Print every resolved setting and where it came from."""
-    from rich.table import Table
+@json_option("print the settings as JSON: {setting: {value, source}}")
+def config(as_json: bool, **kwargs: Any) -> None:
+    """Print every setting and where its value came from.
 
+    A value comes from a flag, else the environment, else the settings file (defects.toml,
+    or [tool.defects] in pyproject.toml, in the working folder), else the default."""
     from defects.backends import check_name
 
     settings = pop_settings(kwargs)
     check_name(settings.backend)
+    rows = settings.described()
+    if as_json:
+        out.print_json(
+            data={name: {"value": value, "source": source} for name, value, source in rows}
+        )
+        return
+    from rich.table import Table
 
     table = Table("setting", "value", "source")
-    for row in settings.described():
+    for row in rows:
         table.add_row(*row)
     out.print(table)
 
 
 @click.command()
-def doctor() -> None:
-    """Check what every backend needs on this machine."""
-    from defects.backends import BACKENDS, backend_class
+@click.option("--all", "every", is_flag=True, help="check every backend, not only the chosen one")
+@json_option("print the checks as JSON: {backend: [{name, ok, detail, hint}]}")
+@settings_options
+def doctor(every: bool, as_json: bool, **kwargs: Any) -> None:
+    """Check what the chosen backend needs on this machine.
 
-    failures = 0
-    for name in BACKENDS:
+    Exits 1 when a check of the chosen backend (of any backend, with --all) failed, so that
+    scripts and CI can stop early; the fix is printed next to each failure."""
+    from dataclasses import asdict, replace
+
+    from defects.backends import BACKENDS, backend_class, check_name
+
+    settings = pop_settings(kwargs)
+    names = list(BACKENDS) if every else [check_name(settings.backend)]
+    report: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
         try:
-            backend = backend_class(name)(resolve({"backend": name}))
-            checks = backend.checks()
+            checks = backend_class(name)(replace(settings, backend=name)).checks()
         except DefectsError as error:
-            out.print(f"[bold]{name}[/]: [red]unavailable[/] - {error}")
-            failures += 1
-            continue
-        out.print(f"[bold]{name}[/]")
-        for item in checks:
-            mark = "[green]ok[/]" if item.ok else "[red]FAIL[/]"
-            out.print(f"  {mark} {item.name}: {item.detail}")
-            if not item.ok and item.hint:
-                out.print(f"       fix: {item.hint}")
-    sys.exit(0 if failures == 0 else 1)
+            checks = [Check("available", False, error.message, hint=error.hint)]
+        report[name] = [asdict(item) for item in checks]
+    failed = any(not item["ok"] for checks in report.values() for item in checks)
+    if as_json:
+        out.print_json(data=report)
+    else:
+        for name, items in report.items():
+            out.print(f"[bold]{name}[/]", highlight=False)
+            for item in items:
+                mark = "[green]ok[/]" if item["ok"] else "[red]FAIL[/]"
+                out.print(f"  {mark} {item['name']}: {item['detail']}", highlight=False)
+                if not item["ok"] and item["hint"]:
+                    out.print(f"       fix: {item['hint']}", highlight=False)
+    sys.exit(1 if failed else 0)
 
 
 @click.group()
 def s3() -> None:
-    """The embedded S3 server."""
+    """Run the embedded S3 server on its own."""
 
 
 @s3.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=5555, show_default=True)
 def serve(port: int) -> None:
-    """Run an S3 server on 127.0.0.1 in the foreground, for multi-command sessions."""
+    """Run an S3 server on 127.0.0.1 in the foreground.
+
+    Several commands can then share staged data: set AWS_ENDPOINT_URL_S3 as printed."""
     import time
 
     from defects.storage import start_emulator

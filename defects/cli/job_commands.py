@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from defects import pipeline
 from defects.cli.options import (
     cloud_options,
     hyperparameter_options,
@@ -18,12 +17,13 @@ from defects.cli.options import (
     settings_options,
 )
 from defects.console import err, out
-from defects.dataset import steps
-from defects.dataset.prepare import DEFAULT_CLASSES
+from defects.dataset import DEFAULT_CLASSES
 
 
 def _run_job(options: dict[str, Any], **arguments: Any) -> None:
     """``run`` and ``train``: settings, hyperparameters and cloud options, then the job."""
+    from defects import pipeline
+
     backend = make_backend(pop_settings(options))
     dry_run, cloud = pop_cloud(options)
     hyperparameters = pop_hyperparameters(options)
@@ -46,11 +46,25 @@ def _classes(text: str) -> tuple[str, ...]:
     return names
 
 
+job_name_option = click.option(
+    "--job-name", show_default="defects-<time>-<random>", help="a new, unique job name"
+)
+classes_option = click.option(
+    "--classes",
+    type=_classes,
+    metavar="NAMES",
+    default=",".join(DEFAULT_CLASSES),
+    show_default=True,
+    help="the class folders to use, comma-separated",
+)
+
+
 @click.command()
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
-    help="class folders or a prepared dataset [default: draw synthetic photos]",
+    show_default="draw synthetic photos",
+    help="class folders or a prepared dataset",
 )
 @click.option(
     "--per-class",
@@ -59,15 +73,15 @@ def _classes(text: str) -> tuple[str, ...]:
     show_default=True,
     help="synthetic photos per class when --data is not given",
 )
-@click.option("--classes", type=_classes, default=",".join(DEFAULT_CLASSES), show_default=True)
-@click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
+@classes_option
+@job_name_option
 @hyperparameter_options
 @cloud_options
 @settings_options
 def run(
     data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None, **kwargs: Any
 ) -> None:
-    """The main job: prepare, stage, train, fetch and plot, in one command."""
+    """The whole job: prepare, stage, train, fetch and plot."""
     _run_job(kwargs, data=data, job_name=job_name, per_class=per_class, classes=classes)
 
 
@@ -78,7 +92,11 @@ def run(
 @click.option("--width", type=click.IntRange(min=64), default=640, show_default=True)
 @click.option("--height", type=click.IntRange(min=64), default=360, show_default=True)
 def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> None:
-    """Draw synthetic phone photos (good, oil, scratch, stain) into OUT_DIR."""
+    """Draw synthetic phone photos into OUT_DIR.
+
+    One folder per class (good, oil, scratch, stain), as in the public dataset."""
+    from defects.dataset import steps
+
     path = steps.synthesize(out_dir, per_class=per_class, seed=seed, width=width, height=height)
     out.print(str(path), highlight=False)
 
@@ -89,13 +107,19 @@ def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> 
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
-    help="where the split goes [default data/prepared/<dataset-id>]",
+    show_default="data/prepared/<dataset-id>",
+    help="where the split goes",
 )
-@click.option("--classes", type=_classes, default=",".join(DEFAULT_CLASSES), show_default=True)
+@classes_option
 @click.option("--seed", type=int, default=0, show_default=True)
 def prepare(source: Path, out_dir: Path | None, classes: tuple[str, ...], seed: int) -> None:
-    """Check every image in SOURCE and split it into train/validation/test (SOURCE is never
-    modified; bad files are skipped and listed in manifest.json)."""
+    """Check the images in SOURCE and split them for training.
+
+    Every image is decoded once; bad files are skipped and listed with their reason in
+    manifest.json. The split is train/validation/test, stratified and seeded. SOURCE is
+    never modified."""
+    from defects.dataset import steps
+
     dataset = steps.prepare(source, out_dir, classes=classes, seed=seed)
     out.print(str(dataset.root), highlight=False)
 
@@ -105,6 +129,8 @@ def prepare(source: Path, out_dir: Path | None, classes: tuple[str, ...], seed: 
 @settings_options
 def stage(dataset: Path, **kwargs: Any) -> None:
     """Upload a prepared DATASET to S3 (unchanged objects are skipped)."""
+    from defects.dataset import steps
+
     settings = pop_settings(kwargs)
     backend = make_backend(settings)
     prepared = steps.prepare(dataset)
@@ -125,10 +151,10 @@ def stage(dataset: Path, **kwargs: Any) -> None:
     required=True,
     help="class folders or a prepared dataset",
 )
-@click.option("--job-name", help="unique job name [default defects-<time>-<random>]")
+@job_name_option
 @hyperparameter_options
 @cloud_options
 @settings_options
 def train(data: Path, job_name: str | None, **kwargs: Any) -> None:
-    """Stage DATA if needed, train on the chosen backend and fetch the artifacts."""
+    """Stage DATA if needed, train and fetch the artifacts."""
     _run_job(kwargs, data=data, job_name=job_name)

@@ -16,8 +16,15 @@ from typing import Any, TypeVar
 import click
 
 from defects.backends import BACKENDS
-from defects.backends.base import DEFAULT_VOLUME_GB, Backend, CloudOptions, Confirm
-from defects.settings import Settings, resolve
+from defects.backends.base import (
+    DEFAULT_MAX_RUNTIME_SECONDS,
+    DEFAULT_VOLUME_GB,
+    Backend,
+    CloudOptions,
+    Confirm,
+)
+from defects.errors import JobNotFound
+from defects.settings import DEFAULT_BACKEND, Settings, resolve
 from defects.training import contract
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,27 +39,61 @@ def _apply(function: F, options: list[Callable[[F], F]]) -> F:
 
 
 def settings_options(function: F) -> F:
+    """The settings a command may take as flags. Click shows their variables and defaults;
+    the values themselves are resolved by :func:`defects.settings.resolve`, which also reads
+    the settings file (flag > environment > file > default)."""
     return _apply(
         function,
         [
             click.option(
                 "--backend",
                 type=click.Choice(list(BACKENDS), case_sensitive=False),
-                help="where training runs [env DEFECTS_BACKEND; default process]",
+                envvar="DEFECTS_BACKEND",
+                show_envvar=True,
+                show_default=DEFAULT_BACKEND,
+                help="where training runs",
             ),
-            click.option("--bucket", help="S3 bucket [env DEFECTS_BUCKET]"),
-            click.option("--prefix", help="S3 key prefix [env DEFECTS_PREFIX; default defects]"),
             click.option(
-                "--runs-dir",
-                type=click.Path(path_type=Path),
-                help="where job folders go [env DEFECTS_RUNS_DIR; default runs]",
+                "--bucket",
+                envvar="DEFECTS_BUCKET",
+                show_envvar=True,
+                show_default="defects, or the SageMaker default bucket",
+                help="S3 bucket",
             ),
+            click.option(
+                "--prefix",
+                envvar="DEFECTS_PREFIX",
+                show_envvar=True,
+                show_default="defects",
+                help="S3 key prefix",
+            ),
+            runs_dir_option,
         ],
     )
 
 
+def runs_dir_option(function: F) -> F:
+    return click.option(
+        "--runs-dir",
+        type=click.Path(path_type=Path),
+        envvar="DEFECTS_RUNS_DIR",
+        show_envvar=True,
+        show_default="runs",
+        help="where job folders go",
+    )(function)
+
+
 def pop_settings(kwargs: dict[str, Any]) -> Settings:
-    return resolve({name: kwargs.pop(name) for name in SETTINGS})
+    """The settings, from the flags given on the command line (values click took from the
+    environment are left to :func:`resolve`, so that their source says so)."""
+    context = click.get_current_context(silent=True)
+    given = {}
+    for name in SETTINGS:
+        value = kwargs.pop(name, None)
+        source = context.get_parameter_source(name) if context else None
+        if source is not click.core.ParameterSource.ENVIRONMENT:
+            given[name] = value
+    return resolve(given)
 
 
 class _SchemaValue(click.ParamType):
@@ -120,18 +161,23 @@ def cloud_options(function: F) -> F:
             click.option(
                 "--max-runtime",
                 type=click.IntRange(min=60),
-                help="sagemaker: stop the job after this many seconds [default 6 h]",
+                default=DEFAULT_MAX_RUNTIME_SECONDS,
+                show_default=True,
+                help="sagemaker: stop the job after this many seconds",
             ),
             click.option(
                 "--max-wait",
                 type=click.IntRange(min=60),
+                show_default="twice --max-runtime",
                 help="sagemaker with --spot: give up waiting for capacity after this "
                 "many seconds (counts the runtime too)",
             ),
             click.option(
                 "--volume-size",
                 type=click.IntRange(min=1),
-                help=f"sagemaker: training volume in GB [default {DEFAULT_VOLUME_GB}]",
+                default=DEFAULT_VOLUME_GB,
+                show_default=True,
+                help="sagemaker: training volume in GB",
             ),
             click.option("--kms-key", help="sagemaker: KMS key for the output artifacts"),
             click.option("--subnet", "subnets", multiple=True, help="sagemaker: VPC subnet id"),
@@ -190,9 +236,22 @@ def make_backend(settings: Settings) -> Backend:
     return backends.create(settings, confirm=confirm)
 
 
+def json_option(help_text: str) -> Callable[[F], F]:
+    """``--json``: the command's result as JSON on stdout, for programs."""
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
 def run_dir_of(job: str, runs_dir: Path | None) -> Path:
     """A job's folder: the newest job's for ``latest``, ``job`` itself when it is a folder,
     else ``<runs>/<job>`` (see :func:`defects.jobs.find_job`)."""
     from defects.jobs import find_job
 
-    return find_job(runs_dir or resolve().runs_dir, job)
+    runs = runs_dir or resolve().runs_dir
+    found = find_job(runs, job)
+    if not found.is_dir():
+        raise JobNotFound(
+            f"No job {job!r}: {found} is not a folder.",
+            hint=f"Give the name of a job under {runs}/ or a job folder (`defects jobs` "
+            "lists them; --runs-dir or DEFECTS_RUNS_DIR for another runs folder).",
+        )
+    return found

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import sys
 from pathlib import Path
 
 import click
 
-from defects import pipeline
-from defects.cli.options import make_backend, run_dir_of
-from defects.console import err, out
-from defects.jobs import load_json
-from defects.settings import resolve
+from defects.cli.options import json_option, make_backend, run_dir_of, runs_dir_option
+from defects.console import err, log, out
 from defects.training import contract
 
 
 @click.command()
 @click.argument("job")
-@click.option("--runs-dir", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="print history.json as it is")
+@runs_dir_option
+@json_option("print history.json as it is")
 def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
-    """Print the per-epoch training history of JOB (a name under runs/ or a folder).
+    """Print the per-epoch training history of JOB.
 
-    A job that ran on its own (``--detach``) is first fetched from S3 once it has finished."""
+    JOB is a job's name under the runs folder, or a job folder. A SageMaker job started with
+    --detach is first fetched from S3, once it has finished."""
+    from defects import pipeline
+    from defects.jobs import load_json
+    from defects.settings import resolve
+
     run_dir = run_dir_of(job, runs_dir)
     history_path = run_dir / contract.HISTORY_FILE
     if not history_path.exists() and not Path(job).is_dir():
@@ -43,17 +47,22 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("job")
-@click.option("--runs-dir", type=click.Path(path_type=Path))
+@runs_dir_option
 def plot(job: str, runs_dir: Path | None) -> None:
     """Draw curves.png and confusion.png for JOB."""
+    from defects import pipeline
+
     for path in pipeline.plot(run_dir_of(job, runs_dir)):
         out.print(str(path), highlight=False)
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model")
 @click.option(
-    "--data", type=click.Path(path_type=Path), help="prepared dataset [default: the job's own]"
+    "--data",
+    type=click.Path(path_type=Path),
+    show_default="the job's own",
+    help="a prepared dataset",
 )
 @click.option(
     "--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True
@@ -62,20 +71,35 @@ def plot(job: str, runs_dir: Path | None) -> None:
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
-    help="where metrics.json and confusion.png go [default <job>/evaluation-<split>]",
+    show_default="<job>/evaluation-<split>",
+    help="where metrics.json and confusion.png go",
 )
-@click.option("--runs-dir", type=click.Path(path_type=Path))
+@runs_dir_option
+@json_option("print the metrics as JSON")
 def evaluate(
-    model: Path, data: Path | None, split: str, out_dir: Path | None, runs_dir: Path | None
+    model: str,
+    data: Path | None,
+    split: str,
+    out_dir: Path | None,
+    runs_dir: Path | None,
+    as_json: bool,
 ) -> None:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix of MODEL (a job
-    name or folder, a model.tar.gz, or a .keras file) on a prepared split."""
+    """Score MODEL on a prepared split.
+
+    Accuracy, macro-F1, per-class precision, recall and F1, and the confusion matrix, printed
+    and written with confusion.png to the --out folder. MODEL is a job's name or folder, a
+    model.tar.gz, or a .keras file."""
+    from defects.inference import evaluate as evaluate_model
+    from defects.inference import locate_model
+
+    evaluation = evaluate_model(locate_model(model, runs_dir), data, split, out_dir)
+    log.info("Wrote metrics.json and confusion.png to %s.", evaluation.out_dir)
+    if as_json:
+        out.print_json(data=evaluation.metrics)
+        return
     from rich.table import Table
 
-    from defects.inference import evaluate as evaluate_model
-
-    location = model if model.exists() else run_dir_of(str(model), runs_dir)
-    metrics, written = evaluate_model(location, data, split, out_dir)
+    metrics = evaluation.metrics
     table = Table(
         "class",
         "precision",
@@ -98,45 +122,76 @@ def evaluate(
     for name, row in zip(metrics["class_names"], metrics["confusion_matrix"], strict=True):
         matrix.add_row(name, *(str(v) for v in row))
     out.print(matrix)
-    out.print(f"written to {written}", highlight=False)
+
+
+OUTPUTS = ("table", "csv", "jsonl")
 
 
 @click.command()
-@click.argument("model", type=click.Path(path_type=Path))
-@click.argument("images", type=click.Path(path_type=Path), nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-@click.option("--runs-dir", type=click.Path(path_type=Path))
-def predict(model: Path, images: tuple[Path, ...], as_json: bool, runs_dir: Path | None) -> None:
-    """Classify IMAGES with MODEL; unreadable files get a reason, the rest an answer."""
-    from rich.table import Table
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--output",
+    type=click.Choice(OUTPUTS),
+    show_default="table on a terminal, else csv",
+    help="how the answers are printed",
+)
+@json_option("the same as --output jsonl")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@runs_dir_option
+def predict(
+    model: str,
+    images: tuple[str, ...],
+    output: str | None,
+    as_json: bool,
+    batch_size: int,
+    runs_dir: Path | None,
+) -> None:
+    """Classify photos: IMAGES are files, folders or globs.
 
-    from defects.inference import load_model
-    from defects.inference import predict as predict_images
+    MODEL is a job's name or folder, a model.tar.gz, or a .keras file. Each photo gets its
+    class and the probability of every class on stdout; a file that cannot be used gets its
+    reason on stderr, and the exit status 1."""
+    from defects.inference import load_model, locate_model
+    from defects.prediction import iter_predictions
 
-    location = model if model.exists() else run_dir_of(str(model), runs_dir)
-    loaded = load_model(location)
-    results = predict_images(loaded, list(images))
     if as_json:
-        out.print_json(data=[result.as_dict() for result in results])
-    else:
-        table = Table("image", "class", *loaded.class_names)
-        for result in results:
-            if result.error:
-                table.add_row(
-                    str(result.path),
-                    "[red]unreadable[/]",
-                    result.error,
-                    *[""] * (len(loaded.class_names) - 1),
-                )
-            else:
-                table.add_row(
-                    str(result.path),
-                    result.label or "",
-                    *(f"{result.probabilities[n]:.3f}" for n in loaded.class_names),
-                )
-        out.print(table)
-    failed = [result for result in results if result.error]
-    for result in failed:
-        err.print(f"[yellow]skipped[/] {result.path}: {result.error}", highlight=False)
+        output = "jsonl"
+    output = output or ("table" if sys.stdout.isatty() else "csv")
+    loaded = load_model(locate_model(model, runs_dir))
+    names = loaded.class_names
+    rows: list[list[str]] = []
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    if output == "csv":
+        writer.writerow(["path", "class", *names])
+    failed = 0
+    for prediction in iter_predictions(loaded, images, batch_size):
+        if prediction.error:
+            failed += 1
+            err.print(f"[yellow]skipped[/] {prediction.path}: {prediction.error}", highlight=False)
+            continue
+        if output == "jsonl":
+            click.echo(json.dumps(prediction.as_dict()))
+            continue
+        digits = 6 if output == "csv" else 3
+        row = [str(prediction.path), prediction.label or ""]
+        row += [f"{prediction.probabilities[name]:.{digits}f}" for name in names]
+        if output == "csv":
+            writer.writerow(row)
+        else:
+            rows.append(row)
+    if output == "table" and rows:
+        _print_table(["image", "class", *names], rows)
     if failed:
         sys.exit(1)
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
+    table = Table(*header)
+    # Paths are never cut short: a long one folds onto the next line.
+    table.columns[0].overflow = "fold"
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)

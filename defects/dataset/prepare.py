@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import train_test_split
 
+from defects.dataset import DEFAULT_CLASSES
 from defects.dataset.folders import built_in_place, copy_file, exclusive
 from defects.errors import DataError
 
-DEFAULT_CLASSES = ("good", "oil", "scratch", "stain")
+__all__ = ["DEFAULT_CLASSES", "PreparedDataset", "check_image", "load_manifest", "prepare"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
@@ -228,6 +228,9 @@ def _split(
     checked: list[CheckedImage], classes: Sequence[str], validation: float, test: float, seed: int
 ) -> dict[str, str]:
     """Stratified by construction: every class is split on its own with the same fractions."""
+    # Imported here: scikit-learn takes a second to import, and only splitting needs it.
+    from sklearn.model_selection import train_test_split
+
     assignment: dict[str, str] = {}
     for name in classes:
         members = sorted(c.relative for c in checked if c.class_name == name)

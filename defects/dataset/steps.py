@@ -80,9 +80,15 @@ def prepare(
     already = load_manifest(source) if source.is_dir() else None
     if already is not None:
         return already
-    with progress("Checking images", 1) as advance:
+    with progress("Checking images", None) as advance:
         dataset = prepare_folder(
-            source, out_dir, classes=classes, seed=seed, data_dir=data_dir, advance=advance
+            source,
+            out_dir,
+            classes=classes,
+            seed=seed,
+            data_dir=data_dir,
+            advance=advance,
+            on_total=advance.set_total,
         )
     for item in dataset.skipped:
         log.warning("Skipped %s: %s", item["source"], item["reason"])

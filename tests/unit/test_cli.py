@@ -6,94 +6,79 @@ from pathlib import Path
 
 import pytest
 
-from defects.cli import main
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.conftest import CLI
 
 
 def test_config_prints_every_setting_with_its_source(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEFECTS_BUCKET", "team-bucket")
-    code, out, _ = _run(capsys, "config", "--prefix", "exp1")
+    code, out, _ = cli("config", "--prefix", "exp1")
     assert code == 0
     assert "team-bucket" in out and "env DEFECTS_BUCKET" in out
     assert "exp1" in out and "flag" in out
 
 
 def test_unknown_backend_exits_2_with_the_choices(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEFECTS_BACKEND", "cloud")
-    code, _, err = _run(capsys, "config")
+    code, _, err = cli("config")
     assert code == 2
-    assert "process, local, sagemaker" in err
+    assert "'cloud' is not one of 'process', 'local', 'sagemaker'" in err
+    assert "DEFECTS_BACKEND" in err
     assert "Traceback" not in err
 
 
-def test_missing_data_folder_is_a_clear_error(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    code, _, err = _run(capsys, "prepare", str(tmp_path / "missing"))
+def test_missing_data_folder_is_a_clear_error(cli: CLI, tmp_path: Path) -> None:
+    code, _, err = cli("prepare", str(tmp_path / "missing"))
     assert code == 1
     assert "does not exist" in err and "hint:" in err
     assert "Traceback" not in err
 
 
-def test_wrong_flag_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(capsys, "run", "--epochs", "0")
+def test_wrong_flag_value_is_a_usage_error(cli: CLI) -> None:
+    code, _, err = cli("run", "--epochs", "0")
     assert code == 2
     assert "--epochs" in err
 
 
 def test_bad_image_size_is_a_usage_error_that_shows_the_form(
-    capsys: pytest.CaptureFixture[str],
+    cli: CLI,
 ) -> None:
-    code, _, err = _run(capsys, "run", "--image-size", "448by252")
+    code, _, err = cli("run", "--image-size", "448by252")
     assert code == 2
     assert "--image-size" in err and "384x216" in err
 
 
-def test_bad_class_list_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(capsys, "prepare", ".", "--classes", "only")
+def test_bad_class_list_is_a_usage_error(cli: CLI) -> None:
+    code, _, err = cli("prepare", ".", "--classes", "only")
     assert code == 2
     assert "at least two" in err
 
 
-def test_invalid_job_name_is_refused_before_any_work(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    code, _, err = _run(capsys, "run", "--job-name", "bad name!", "--runs-dir", str(tmp_path))
+def test_invalid_job_name_is_refused_before_any_work(cli: CLI, tmp_path: Path) -> None:
+    code, _, err = cli("run", "--job-name", "bad name!", "--runs-dir", str(tmp_path))
     assert code == 2
     assert "not a valid job name" in err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_history_of_unknown_job_names_the_fix(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    code, _, err = _run(capsys, "history", "nope", "--runs-dir", str(tmp_path))
+def test_history_of_unknown_job_names_the_fix(cli: CLI, tmp_path: Path) -> None:
+    code, _, err = cli("history", "nope", "--runs-dir", str(tmp_path))
     assert code == 1
-    assert "does not exist" in err
+    missing = tmp_path / "nope"
+    assert err.startswith(f"error: no such job\nNo job 'nope': {missing} is not a folder.")
+    assert "problem with the input data" not in err
 
 
-def test_history_prints_one_row_per_epoch(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_history_prints_one_row_per_epoch(cli: CLI, tmp_path: Path) -> None:
     job = tmp_path / "job1"
     job.mkdir()
     (job / "history.json").write_text(
         '{"epoch": [1, 2], "loss": [0.9, 0.5], "accuracy": [0.5, 0.75], '
         '"val_loss": [1.0, 0.6], "val_accuracy": [0.4, 0.7]}'
     )
-    code, out, _ = _run(capsys, "history", str(job))
+    code, out, _ = cli("history", str(job))
     assert code == 0
     assert "0.7500" in out and "0.7000" in out
