@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from defects.cleanup import Removal, human_size, plan_gc, plan_rm, remove
+from defects.cli.options import json_option, runs_dir_option
 from defects.console import err, out
-from defects.dataset.steps import DATA_DIR
+from defects.dataset import DATA_DIR
 from defects.errors import DefectsError
 from defects.settings import resolve
 
+if TYPE_CHECKING:
+    from defects.cleanup import Removal
+
 yes_option = click.option("-y", "--yes", is_flag=True, help="remove without asking")
 dry_run_option = click.option("--dry-run", is_flag=True, help="list what would go; remove nothing")
-json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
-runs_dir_option = click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path),
-    help="where job folders are [env DEFECTS_RUNS_DIR; default runs]",
-)
 
 
 def _confirmed(removals: list[Removal], yes: bool) -> bool:
@@ -33,6 +31,8 @@ def _confirmed(removals: list[Removal], yes: bool) -> bool:
             hint="Pass --yes to remove without asking (see the list above, or --dry-run).",
             headline="removal not confirmed",
         )
+    from defects.cleanup import human_size
+
     total = human_size(sum(removal.size for removal in removals))
     return click.confirm(f"Remove these {len(removals)} item(s), {total}?", err=True)
 
@@ -41,6 +41,8 @@ def _carry_out(
     removals: list[Removal], roots: list[Path], yes: bool, dry_run: bool, as_json: bool
 ) -> None:
     from rich.table import Table
+
+    from defects.cleanup import human_size, remove
 
     total = sum(removal.size for removal in removals)
     if not as_json:
@@ -74,7 +76,7 @@ def _carry_out(
 @click.option("--force", is_flag=True, help="remove a running job's folder too")
 @yes_option
 @dry_run_option
-@json_option
+@json_option("print JSON")
 @runs_dir_option
 def rm(
     job_names: tuple[str, ...],
@@ -84,7 +86,9 @@ def rm(
     as_json: bool,
     runs_dir: Path | None,
 ) -> None:
-    """Remove the folders of the JOBs (``latest`` is the newest job)."""
+    """Remove the folders of the JOBs (latest is the newest job)."""
+    from defects.cleanup import plan_rm
+
     root = resolve({"runs_dir": runs_dir}).runs_dir
     _carry_out(plan_rm(root, job_names, force), [root], yes, dry_run, as_json)
 
@@ -102,12 +106,16 @@ def rm(
 )
 @yes_option
 @dry_run_option
-@json_option
+@json_option("print JSON")
 @runs_dir_option
 def gc(
     failed: bool, data_dir: Path, yes: bool, dry_run: bool, as_json: bool, runs_dir: Path | None
 ) -> None:
-    """Remove synthetic and prepared data that no job refers to, and the copies of a
-    fetched job's model and output that its backend left in the job folder."""
+    """Remove data that no job needs.
+
+    Synthetic and prepared data that no job refers to, and the copies of a fetched job's
+    model and output that its backend left in the job folder."""
+    from defects.cleanup import plan_gc
+
     root = resolve({"runs_dir": runs_dir}).runs_dir
     _carry_out(plan_gc(root, data_dir, failed), [root, data_dir], yes, dry_run, as_json)

@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from defects.cli.options import make_backend, pop_settings, run_dir_of, settings_options
+from defects.cli.options import (
+    json_option,
+    make_backend,
+    pop_settings,
+    run_dir_of,
+    runs_dir_option,
+    settings_options,
+)
 from defects.console import err, log, out
 from defects.errors import DefectsError
 from defects.jobs import FINAL_STATES, JobInfo, list_jobs, process_alive, read_record, true_status
@@ -19,12 +26,6 @@ from defects.progress import JobOutput, duration
 from defects.settings import resolve
 
 STATES = ("running", "detached", *FINAL_STATES)
-runs_dir_option = click.option(
-    "--runs-dir",
-    type=click.Path(path_type=Path),
-    help="where job folders are [env DEFECTS_RUNS_DIR; default runs]",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
 def _runs_dir(runs_dir: Path | None) -> Path:
@@ -50,7 +51,7 @@ _COLOURS = {"completed": "green", "failed": "red", "interrupted": "yellow", "sto
 @click.command()
 @click.option("--status", "states", type=click.Choice(STATES), multiple=True, help="only these")
 @click.option("--limit", type=click.IntRange(min=1), help="at most this many, the newest")
-@json_option
+@json_option("print JSON")
 @settings_options
 def jobs(states: tuple[str, ...], limit: int | None, as_json: bool, **kwargs: Any) -> None:
     """List the jobs, newest first: status, timings, accuracy and data. On
@@ -140,11 +141,13 @@ def json_text(value: object) -> str:
 
 @click.command()
 @click.argument("job")
-@json_option
+@json_option("print JSON")
 @runs_dir_option
 def describe(job: str, as_json: bool, runs_dir: Path | None) -> None:
-    """Everything about JOB: hyperparameters, data, image, timings, metrics, where its
-    files are (here and in S3) and why it failed."""
+    """Everything about one JOB.
+
+    Hyperparameters, data, image, timings, metrics, where its files are (here and in S3)
+    and why it failed."""
     from defects.job_reports import describe_job
 
     described = describe_job(run_dir_of(job, runs_dir), _runs_dir(runs_dir))
@@ -170,15 +173,18 @@ def describe(job: str, as_json: bool, runs_dir: Path | None) -> None:
     "--out",
     "out_path",
     type=click.Path(path_type=Path),
-    help="where the figure goes [default <runs>/compare.png]",
+    show_default="<runs>/compare.png",
+    help="where the figure goes",
 )
-@json_option
+@json_option("print JSON")
 @runs_dir_option
 def compare(
     job_names: tuple[str, ...], out_path: Path | None, as_json: bool, runs_dir: Path | None
 ) -> None:
-    """Metrics of the JOBs side by side and the hyperparameters that differ; compare.png
-    shows every job's validation curves on one figure."""
+    """Compare JOBs: their metrics side by side.
+
+    The hyperparameters that differ are shown too; compare.png shows every job's validation
+    curves on one figure."""
     from rich.table import Table
 
     from defects.job_reports import compare_jobs
@@ -217,8 +223,10 @@ def compare(
 @click.option("--raw", is_flag=True, help="every line as written, progress lines included")
 @runs_dir_option
 def logs(job: str, follow: bool, raw: bool, runs_dir: Path | None) -> None:
-    """Print JOB's log (job.log); with --follow, until the job has ended. A detached
-    SageMaker job's log is read from CloudWatch."""
+    """Print JOB's log (job.log).
+
+    With --follow, until the job has ended. A detached SageMaker job's log is read from
+    CloudWatch."""
     from defects import pipeline
     from defects.job_logs import read_job_log
 
@@ -242,8 +250,10 @@ def logs(job: str, follow: bool, raw: bool, runs_dir: Path | None) -> None:
 @click.argument("job")
 @runs_dir_option
 def stop(job: str, runs_dir: Path | None) -> None:
-    """Stop JOB: a SageMaker job through SageMaker; a job of this machine by sending its
-    command SIGTERM (as Ctrl-C in its terminal does)."""
+    """Stop a running JOB.
+
+    A SageMaker job through SageMaker; a job of this machine by sending its command SIGTERM
+    (as Ctrl-C in its terminal does)."""
     from defects import pipeline
 
     run_dir = run_dir_of(job, runs_dir)

@@ -10,12 +10,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from defects.console import log, progress
-from defects.dataset import folders, shards
+from defects.dataset import DATA_DIR, folders, shards
 from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset, load_manifest
 from defects.errors import ConfigError, DataError
 from defects.storage import Storage, s3
 
-DATA_DIR = Path("data")
 # In a folder of drawn photos once all of them are there.
 _COMPLETE = ".complete"
 
