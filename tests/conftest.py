@@ -94,15 +94,8 @@ CLI = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
     """Runs ``defects ARGS...`` in this process; returns the exit status, stdout and stderr."""
-    from defects.cli import main
+    from functools import partial
 
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            main(list(argv))
-            code = 0
-        except SystemExit as exit_info:
-            code = int(exit_info.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+    from tests.jobfolders import run_cli
 
-    return run
+    return partial(run_cli, capsys)
