@@ -45,6 +45,8 @@ MODEL_PATH = "model"
 OUTPUT_PATH = "output"
 OUTPUT_DATA_PATH = "output/data"
 FAILURE_PATH = "output/failure"
+# How the failure reason of an entry point stopped by a signal begins: such a job resumes.
+INTERRUPTED_REASON = "Training was interrupted"
 INPUT_DATA_PATH = "input/data"
 INPUT_CONFIG_PATH = "input/config"
 CHECKPOINTS_PATH = "checkpoints"

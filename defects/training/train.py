@@ -22,9 +22,12 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from defects.training import contract
+from defects.training import contract, interruption
+
+if TYPE_CHECKING:
+    from defects.training.checkpoints import ResumeState
 
 _USER_ERROR_EXIT = 1
 _INTERNAL_ERROR_EXIT = 2
@@ -111,7 +114,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    from defects.training import data, metrics
+    from defects.training import checkpoints, data, metrics
     from defects.training import model as models
     from defects.training.progress import ProgressLines
 
@@ -145,14 +148,6 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
 
     shape = arguments.image_size
-    train_data = data.channel_dataset(
-        training,
-        shape,
-        arguments.batch_size,
-        shuffle=True,
-        seed=arguments.seed,
-        augmented=arguments.augment,
-    )
     validation_data = data.channel_dataset(validation, shape, arguments.batch_size)
 
     class_weight = (
@@ -170,25 +165,25 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             batch_size=arguments.batch_size,
         )
 
-    # Resume from a checkpoint when SageMaker restored one (spot interruption).
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_file = checkpoint_dir / "last.keras"
-    state_file = checkpoint_dir / "state.json"
-    initial_epoch = 0
-    history: dict[str, list[float]] = {}
-    if checkpoint_file.exists() and state_file.exists():
-        state = json.loads(state_file.read_text())
-        network.load_weights(checkpoint_file)
-        initial_epoch = int(state["epoch"])
-        history = state.get("history", {})
-        print(f"Resuming from checkpoint after epoch {initial_epoch}.", flush=True)
-
-    class Checkpoint(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            for key, value in (logs or {}).items():
-                history.setdefault(key, []).append(float(value))
-            network.save(checkpoint_file)
-            state_file.write_text(json.dumps({"epoch": epoch + 1, "history": history}))
+    # Resume: a checkpoint of the last completed epoch (a restarted spot job, or
+    # `defects train --resume`) restores the model, its optimizer and the history so far.
+    resume = _restore(checkpoint_dir, network, arguments, class_names, len(training))
+    initial_epoch = resume.epoch
+    history = resume.history
+    checkpoint = checkpoints.EpochCheckpoint(checkpoint_dir, resume)
+    if initial_epoch:
+        print(f"Resuming from the checkpoint of epoch {initial_epoch}.", flush=True)
+    # Epoch e's shuffle and augmentation depend on (seed, e) only: a resumed run skips the
+    # completed epochs and draws what an uninterrupted run would have drawn.
+    train_data = data.channel_dataset(
+        training,
+        shape,
+        arguments.batch_size,
+        shuffle=True,
+        seed=arguments.seed,
+        augmented=arguments.augment,
+        epochs=range(initial_epoch, arguments.epochs),
+    )
 
     print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
     print(
@@ -205,9 +200,11 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             validation_data=validation_data,
             epochs=arguments.epochs,
             initial_epoch=initial_epoch,
+            steps_per_epoch=data.steps_per_epoch(len(training), arguments.batch_size),
             class_weight=class_weight,
             shuffle=False,  # The dataset shuffles itself, reproducibly.
-            callbacks=[Checkpoint(), ProgressLines(arguments.epochs)],
+            # The checkpoint first: an epoch's line appears once the epoch is saved.
+            callbacks=[checkpoint, ProgressLines(arguments.epochs)],
             # The progress lines replace Keras's own bar and epoch lines.
             verbose=0,
         )
@@ -263,10 +260,54 @@ def _write_failure(reason: str) -> None:
         print(f"Could not write the failure file {failure}: {error}", file=sys.stderr)
 
 
+def _restore(
+    checkpoint_dir: Path,
+    network: Any,
+    arguments: argparse.Namespace,
+    class_names: list[str],
+    train_count: int,
+) -> ResumeState:
+    """The state of the last completed epoch, loaded into ``network``; a checkpoint of a run
+    with other hyperparameters or data is refused."""
+    from defects.training import checkpoints
+
+    fingerprint = {
+        **{spec.name: str(getattr(arguments, spec.name)) for spec in contract.HYPERPARAMETERS},
+        "class_names": class_names,
+        "train_images": train_count,
+    }
+    try:
+        return checkpoints.restore(checkpoint_dir, network, fingerprint)
+    except checkpoints.CheckpointMismatch as error:
+        raise UserError(
+            f"{error}: remove the folder to start afresh, or resume with the same settings."
+        ) from error
+
+
+def _interrupted_reason(error: interruption.Interrupted) -> str:
+    from defects.training import checkpoints
+
+    _, _, checkpoint_dir = _output_dirs()
+    state = checkpoints.read_state(checkpoint_dir)
+    done = (
+        f"after epoch {state.epoch}; its checkpoint in {checkpoint_dir} lets the next attempt "
+        f"continue with epoch {state.epoch + 1}"
+        if state
+        else "before its first epoch completed"
+    )
+    return f"{contract.INTERRUPTED_REASON} by {error} {done}."
+
+
 def main(argv: list[str] | None = None) -> int:
+    interruption.install()
     try:
         arguments = parse_hyperparameters(sys.argv[1:] if argv is None else argv)
         train(arguments)
+    except interruption.Interrupted as error:
+        reason = _interrupted_reason(error)
+        _write_failure(reason)
+        print(reason, file=sys.stderr, flush=True)
+        return interruption.EXIT_STATUS
     except UserError as error:
         _write_failure(str(error))
         print(f"error: {error}", file=sys.stderr, flush=True)

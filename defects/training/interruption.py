@@ -1,0 +1,59 @@
+"""SIGTERM in the entry point: what a spot reclaim, ``docker stop`` or the host tool sends.
+
+:func:`install` turns SIGTERM (and SIGINT) into :class:`Interrupted`, raised in the main
+thread wherever training is. Inside :func:`deferred` (while a checkpoint is written) the
+signal waits until the block ends, so a checkpoint is never cut in half by it. Standard
+library only: this runs inside the training container.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+# The status a process killed by SIGTERM reports to a shell (128 + 15).
+EXIT_STATUS = 128 + signal.SIGTERM
+
+
+class Interrupted(Exception):
+    """Training was asked to stop by a signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_deferring = 0
+_pending: int | None = None
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    global _pending
+    if _deferring:
+        _pending = signum
+        return
+    raise Interrupted(signum)
+
+
+def install() -> None:
+    """Raise :class:`Interrupted` on SIGTERM and SIGINT from now on (main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _handler)
+        signal.signal(signal.SIGINT, _handler)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a signal that arrives inside the block until the block has finished."""
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending is not None:
+            signum, _pending = _pending, None
+            raise Interrupted(signum)

@@ -1,0 +1,93 @@
+"""The entry point stopped by SIGTERM (what a spot reclaim sends) and started again: it
+continues from its last completed epoch and ends with the history of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from defects.entrypoint import ENTRY_SCRIPT, source_dir
+from defects.training import contract
+from defects.training.interruption import EXIT_STATUS
+
+ARGUMENTS = ["--epochs", "4", "--image_size", "40x24", "--batch_size", "8"]
+
+
+def _start(base: Path, channels: dict[str, Path]) -> subprocess.Popen[str]:
+    environment = contract.job_environment(base, channels, {})
+    code = source_dir(base.parent / "code")
+    return subprocess.Popen(
+        [sys.executable, str(code / ENTRY_SCRIPT), *ARGUMENTS],
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-2000:]
+    return output
+
+
+def _history(base: Path) -> dict[str, list[float]]:
+    return dict(json.loads((base / "output" / "data" / "history.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def channels(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from defects.dataset.prepare import prepare
+
+    dataset = prepare(tiny_photos, data_dir=tmp_path_factory.mktemp("data"))
+    return {split: dataset.root / split for split in ("train", "validation")}
+
+
+def test_sigterm_leaves_a_checkpoint_and_the_next_attempt_ends_like_an_unbroken_run(
+    channels: dict[str, Path], tmp_path: Path
+) -> None:
+    interrupted = tmp_path / "interrupted" / "ml"
+    process = _start(interrupted, channels)
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("Epoch 2/4"):  # Printed once epoch 2 is saved.
+            break
+    else:
+        pytest.fail("the entry point ended before its second epoch: " + "".join(seen)[-2000:])
+    process.send_signal(signal.SIGTERM)
+    output = "".join(seen) + process.communicate(timeout=120)[0]
+    assert process.returncode == EXIT_STATUS, output[-2000:]
+    failure = (interrupted / contract.FAILURE_PATH).read_text()
+    assert failure.startswith(f"{contract.INTERRUPTED_REASON} by SIGTERM after epoch ")
+    state = json.loads((interrupted / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] in {2, 3}
+
+    resumed_output = _finish(_start(interrupted, channels))
+    assert f"Resuming from the checkpoint of epoch {state['epoch']}." in resumed_output
+    unbroken = tmp_path / "unbroken" / "ml"
+    _finish(_start(unbroken, channels))
+    resumed, expected = _history(interrupted), _history(unbroken)
+    assert resumed["epoch"] == expected["epoch"] == [1, 2, 3, 4]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert resumed[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+def test_sigterm_before_the_first_epoch_says_so(channels: dict[str, Path], tmp_path: Path) -> None:
+    base = tmp_path / "ml"
+    process = _start(base, channels)
+    time.sleep(0.5)  # In the middle of importing TensorFlow.
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == EXIT_STATUS, output[-2000:]
+    failure = (base / contract.FAILURE_PATH).read_text()
+    expected = f"{contract.INTERRUPTED_REASON} by SIGTERM before its first epoch completed.\n"
+    assert failure == expected
