@@ -10,9 +10,11 @@ three and exits with ``exit_code``; anything else is an internal error and gets 
     ├── DataError            missing folder, empty class, unreadable or too few images
     │   └── UnsafeArchive    archive refused: a link, an unsafe name, too big, or unreadable
     ├── StorageError         S3 unreachable, bucket missing, checksum mismatch
+    │   └── ResultsPending   trained, but the results were not uploaded or fetched: kept
     ├── BackendError         a backend cannot run here (no Docker, no credentials, no role)
     │   └── NotAvailable     the backend is known but not usable in this installation (exit 2)
     └── TrainingFailed       the entry point exited non-zero; carries its failure reason
+        └── TrainingInterrupted  stopped by a signal (spot reclaim, SIGTERM): resumable
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ class StorageError(DefectsError):
     headline = "S3 storage problem"
 
 
+class ResultsPending(StorageError):
+    headline = "the model was trained, but its results were not saved"
+
+
 class BackendError(DefectsError):
     headline = "the training backend cannot run"
 
@@ -65,3 +71,7 @@ class NotAvailable(BackendError):
 
 class TrainingFailed(DefectsError):
     headline = "training failed"
+
+
+class TrainingInterrupted(TrainingFailed):
+    headline = "training was interrupted"

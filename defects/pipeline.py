@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from defects import backends
+from defects import backends, lifecycle
 from defects.archives import safe_extract
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
 from defects.cleanup import drop_backend_copies
@@ -91,6 +91,7 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     job = _job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
     record: dict[str, Any] = {
+        **read_record(run_dir),  # What `run` recorded when it reserved the name.
         "job_name": job_name,
         "backend": backend.name,
         "bucket": store.layout.bucket,
@@ -105,12 +106,13 @@ def train(
         "status": "running",
         **this_process(),
     }
+    record.pop("error", None)  # An earlier attempt's.
     write_record(run_dir, record)
     started = time.perf_counter()
     try:
         result = backend.train(job, store)
     except BaseException as error:
-        record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        record["status"] = lifecycle.status_of(error)
         record["error"] = str(error)
         record["seconds"] = round(time.perf_counter() - started, 3)
         write_record(run_dir, record)
@@ -154,6 +156,7 @@ JOB_FILES = (
     "job.log",
     "code",
     "opt",
+    lifecycle.LOCK_FILE,
 )
 
 
@@ -258,10 +261,7 @@ def _start(
     options = options or CloudOptions()
     backend.check_options(options)
     if (settings.runs_dir / name).exists():
-        raise ConfigError(
-            f"A job folder {settings.runs_dir / name} already exists.",
-            hint="Choose another --job-name; earlier results are never overwritten.",
-        )
+        raise lifecycle.name_taken(settings.runs_dir / name)
     return settings, backend, parameters, name, options
 
 
@@ -287,16 +287,51 @@ def run(
         settings, backend, hyperparameters, job_name, options
     )
     backend.check()
+    run_dir = lifecycle.reserve(settings.runs_dir, name)
+    request = {
+        "data": str(data) if data is not None else None,
+        "per_class": per_class,
+        "classes": list(classes),
+        "data_dir": str(data_dir),
+    }
+    record = {
+        "job_name": name,
+        "backend": backend.name,
+        "hyperparameters": parameters,
+        "request": request,
+        "options": lifecycle.options_record(options),
+        "status": "preparing",
+    }
+    with lifecycle.held(run_dir, record):
+        return execute(backend, parameters, name, options, request, started)
+
+
+def execute(
+    backend: Backend,
+    parameters: Mapping[str, HyperparameterValue],
+    name: str,
+    options: CloudOptions,
+    request: Mapping[str, Any],
+    started: float,
+) -> RunResult:
+    """The steps of ``run`` once the job's folder is held: data, training, results. A resumed
+    job goes through them again; each step reuses what is already done."""
+    settings = backend.settings
     seed = int(parameters["seed"])
+    data = Path(request["data"]) if request.get("data") else None
+    data_dir = Path(request.get("data_dir") or DATA_DIR)
     if data is None:
-        data = synthesize(per_class=per_class, seed=seed, data_dir=Path(data_dir))
-    dataset = prepare(data, classes=classes, seed=seed, data_dir=Path(data_dir))
+        data = synthesize(per_class=int(request["per_class"]), seed=seed, data_dir=data_dir)
+    dataset = prepare(data, classes=request["classes"], seed=seed, data_dir=data_dir)
     with backend.open_storage() as store:
         channels = stage(dataset, store)
         result = train(channels, store, backend, parameters, name, options, dataset)
         if result.detached:
             return DetachedJob(name, backend.name, settings.runs_dir / name)
-        run_dir = fetch(name, store, settings.runs_dir)
+        try:
+            run_dir = fetch(name, store, settings.runs_dir)
+        except StorageError as error:
+            raise lifecycle.results_pending(name, error, settings.runs_dir / name) from error
     plot(run_dir)
     return JobResult(
         name,

@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 from defects.backends.base import TrainingJob, TrainingResult
+from defects.errors import DefectsError, ResultsPending, TrainingFailed, TrainingInterrupted
 from defects.storage import Storage
 from defects.storage.s3 import upload_file
 from defects.training import contract
@@ -29,17 +30,39 @@ def failure_reason(failure_file: Path, fallback: str) -> str:
     return fallback
 
 
+def training_failed(failure_file: Path, fallback: str, job: TrainingJob) -> TrainingFailed:
+    """The entry point's failure as an error: :class:`TrainingInterrupted` (resumable) when
+    a signal stopped it, with the way to go on."""
+    reason = failure_reason(failure_file, fallback)
+    if reason.startswith(contract.INTERRUPTED_REASON):
+        return TrainingInterrupted(
+            reason,
+            hint=f"`defects train --resume {job.name}` continues it from its last completed epoch.",
+        )
+    return TrainingFailed(reason, hint=f"The full log is in {job.log_path}.")
+
+
 def upload_results(
     store: Storage, job: TrainingJob, model_dir: Path, output_data_dir: Path, work_dir: Path
 ) -> TrainingResult:
-    """Pack ``model_dir`` and ``output_data_dir`` and upload them to the job's output."""
+    """Pack ``model_dir`` and ``output_data_dir`` and upload them to the job's output. When
+    that fails the trained model stays where it is and :class:`ResultsPending` says how to
+    finish the job."""
     output = store.layout.job_output(job.name)
-    for folder, name in (
-        (model_dir, contract.MODEL_ARCHIVE),
-        (output_data_dir, contract.OUTPUT_ARCHIVE),
-    ):
-        archive = pack(folder, work_dir / name)
-        upload_file(store.s3, archive, output.join(name))
+    try:
+        for folder, name in (
+            (model_dir, contract.MODEL_ARCHIVE),
+            (output_data_dir, contract.OUTPUT_ARCHIVE),
+        ):
+            archive = pack(folder, work_dir / name)
+            upload_file(store.s3, archive, output.join(name))
+    except Exception as error:  # noqa: BLE001 - whatever broke, the model must not be lost.
+        detail = error.message if isinstance(error, DefectsError) else str(error)
+        raise ResultsPending(
+            f"Job {job.name} trained, but uploading its results failed: {detail} "
+            f"The trained model is kept in {model_dir}.",
+            hint=f"`defects fetch {job.name}` uploads and fetches them without retraining.",
+        ) from error
     return TrainingResult(
         job_name=job.name,
         model_uri=str(output.join(contract.MODEL_ARCHIVE)),

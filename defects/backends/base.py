@@ -61,6 +61,8 @@ class CloudOptions:
     subnets: tuple[str, ...] = field(default=(), metadata=_flag("--subnet"))
     security_groups: tuple[str, ...] = field(default=(), metadata=_flag("--security-group"))
     tags: tuple[tuple[str, str], ...] = field(default=(), metadata=_flag("--tag"))
+    # A resumed job: the job whose checkpoints (in S3) this one continues from.
+    checkpoints_of: str | None = field(default=None, metadata=_flag("--resume"))
 
     def __post_init__(self) -> None:
         if self.max_wait is not None and not self.spot:
@@ -160,6 +162,9 @@ class Check:
 
 class Backend(ABC):
     name: ClassVar[str]
+    # Whether a resumed job runs again under its own name (False: the service keeps every
+    # job name for good, so a resume is a new job that continues the old one's checkpoints).
+    resumes_in_place: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, confirm: Confirm | None = None) -> None:
         self.settings = settings
@@ -243,6 +248,12 @@ class Backend(ABC):
         """Pass the job's log, as the service keeps it, to ``on_line`` (until the job ends
         with ``follow``); False when the job's own ``job.log`` is the log."""
         return False
+
+    def upload_pending(self, job: TrainingJob, store: Storage) -> TrainingResult | None:
+        """Upload the results of ``job`` when it trained on this machine but its upload
+        failed (they stay in its folder); None when there are none here (the cloud keeps
+        its own in S3)."""
+        return None
 
     @abstractmethod
     def train(self, job: TrainingJob, store: Storage) -> TrainingResult:

@@ -19,14 +19,15 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from defects import signals
 from defects.backends import compose, modeltrainer
-from defects.backends.artifacts import failure_reason, upload_results
+from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
-from defects.errors import TrainingFailed
 from defects.progress import JobOutput, LineBuffer
 from defects.storage import Storage
 from defects.storage.s3 import s3_errors
+from defects.training import contract
 
 if TYPE_CHECKING:
     from defects.storage import Layout
@@ -163,8 +164,12 @@ class LocalBackend(Backend):
         code = root / "code"
         shutil.copytree(job.source_dir, code)
         log.info("Local mode: image %s, compose project %s.", self.image, project_name(root))
-        interrupted = False
+        interrupted: int | None = None
         error: Exception | None = None
+        # Outside the container root, which every attempt starts afresh: the same folder as
+        # the process backend's, kept for the next attempt.
+        checkpoints = job.run_dir.resolve() / "opt" / "ml" / contract.CHECKPOINTS_PATH
+        checkpoints.mkdir(parents=True, exist_ok=True)
         with job.log_path.open("a") as job_log, JobOutput() as output:
             lines = LineBuffer(output)
             saved_stdout = sys.stdout
@@ -177,6 +182,7 @@ class LocalBackend(Backend):
                     compose.isolated_compose_files(),
                     # The SDK downloads the channels on the host.
                     s3_errors(f"download the channels of {job.name}"),
+                    modeltrainer.checkpoints_mounted(str(checkpoints)),
                 ):
                     # The SDK makes its clients when the session is made: inside the
                     # environment. The store's session holds the emulator's dummy
@@ -195,32 +201,36 @@ class LocalBackend(Backend):
                         local_container_root=str(root),
                     )
                     trainer.train(wait=True, logs=True)
-            except modeltrainer.Interrupted:
-                interrupted = True
+            except modeltrainer.Interrupted as signalled:
+                interrupted = signalled.signum
             except RuntimeError as failure:  # compose exited non-zero
                 error = failure
             finally:
                 sys.stdout = saved_stdout
                 lines.flush()
-                self._clean_up(root)
-        if interrupted:
-            raise KeyboardInterrupt
+                self._clean_up(root, checkpoints)
+        if interrupted is not None:
+            raise signals.interruption(interrupted)
         output_dir = root / "artifacts" / "output"
         if error is not None or not (root / "model").is_dir():
-            raise TrainingFailed(
-                failure_reason(
-                    output_dir / "failure",
-                    f"The training container failed: {error}",
-                ),
-                hint=f"The full log is in {job.log_path}.",
+            raise training_failed(
+                output_dir / "failure", f"The training container failed: {error}", job
             )
-        result = upload_results(store, job, root / "model", output_dir / "data", root)
+        result = self.upload_pending(job, store)
+        assert result is not None
         # The SDK's own copies of the same files; the archives above are the record.
         for duplicate in ("artifacts", "compressed_artifacts"):
             self._remove_tree(root / duplicate)
         return result
 
-    def _clean_up(self, root: Path) -> None:
+    def upload_pending(self, job: TrainingJob, store: Storage) -> TrainingResult | None:
+        root = job.run_dir.resolve() / f"sm-{job.name.lower()}"
+        if not (root / "model").is_dir():
+            return None
+        data = root / "artifacts" / "output" / "data"
+        return upload_results(store, job, root / "model", data, root)
+
+    def _clean_up(self, root: Path, checkpoints: Path) -> None:
         """Remove the job's containers and network, and hand its files back to the user."""
         command = compose_command()
         compose_file = root / "docker-compose.yaml"
@@ -243,7 +253,8 @@ class LocalBackend(Backend):
                 )
             # The container writes as root; give the files back so `rm -rf runs/` works.
             if hasattr(os, "getuid") and os.getuid() != 0:
-                self._in_image(root, "chown", "-R", f"{os.getuid()}:{os.getgid()}", "/mnt")
+                for folder in (root, checkpoints):
+                    self._in_image(folder, "chown", "-R", f"{os.getuid()}:{os.getgid()}", "/mnt")
         finally:
             # It holds the containers' (dummy) credentials: it never outlives the job.
             compose_file.unlink(missing_ok=True)

@@ -29,6 +29,8 @@ NO_TELEMETRY = {
     "SchemaVersion": "1.0",
     "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
 }
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+CONTAINER_CHECKPOINTS = "/opt/ml/checkpoints"
 # The SDK's source code channel, and the entry point's own environment.
 ENTRY_ENVIRONMENT = {
     "PYTHONDONTWRITEBYTECODE": "1",
@@ -68,25 +70,49 @@ def require_sdk() -> None:
 
 
 class Interrupted(Exception):
-    """Ctrl-C as an ordinary exception: the SDK's telemetry wrapper swallows
+    """Ctrl-C (or SIGTERM) as an ordinary exception: the SDK's telemetry wrapper swallows
     KeyboardInterrupt (a ``return`` in a ``finally``) but re-raises exceptions."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @contextmanager
 def ctrl_c_as_exception() -> Iterator[None]:
-    """Turn SIGINT into :class:`Interrupted` while SDK code runs (main thread only)."""
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` while SDK code runs (main thread
+    only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted()
+        raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {number: signal.signal(number, handler) for number in _STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, action in previous.items():
+            signal.signal(number, action)
+
+
+@contextmanager
+def checkpoints_mounted(host_dir: str) -> Iterator[None]:
+    """Mount ``host_dir`` at ``/opt/ml/checkpoints`` in local mode. The SDK leaves that
+    folder inside the container, where it goes with the container; mounted, it outlives the
+    job, as SageMaker's checkpoint sync does, and the next attempt resumes from it."""
+    from sagemaker.core.local.image import _Volume
+    from sagemaker.train.local.local_container import _LocalContainer
+
+    original = _LocalContainer._prepare_training_volumes
+
+    def prepare(container: Any, *args: Any, **kwargs: Any) -> list[str]:
+        volumes = original(container, *args, **kwargs)
+        return [*volumes, _Volume(host_dir, CONTAINER_CHECKPOINTS).map]
+
+    with mock.patch.object(_LocalContainer, "_prepare_training_volumes", prepare):
+        yield
 
 
 def official_image(region: str, instance_type: str) -> str:
@@ -247,7 +273,7 @@ def make_trainer(
         arguments["stopping_condition"] = stopping
     if checkpoint_uri:
         arguments["checkpoint_config"] = CheckpointConfig(
-            s3_uri=checkpoint_uri, local_path="/opt/ml/checkpoints"
+            s3_uri=checkpoint_uri, local_path=CONTAINER_CHECKPOINTS
         )
     if subnets or security_group_ids:
         arguments["networking"] = Networking(

@@ -8,11 +8,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from defects.backends.artifacts import failure_reason, upload_results
+from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
 from defects.entrypoint import entry_point_command, run_entry_point
-from defects.errors import TrainingFailed
 from defects.progress import JobOutput
 from defects.storage import S3Uri, Storage
 from defects.storage.s3 import download
@@ -35,8 +34,10 @@ class ProcessBackend(Backend):
 
     def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
         base = job.run_dir.resolve() / "opt" / "ml"
-        if base.exists():
-            shutil.rmtree(base)
+        # What an earlier attempt left goes, except its checkpoints: the next one resumes.
+        for leftover in base.iterdir() if base.is_dir() else []:
+            if leftover.name != contract.CHECKPOINTS_PATH:
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         channels: dict[str, Path] = {}
         for channel, uri in job.channels.items():
             local = base / contract.INPUT_DATA_PATH / channel
@@ -54,19 +55,23 @@ class ProcessBackend(Backend):
         seconds = time.perf_counter() - started
         shutil.rmtree(base / "input" / "data", ignore_errors=True)
         if returncode != 0:
-            raise TrainingFailed(
-                failure_reason(
-                    base / contract.FAILURE_PATH,
-                    f"The entry point exited with status {returncode}.",
-                ),
-                hint=f"The full log is in {job.log_path}.",
+            raise training_failed(
+                base / contract.FAILURE_PATH,
+                f"The entry point exited with status {returncode}.",
+                job,
             )
+        result = self.upload_pending(job, store)
+        assert result is not None
+        return replace(result, details={"entry_point_seconds": round(seconds, 3)})
 
-        result = upload_results(
+    def upload_pending(self, job: TrainingJob, store: Storage) -> TrainingResult | None:
+        base = job.run_dir.resolve() / "opt" / "ml"
+        if not (base / contract.MODEL_PATH / contract.KERAS_MODEL_FILE).is_file():
+            return None
+        return upload_results(
             store,
             job,
             base / contract.MODEL_PATH,
             base / contract.OUTPUT_DATA_PATH,
             base / contract.OUTPUT_PATH,
         )
-        return replace(result, details={"entry_point_seconds": round(seconds, 3)})

@@ -18,11 +18,12 @@ import click
 # TensorFlow's C++ start-up chatter is not for users; set before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from defects import __version__  # noqa: E402
+from defects import __version__, signals  # noqa: E402
 from defects.cli import (  # noqa: E402
     admin_commands,
     cleanup_commands,
     job_commands,
+    lifecycle_commands,
     manage_commands,
     result_commands,
 )
@@ -48,6 +49,7 @@ for _command in (
     job_commands.synth,
     job_commands.prepare,
     job_commands.stage,
+    lifecycle_commands.fetch,
     result_commands.history,
     result_commands.plot,
     result_commands.evaluate,
@@ -75,19 +77,21 @@ def _report(error: DefectsError) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="defects", standalone_mode=False)
-    except click.exceptions.Abort:
+        # SIGTERM runs every clean-up Ctrl-C runs; it exits with 143, Ctrl-C with 130.
+        with signals.sigterm_as_interrupt():
+            cli.main(args=argv, prog_name="defects", standalone_mode=False)
+    except click.exceptions.Abort as error:
         err.print("interrupted")
-        sys.exit(130)
+        sys.exit(signals.exit_status(error))
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
     except DefectsError as error:
         _report(error)
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         err.print("interrupted")
-        sys.exit(130)
+        sys.exit(signals.exit_status(error))
     except Exception:  # noqa: BLE001 - the last resort: say it is ours, keep the traceback.
         err.print("[bold red]internal error[/] (a bug in defects; please report it):")
         traceback.print_exc()

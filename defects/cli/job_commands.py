@@ -148,13 +148,26 @@ def stage(dataset: Path, **kwargs: Any) -> None:
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
-    required=True,
-    help="class folders or a prepared dataset",
+    help="class folders or a prepared dataset (required unless --resume)",
 )
 @job_name_option
+@click.option(
+    "--resume",
+    "resume_job",
+    metavar="JOB",
+    help="continue an interrupted or failed JOB from its last completed epoch",
+)
 @hyperparameter_options
 @cloud_options
 @settings_options
-def train(data: Path, job_name: str | None, **kwargs: Any) -> None:
+def train(data: Path | None, job_name: str | None, resume_job: str | None, **kwargs: Any) -> None:
     """Stage DATA if needed, train and fetch the artifacts."""
+    if resume_job:
+        from defects.cli import lifecycle_commands
+
+        settings = pop_settings(kwargs)
+        lifecycle_commands.resume_job(resume_job, settings, ["data", "job_name", *kwargs])
+        return
+    if data is None:
+        raise click.UsageError("Give --data DIR (or --resume JOB).")
     _run_job(kwargs, data=data, job_name=job_name)

@@ -11,6 +11,7 @@ import boto3
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
+from defects import signals
 from defects.backends import modeltrainer
 from defects.backends.base import (
     Backend,
@@ -32,6 +33,7 @@ from defects.storage import Layout, Storage, open_aws
 
 class SageMakerBackend(Backend):
     name = "sagemaker"
+    resumes_in_place = False
     # Seconds between two DescribeTrainingJob calls while following a job.
     poll_seconds = 15.0
 
@@ -144,12 +146,12 @@ class SageMakerBackend(Backend):
                 request.quiet_sdk(),
             ):
                 trainer.train(wait=False, logs=False)
-        except modeltrainer.Interrupted:
+        except modeltrainer.Interrupted as signalled:
             # Ctrl-C while the SDK uploaded the code or created the job: did it start?
             with contextlib.suppress(BackendError):
                 if self.status(job.name) is not None:
                     follow.after_interrupt(job.name, client, self.confirm)
-            raise KeyboardInterrupt from None
+            raise signals.interruption(signalled.signum) from None
         except ClientError as error:
             raise request.refused(error, self.instance_type) from error
         except (BotoCoreError, S3UploadFailedError) as error:

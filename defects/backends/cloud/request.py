@@ -32,7 +32,8 @@ def make_trainer(
     instance_type: str,
 ) -> Any:
     """The ``ModelTrainer`` for ``job``: code under ``<prefix>/jobs/<job>/input/``, artifacts
-    at ``<prefix>/jobs/<job>/output/``, spot checkpoints at ``<prefix>/jobs/<job>/checkpoints``."""
+    at ``<prefix>/jobs/<job>/output/``, spot checkpoints at ``<prefix>/jobs/<job>/checkpoints``
+    (a resumed job's: the first attempt's)."""
     options = job.options
     return modeltrainer.make_trainer(
         job,
@@ -48,7 +49,10 @@ def make_trainer(
         max_runtime_seconds=options.max_runtime,
         spot=options.spot,
         max_wait_seconds=options.wait_seconds,
-        checkpoint_uri=str(layout.checkpoints(job.name)) if options.spot else None,
+        # A resumed job continues from, and goes on writing, the first attempt's checkpoints.
+        checkpoint_uri=str(layout.checkpoints(options.checkpoints_of or job.name))
+        if options.spot or options.checkpoints_of
+        else None,
         kms_key_id=options.kms_key,
         subnets=list(options.subnets),
         security_group_ids=list(options.security_groups),

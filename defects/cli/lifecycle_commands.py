@@ -1,0 +1,44 @@
+"""The commands that go on with a job that did not finish: ``fetch``, and the body of
+``train --resume``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from defects.cli.options import make_backend, run_dir_of
+from defects.console import out
+from defects.settings import Settings, resolve
+
+
+def resume_job(job_name: str, settings: Settings, given: list[str]) -> None:
+    """``train --resume JOB``: the job's own data, hyperparameters and options, nothing else."""
+    from defects import resume
+
+    ctx = click.get_current_context()
+    clashing = [
+        name for name in given if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if clashing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in clashing)
+        raise click.UsageError(
+            f"--resume continues the job with its own data and settings; drop {flags}."
+        )
+    result = resume.resume(job_name, settings, make_backend(settings).confirm)
+    out.print(result.line(), highlight=False)
+
+
+@click.command()
+@click.argument("job")
+@click.option("--runs-dir", type=click.Path(path_type=Path))
+def fetch(job: str, runs_dir: Path | None) -> None:
+    """Bring JOB's results into runs/JOB/ without training again: a job whose upload or
+    fetch failed after training, or one that ran on its own (--detach)."""
+    from defects import pipeline, resume
+
+    run_dir = run_dir_of(job, runs_dir)
+    settings = pipeline.settings_of_job(run_dir, resolve({"runs_dir": run_dir.parent}))
+    result = resume.finish(run_dir.name, make_backend(settings))
+    out.print(result.line(), highlight=False)

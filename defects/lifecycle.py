@@ -1,0 +1,116 @@
+"""A job's life on this machine: its name reserved once, its folder held while a command
+works on it, and its record (``job.json``) true at every exit.
+
+- :func:`reserve` makes ``runs/<job>/`` without ``exist_ok``: of two commands given the
+  same ``--job-name`` at once, exactly one gets it, before either does any work.
+- :func:`held` locks the folder for the command's lifetime (an ``flock``, released by the
+  system however the process ends) and writes the job's status when it ends: a job found
+  "running" but not locked was killed (SIGKILL, power loss) and can be resumed.
+- :func:`status_of` names what an exception means for the job: ``interrupted`` (Ctrl-C,
+  SIGTERM, a spot reclaim: resumable), ``unfetched`` (trained, results not saved yet:
+  ``defects fetch`` finishes it) or ``failed``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from defects.backends.base import CloudOptions
+from defects.errors import ConfigError, ResultsPending, StorageError, TrainingInterrupted
+from defects.jobs import read_record, write_record
+
+LOCK_FILE = ".lock"
+# Statuses a job may be resumed from by training again; "unfetched" is finished instead.
+RETRAINABLE = ("interrupted", "failed", "running", "preparing")
+
+
+def reserve(runs_dir: Path, job_name: str) -> Path:
+    """Make the job's folder, or refuse a name that is taken (atomically: ``mkdir``)."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = runs_dir / job_name
+    try:
+        run_dir.mkdir()
+    except FileExistsError:
+        raise name_taken(run_dir) from None
+    return run_dir
+
+
+def name_taken(run_dir: Path) -> ConfigError:
+    return ConfigError(
+        f"A job folder {run_dir} already exists.",
+        hint="Choose another --job-name; earlier results are never overwritten "
+        f"(`defects train --resume {run_dir.name}` continues an interrupted job).",
+    )
+
+
+def status_of(error: BaseException) -> str:
+    """What ``error`` means for the job's record."""
+    if isinstance(error, ResultsPending):
+        return "unfetched"
+    if isinstance(error, KeyboardInterrupt | TrainingInterrupted):
+        return "interrupted"
+    return "failed"
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the job's folder; another command holding it is refused."""
+    descriptor = os.open(run_dir / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"Job {run_dir.name} is in use by another defects command.",
+                hint="Wait for it to end, or stop it (Ctrl-C, or SIGTERM to its process).",
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def held(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
+    """Lock ``run_dir`` and keep its record true: ``record`` is merged into ``job.json``
+    now, and whatever ends the block is written into it as the job's status."""
+    with locked(run_dir):
+        current = {**read_record(run_dir), **record}
+        current.setdefault("started", datetime.now(UTC).isoformat(timespec="seconds"))
+        write_record(run_dir, current)
+        try:
+            yield
+        except BaseException as error:
+            latest = read_record(run_dir)
+            latest["status"] = status_of(error)
+            latest["error"] = str(error) or type(error).__name__
+            write_record(run_dir, latest)
+            raise
+
+
+def results_pending(job_name: str, error: StorageError, run_dir: Path) -> ResultsPending:
+    """A failed fetch after a successful training, as the error that says how to finish."""
+    return ResultsPending(
+        f"Job {job_name} trained, but fetching its results into {run_dir} failed: {error.message}",
+        hint=f"`defects fetch {job_name}` fetches them later without retraining.",
+    )
+
+
+def options_record(options: CloudOptions) -> dict[str, Any]:
+    return asdict(options)
+
+
+def options_from_record(values: dict[str, Any] | None) -> CloudOptions:
+    """The cloud options a job was started with, from its record."""
+    known = {item.name for item in fields(CloudOptions)}
+    given = {k: v for k, v in (values or {}).items() if k in known}
+    for name in ("subnets", "security_groups"):
+        given[name] = tuple(given.get(name, ()))
+    given["tags"] = tuple(tuple(pair) for pair in given.get("tags", ()))
+    return CloudOptions(**given)

@@ -1,0 +1,161 @@
+"""A job's life on the process backend: SIGTERM to `defects`, `train --resume`, and a
+trained model kept when its results could not be saved."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from defects import pipeline
+from defects.errors import ResultsPending, StorageError
+from defects.settings import resolve
+from tests.cloud.conftest import run_cli
+from tests.conftest import use_moto
+
+TINY = {"epochs": 4, "image_size": "40x24", "batch_size": 8}
+FLAGS = ["--epochs", "4", "--image-size", "40x24", "--batch-size", "8"]
+JOB = "stopped"
+
+
+def _entry_points(run_dir: Path) -> list[int]:
+    """Processes running this job's entry point."""
+    script = str((run_dir / "code" / "train.py").resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and script in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@dataclass(frozen=True)
+class Stopped:
+    root: Path
+    returncode: int
+    output: str
+    epochs_done: int
+
+
+@pytest.fixture(scope="module")
+def stopped(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Stopped:
+    """`defects run` given SIGTERM (the parent alone) once its second epoch is saved."""
+    root = tmp_path_factory.mktemp("lifecycle")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEFECTS_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "defects", "run", "--data", str(tiny_photos), *FLAGS]
+        + ["--job-name", JOB, "--runs-dir", str(root / "runs")],
+        cwd=root,
+        env=environment,
+        start_new_session=True,  # Its own process group, as a service manager starts it.
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    state = root / "runs" / JOB / "opt" / "ml" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 300
+    while not (state.is_file() and json.loads(state.read_text())["epoch"] >= 2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the job never saved its second epoch: " + process.communicate()[0])
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    return Stopped(root, process.returncode, output, json.loads(state.read_text())["epoch"])
+
+
+def test_sigterm_stops_defects_like_ctrl_c_with_status_143(stopped: Stopped) -> None:
+    assert stopped.returncode == 143, stopped.output[-3000:]
+    assert "interrupted" in stopped.output
+    assert "Traceback" not in stopped.output
+    assert _entry_points(stopped.root / "runs" / JOB) == []
+
+
+def test_the_record_of_a_stopped_job_says_interrupted(stopped: Stopped) -> None:
+    record = json.loads((stopped.root / "runs" / JOB / "job.json").read_text())
+    assert record["status"] == "interrupted"
+    assert stopped.epochs_done in {2, 3}
+
+
+def test_resume_ends_with_the_history_of_an_unbroken_run(
+    stopped: Stopped, tiny_photos: Path, moto_endpoint: str, tmp_path: Path
+) -> None:
+    runs = stopped.root / "runs"
+    code, out, err = run_cli("train", "--resume", JOB, "--runs-dir", str(runs))
+    assert code == 0, err[-3000:]
+    assert out.startswith(f"succeeded: job {JOB} on process")
+    log = (runs / JOB / "job.log").read_text()
+    assert f"Resuming from the checkpoint of epoch {stopped.epochs_done}." in log
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        unbroken = pipeline.run(
+            data=tiny_photos,
+            settings=resolve({"runs_dir": tmp_path / "runs"}),
+            hyperparameters=TINY,
+            job_name="unbroken",
+            data_dir=stopped.root / "data",
+        )
+    resumed = json.loads((runs / JOB / "history.json").read_text())
+    expected = unbroken.history
+    assert resumed["epoch"] == expected["epoch"] == [1, 2, 3, 4]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert resumed[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+    assert json.loads((runs / JOB / "job.json").read_text())["status"] == "completed"
+
+    code, _, err = run_cli("train", "--resume", JOB, "--runs-dir", str(runs))
+    assert code == 2
+    assert f"Job {JOB} has already completed: there is nothing to resume." in err
+
+
+def test_resume_refuses_other_data_or_settings(stopped: Stopped) -> None:
+    code, _, err = run_cli("train", "--resume", JOB, "--epochs", "9")
+    assert code == 2
+    assert "drop --epochs" in err
+
+
+def test_a_failed_upload_keeps_the_model_and_fetch_finishes_the_job(
+    tiny_photos: Path, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from defects.backends import artifacts
+
+    def refuse(*_: object) -> None:
+        raise StorageError("The S3 server refused the upload.")
+
+    upload = artifacts.upload_file
+    monkeypatch.setattr(artifacts, "upload_file", refuse)
+    with pytest.raises(ResultsPending) as caught:
+        pipeline.run(
+            data=tiny_photos,
+            settings=resolve({"runs_dir": tmp_path / "runs"}),
+            hyperparameters={**TINY, "epochs": 1},
+            job_name="unsaved",
+            data_dir=tmp_path / "data",
+        )
+    run_dir = tmp_path / "runs" / "unsaved"
+    model = run_dir / "opt" / "ml" / "model" / "model.keras"
+    assert caught.value.message == (
+        "Job unsaved trained, but uploading its results failed: The S3 server refused the "
+        f"upload. The trained model is kept in {model.parent}."
+    )
+    assert (
+        caught.value.hint == "`defects fetch unsaved` uploads and fetches them without retraining."
+    )
+    assert model.is_file()
+    assert json.loads((run_dir / "job.json").read_text())["status"] == "unfetched"
+
+    monkeypatch.setattr(artifacts, "upload_file", upload)
+    code, out, err = run_cli("fetch", "unsaved", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 0, err[-3000:]
+    assert out.startswith("succeeded: job unsaved on process")
+    assert json.loads((run_dir / "job.json").read_text())["status"] == "completed"
+    assert (run_dir / "history.json").is_file() and (run_dir / "model" / "model.keras").is_file()
+    assert (run_dir / "job.log").read_text().count("Hyperparameters: ") == 1  # Not retrained.
