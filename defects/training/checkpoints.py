@@ -3,12 +3,12 @@ never stopped.
 
 After every epoch, :class:`EpochCheckpoint` writes the whole model (its weights and the
 optimizer's state; the optimizer's iteration count is the learning-rate schedule's
-position) to ``<checkpoints>/epoch-NNNN.keras``, then replaces ``state.json``, which names
-that file and holds the number of completed epochs, the history so far and the state other
-callbacks keep (:attr:`ResumeState.extra`). ``state.json`` is replaced atomically and names
-only a complete model file, so a run stopped at any moment, even killed in the middle of a
-save, leaves the last completed epoch behind. :func:`restore` loads it into a freshly built
-model.
+position) to one of two files, ``model-0.keras`` or ``model-1.keras`` (the one the last
+state does not name), then replaces ``state.json``, which names that file and holds the
+number of completed epochs, the history so far and the state other callbacks keep
+(:attr:`ResumeState.extra`). ``state.json`` is replaced atomically and names only a
+complete model file, so a run stopped at any moment, even killed in the middle of a save,
+leaves the last completed epoch behind. :func:`restore` loads it into a freshly built model.
 
 The folder is ``/opt/ml/checkpoints``: SageMaker syncs it to S3 and restores it when a job
 restarts (spot) or points at it (``defects train --resume``); the ``process`` and ``local``
@@ -30,7 +30,9 @@ import keras
 from defects.training import interruption
 
 STATE_FILE = "state.json"
-_MODEL_FILE = "epoch-{epoch:04d}.keras"
+# Two slots, so that the folder never grows (SageMaker uploads every file in it).
+_MODEL_FILES = ("model-0.keras", "model-1.keras")
+_PARTIAL_FILE = "partial.keras"
 
 
 class CheckpointMismatch(Exception):
@@ -134,15 +136,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return
         with interruption.deferred():
             self.directory.mkdir(parents=True, exist_ok=True)
-            model_file = _MODEL_FILE.format(epoch=self.state.epoch)
-            partial = self.directory / f"partial-{model_file}"
+            # The slot the last saved state does not name.
+            model_file = _MODEL_FILES[self.state.model_file == _MODEL_FILES[0]]
+            partial = self.directory / _PARTIAL_FILE
             self.model.save(partial)
             os.replace(partial, self.directory / model_file)
             for name, provide in self.extra_state.items():
                 self.state.extra[name] = provide()
             self.state.model_file = model_file
             _write_atomically(self.directory / STATE_FILE, json.dumps(asdict(self.state)))
-            for old in [*self.directory.glob("epoch-*.keras"), *self.directory.glob("partial-*")]:
-                if old.name != model_file:
-                    old.unlink()
             self._saved_epoch = self.state.epoch

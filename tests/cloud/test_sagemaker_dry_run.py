@@ -74,7 +74,16 @@ def test_dry_run_stops_after_six_hours_without_spot(planned: Any) -> None:
     request, _ = planned
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 6 * 3600}
     assert "EnableManagedSpotTraining" not in request
-    assert "CheckpointConfig" not in request
+
+
+def test_dry_run_keeps_checkpoints_without_spot_so_that_a_stopped_job_resumes(
+    planned: Any,
+) -> None:
+    request, _ = planned
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"{PLACEHOLDER}/jobs/planned/checkpoints",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
 
 
 def test_dry_run_channels_are_where_the_data_and_code_would_go(planned: Any) -> None:

@@ -20,7 +20,7 @@ from defects.backends.cloud import SageMakerBackend, follow
 from defects.backends.cloud.follow import LOG_GROUP
 from defects.cli.options import make_backend
 from defects.entrypoint import source_dir
-from defects.errors import TrainingFailed
+from defects.errors import TrainingFailed, TrainingInterrupted
 from defects.settings import resolve
 from defects.training import contract
 from tests.cloud.conftest import DEFAULT_BUCKET, GPU_IMAGE, REGION, ROLE, AwsAnswers, Cli
@@ -143,12 +143,15 @@ def test_stopped_job_points_at_the_time_limit(
         SecondaryStatus="MaxRuntimeExceeded",
     )
     _started()
-    with pytest.raises(TrainingFailed) as caught:
+    with pytest.raises(TrainingInterrupted) as caught:
         backend.wait(_job(workdir, max_runtime=3600), backend.layout())
     assert caught.value.message == (
         f"The SageMaker job {JOB} was stopped (MaxRuntimeExceeded) before it finished."
     )
-    assert caught.value.hint == "Raise --max-runtime (now 3600 s) if it ran out of time."
+    assert caught.value.hint == (
+        f"`defects train --resume {JOB}` continues it from its checkpoints; "
+        "raise --max-runtime (now 3600 s) if it ran out of time."
+    )
 
 
 def test_ctrl_c_stops_the_job_when_nobody_can_be_asked(

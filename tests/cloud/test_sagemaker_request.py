@@ -326,8 +326,11 @@ def test_sagemaker_names_the_model_where_fetch_looks(cloud_run: CloudRun) -> Non
     assert f"defects/jobs/{JOB}/output/model.tar.gz" not in cloud_run.keys
 
 
-def test_job_record_says_the_training_job_completed(cloud_run: CloudRun) -> None:
-    assert cloud_run.record["status"] == "completed"
+def test_job_record_says_the_training_job_completed_but_its_results_are_not_here(
+    cloud_run: CloudRun,
+) -> None:
+    # moto writes no model: the job trained, and `defects fetch` can bring its results later.
+    assert cloud_run.record["status"] == "unfetched"
     assert cloud_run.record["backend"] == "sagemaker"
     assert cloud_run.record["bucket"] == DEFAULT_BUCKET
     assert cloud_run.record["details"]["spot"] is True

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from defects.backends.base import CloudOptions, Confirm, JobStatus, TrainingJob, TrainingResult
 from defects.backends.cloud.preflight import error_code, error_text
 from defects.console import err, log
-from defects.errors import TrainingFailed
+from defects.errors import TrainingFailed, TrainingInterrupted
 from defects.storage import Layout
 from defects.training import contract
 
@@ -152,10 +152,11 @@ def result(
             f"streams {job.name}/...).",
         )
     if status == "Stopped":
-        raise TrainingFailed(
+        raise TrainingInterrupted(
             f"The SageMaker job {job.name} was stopped "
             f"({description.get('SecondaryStatus', 'Stopped')}) before it finished.",
-            hint=f"Raise --max-runtime (now {options.max_runtime} s)"
+            hint=f"`defects train --resume {job.name}` continues it from its checkpoints; "
+            f"raise --max-runtime (now {options.max_runtime} s)"
             + (" or --max-wait" if options.spot else "")
             + " if it ran out of time.",
         )

@@ -32,8 +32,8 @@ def make_trainer(
     instance_type: str,
 ) -> Any:
     """The ``ModelTrainer`` for ``job``: code under ``<prefix>/jobs/<job>/input/``, artifacts
-    at ``<prefix>/jobs/<job>/output/``, spot checkpoints at ``<prefix>/jobs/<job>/checkpoints``
-    (a resumed job's: the first attempt's)."""
+    at ``<prefix>/jobs/<job>/output/``, checkpoints at ``<prefix>/jobs/<job>/checkpoints`` (a
+    resumed job's: the first attempt's)."""
     options = job.options
     return modeltrainer.make_trainer(
         job,
@@ -49,10 +49,9 @@ def make_trainer(
         max_runtime_seconds=options.max_runtime,
         spot=options.spot,
         max_wait_seconds=options.wait_seconds,
-        # A resumed job continues from, and goes on writing, the first attempt's checkpoints.
-        checkpoint_uri=str(layout.checkpoints(options.checkpoints_of or job.name))
-        if options.spot or options.checkpoints_of
-        else None,
+        # Every job keeps checkpoints, so that a stopped one resumes (spot restarts, or
+        # `--resume`); a resumed job continues from, and goes on writing, the first attempt's.
+        checkpoint_uri=str(layout.checkpoints(options.checkpoints_of or job.name)),
         kms_key_id=options.kms_key,
         subnets=list(options.subnets),
         security_group_ids=list(options.security_groups),

@@ -1,0 +1,69 @@
+"""`defects train --resume` on the sagemaker backend, against moto: a stopped job is
+continued by a new training job that points at the first attempt's checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from defects.backends.cloud import SageMakerBackend
+from tests.cloud.conftest import DEFAULT_BUCKET, AwsAnswers, Cli
+
+JOB = "cloud-stopped"
+
+
+@pytest.fixture
+def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """Every CreateTrainingJob request, as sent."""
+    sent: list[dict[str, Any]] = []
+    original = SageMakerBackend.boto_session
+
+    def capturing_session(self: SageMakerBackend) -> Any:
+        session = original(self)
+        session.events.register(
+            "before-parameter-build.sagemaker.CreateTrainingJob",
+            lambda params, **_: sent.append(copy.deepcopy(params)),
+            unique_id="capture-create-training-job",
+        )
+        return session
+
+    monkeypatch.setattr(SageMakerBackend, "boto_session", capturing_session)
+    yield sent
+
+
+@pytest.fixture
+def stopped_job(
+    aws: None, aws_answers: AwsAnswers, cli: Cli, tiny_photos: Path, workdir: Path
+) -> Path:
+    """A job that SageMaker stopped (its runtime ran out) before it finished."""
+    aws_answers.amend("sagemaker.DescribeTrainingJob", TrainingJobStatus="Stopped")
+    code, _, err = cli("train", "--data", str(tiny_photos), "--job-name", JOB, "--epochs", "3")
+    assert code == 1, err
+    assert f"The SageMaker job {JOB} was stopped" in err
+    return workdir / "runs" / JOB
+
+
+def test_a_stopped_job_is_recorded_as_interrupted(stopped_job: Path) -> None:
+    assert json.loads((stopped_job / "job.json").read_text())["status"] == "interrupted"
+
+
+def test_resume_starts_a_new_job_on_the_first_attempts_checkpoints(
+    stopped_job: Path, requests: list[dict[str, Any]], cli: Cli
+) -> None:
+    code, _, err = cli("train", "--resume", JOB)
+    assert code == 1, err  # moto's answer for the new job says Stopped as well.
+    (request,) = requests
+    assert request["TrainingJobName"] == f"{JOB}-resume-1"
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"s3://{DEFAULT_BUCKET}/defects/jobs/{JOB}/checkpoints",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert request["HyperParameters"]["epochs"] == "3"
+    record = json.loads((stopped_job.parent / f"{JOB}-resume-1" / "job.json").read_text())
+    assert record["resumed_from"] == JOB
+    assert record["options"]["checkpoints_of"] == JOB

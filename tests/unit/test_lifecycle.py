@@ -1,0 +1,102 @@
+"""Job names reserved once, job folders held by one command, statuses that say what ended
+a job, and SIGTERM's exit status."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from defects import lifecycle, signals
+from defects.backends.base import CloudOptions
+from defects.errors import (
+    ConfigError,
+    DataError,
+    ResultsPending,
+    TrainingFailed,
+    TrainingInterrupted,
+)
+from defects.jobs import read_record
+
+
+def test_of_two_commands_reserving_one_name_at_once_exactly_one_gets_it(tmp_path: Path) -> None:
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def reserve() -> None:
+        barrier.wait()
+        try:
+            lifecycle.reserve(tmp_path / "runs", "same-name")
+            outcomes.append("reserved")
+        except ConfigError as error:
+            outcomes.append(error.message)
+
+    threads = [threading.Thread(target=reserve) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    refusal = f"A job folder {tmp_path / 'runs' / 'same-name'} already exists."
+    assert sorted(outcomes) == [refusal] * 7 + ["reserved"]
+
+
+def test_a_held_job_folder_is_refused_to_a_second_command(tmp_path: Path) -> None:
+    with (
+        lifecycle.locked(tmp_path),
+        pytest.raises(ConfigError) as caught,
+        lifecycle.locked(tmp_path),
+    ):
+        pass
+    assert caught.value.message == f"Job {tmp_path.name} is in use by another defects command."
+
+
+def test_a_folder_is_free_again_once_its_command_ends(tmp_path: Path) -> None:
+    with lifecycle.locked(tmp_path):
+        pass
+    with lifecycle.locked(tmp_path):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (KeyboardInterrupt(), "interrupted"),
+        (signals.Terminated(), "interrupted"),
+        (TrainingInterrupted("stopped"), "interrupted"),
+        (ResultsPending("not uploaded"), "unfetched"),
+        (TrainingFailed("bad"), "failed"),
+        (DataError("no images"), "failed"),
+    ],
+)
+def test_the_status_says_what_ended_the_job(error: BaseException, status: str) -> None:
+    assert lifecycle.status_of(error) == status
+
+
+def test_whatever_ends_a_held_job_is_written_into_its_record(tmp_path: Path) -> None:
+    with pytest.raises(signals.Terminated), lifecycle.held(tmp_path, {"status": "preparing"}):
+        raise signals.Terminated()
+    record = read_record(tmp_path)
+    assert record["status"] == "interrupted"
+    assert record["error"] == "Terminated"
+
+
+def test_sigterm_exits_143_and_ctrl_c_130() -> None:
+    assert signals.exit_status(signals.Terminated()) == 143
+    assert signals.exit_status(KeyboardInterrupt()) == 130
+    try:
+        try:
+            raise signals.Terminated()
+        except KeyboardInterrupt as error:
+            raise RuntimeError("as click re-raises it") from error
+    except RuntimeError as wrapped:
+        assert signals.exit_status(wrapped) == 143
+
+
+def test_cloud_options_survive_the_record() -> None:
+    options = CloudOptions(
+        spot=True, subnets=("subnet-1",), security_groups=("sg-1",), tags=(("team", "qa"),)
+    )
+    recorded = json.loads(json.dumps(lifecycle.options_record(options)))
+    assert lifecycle.options_from_record(recorded) == options
