@@ -159,3 +159,32 @@ def test_a_failed_upload_keeps_the_model_and_fetch_finishes_the_job(
     assert json.loads((run_dir / "job.json").read_text())["status"] == "completed"
     assert (run_dir / "history.json").is_file() and (run_dir / "model" / "model.keras").is_file()
     assert (run_dir / "job.log").read_text().count("Hyperparameters: ") == 1  # Not retrained.
+
+
+def test_sigterm_to_the_entry_point_leaves_a_resumable_job(
+    tiny_photos: Path, tmp_path: Path
+) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEFECTS_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "defects", "run", "--data", str(tiny_photos), *FLAGS]
+        + ["--job-name", "reclaimed", "--runs-dir", str(tmp_path / "runs")],
+        cwd=tmp_path,
+        env=environment,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run_dir = tmp_path / "runs" / "reclaimed"
+    state = run_dir / "opt" / "ml" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 300
+    while not state.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (entry_point,) = _entry_points(run_dir)
+    os.kill(entry_point, signal.SIGTERM)  # As a spot reclaim stops it.
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 1, output[-3000:]
+    assert "training was interrupted" in output
+    assert "defects train --resume reclaimed" in output
+    assert "The entry point exited with status" not in output
+    assert json.loads((run_dir / "job.json").read_text())["status"] == "interrupted"
