@@ -76,11 +76,16 @@ def _log(*lines: str) -> None:
     )
 
 
-def _interrupt_the_wait(monkeypatch: pytest.MonkeyPatch, aws_answers: AwsAnswers) -> None:
-    """The job stays InProgress and Ctrl-C arrives while waiting for the next poll."""
+def _interrupt_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+    aws_answers: AwsAnswers,
+    interruption: type[KeyboardInterrupt] = KeyboardInterrupt,
+) -> None:
+    """The job stays InProgress and Ctrl-C (or SIGTERM) arrives while waiting for the next
+    poll."""
 
     def ctrl_c(seconds: float) -> None:
-        raise KeyboardInterrupt
+        raise interruption
 
     aws_answers.amend("sagemaker.DescribeTrainingJob", TrainingJobStatus="InProgress")
     aws_answers.reply("sagemaker.StopTrainingJob", 200, {})
@@ -191,6 +196,25 @@ def test_ctrl_c_leaves_the_job_running_when_the_user_says_so(
         asking.wait(_job(workdir), asking.layout())  # type: ignore[attr-defined]
     assert questions == [f"Stop the SageMaker job {JOB} too? It is billed until it stops."]
     assert aws_answers.calls == []
+
+
+def test_sigterm_stops_the_job_without_asking_even_on_a_terminal(
+    backend: SageMakerBackend,
+    aws_answers: AwsAnswers,
+    monkeypatch: pytest.MonkeyPatch,
+    workdir: Path,
+) -> None:
+    from defects.signals import Terminated
+
+    _interrupt_the_wait(monkeypatch, aws_answers, Terminated)
+    monkeypatch.setattr(sys, "stdin", _Terminal())
+    monkeypatch.setattr(click, "confirm", lambda *_, **__: pytest.fail("nobody is there to ask"))
+    _started()
+    asking = make_backend(backend.settings)
+    asking.poll_seconds = 0  # type: ignore[attr-defined]
+    with pytest.raises(Terminated):
+        asking.wait(_job(workdir), asking.layout())  # type: ignore[attr-defined]
+    assert aws_answers.calls == [("sagemaker.StopTrainingJob", {"TrainingJobName": JOB})]
 
 
 def test_detach_starts_the_job_and_returns_without_fetching(

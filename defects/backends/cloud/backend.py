@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -150,7 +151,8 @@ class SageMakerBackend(Backend):
             # Ctrl-C while the SDK uploaded the code or created the job: did it start?
             with contextlib.suppress(BackendError):
                 if self.status(job.name) is not None:
-                    follow.after_interrupt(job.name, client, self.confirm)
+                    asking = self.confirm if signalled.signum == signal.SIGINT else None
+                    follow.after_interrupt(job.name, client, asking)
             raise signals.interruption(signalled.signum) from None
         except ClientError as error:
             raise request.refused(error, self.instance_type) from error
@@ -180,8 +182,10 @@ class SageMakerBackend(Backend):
             )
             try:
                 description = follow.follow(job.name, client, follower, job_log, self.poll_seconds)
-            except KeyboardInterrupt:
-                follow.after_interrupt(job.name, client, self.confirm)
+            except KeyboardInterrupt as error:
+                # SIGTERM has nobody to ask: the job is stopped.
+                asking = None if isinstance(error, signals.Terminated) else self.confirm
+                follow.after_interrupt(job.name, client, asking)
                 raise
             except (ClientError, BotoCoreError) as error:
                 raise BackendError(
