@@ -16,6 +16,7 @@ import pytest
 
 from defects import pipeline
 from defects.errors import ResultsPending, StorageError
+from defects.jobs import JobResult
 from defects.settings import resolve
 from tests.cloud.conftest import run_cli
 from tests.conftest import use_moto
@@ -104,6 +105,7 @@ def test_resume_ends_with_the_history_of_an_unbroken_run(
             job_name="unbroken",
             data_dir=stopped.root / "data",
         )
+    assert isinstance(unbroken, JobResult)
     resumed = json.loads((runs / JOB / "history.json").read_text())
     expected = unbroken.history
     assert resumed["epoch"] == expected["epoch"] == [1, 2, 3, 4]
