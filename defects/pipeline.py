@@ -333,9 +333,14 @@ def execute(
         except StorageError as error:
             raise lifecycle.results_pending(name, error, settings.runs_dir / name) from error
     plot(run_dir)
+    return job_result(name, backend.name, started, run_dir)
+
+
+def job_result(name: str, backend_name: str, started: float, run_dir: Path) -> JobResult:
+    """A job whose results are in ``run_dir``, started at ``started`` (``perf_counter``)."""
     return JobResult(
         name,
-        backend.name,
+        backend_name,
         time.perf_counter() - started,
         run_dir,
         load_json(run_dir / contract.METRICS_FILE),

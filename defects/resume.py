@@ -24,7 +24,7 @@ from defects import backends, lifecycle, pipeline
 from defects.backends.base import Backend, Confirm, TrainingJob
 from defects.console import log
 from defects.errors import ConfigError, ResultsPending, StorageError
-from defects.jobs import JOB_NAME, JobResult, RunResult, load_json, read_record, write_record
+from defects.jobs import JOB_NAME, JobResult, RunResult, read_record, write_record
 from defects.settings import Settings
 from defects.training import contract
 
@@ -127,13 +127,7 @@ def finish(job_name: str, backend: Backend) -> JobResult:
             record.update(status="completed")
             record.pop("error", None)
             write_record(run_dir, record)
-    return JobResult(
-        job_name,
-        backend.name,
-        time.perf_counter() - started,
-        run_dir,
-        load_json(run_dir / contract.METRICS_FILE),
-    )
+    return pipeline.job_result(job_name, backend.name, started, run_dir)
 
 
 def _upload_and_fetch(job_name: str, backend: Backend, run_dir: Path) -> None:

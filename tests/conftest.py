@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -99,3 +100,37 @@ def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
     from tests.jobfolders import run_cli
 
     return partial(run_cli, capsys)
+
+
+def start_defects(
+    *arguments: str, cwd: Path, environment: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``python -m defects ARGUMENTS...`` in its own process group (as a service manager
+    starts it: a shell's background job would ignore SIGINT), with none of this machine's
+    AWS or DEFECTS settings but ``environment``; its output in one text stream."""
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEFECTS_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "defects", *arguments],
+        cwd=cwd,
+        env={**clean, **(environment or {})},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_checkpoint(process: subprocess.Popen[str], run_dir: Path, epoch: int) -> None:
+    """Wait until the job at ``run_dir`` has saved the checkpoint of ``epoch``."""
+    import json
+    import time
+
+    state = run_dir / "opt" / "ml" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 300
+    while not (state.is_file() and json.loads(state.read_text())["epoch"] >= epoch):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the job never saved epoch {epoch}: " + process.communicate()[0])
+        time.sleep(0.05)

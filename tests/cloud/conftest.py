@@ -151,3 +151,25 @@ def s3_contents() -> dict[str, list[str]]:
         ]
         for bucket in s3.list_buckets()["Buckets"]
     }
+
+
+def capture_create_training_job(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every CreateTrainingJob request the sagemaker backend sends from now on, as sent."""
+    import copy
+
+    from defects.backends.cloud import SageMakerBackend
+
+    requests: list[dict[str, Any]] = []
+    original = SageMakerBackend.boto_session
+
+    def capturing_session(self: SageMakerBackend) -> Any:
+        session = original(self)
+        session.events.register(
+            "before-parameter-build.sagemaker.CreateTrainingJob",
+            lambda params, **_: requests.append(copy.deepcopy(params)),
+            unique_id="capture-create-training-job",
+        )
+        return session
+
+    monkeypatch.setattr(SageMakerBackend, "boto_session", capturing_session)
+    return requests

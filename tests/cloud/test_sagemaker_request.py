@@ -7,7 +7,6 @@ clear "does not exist" error from fetching: nothing here pretends a model came b
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 
-from defects.backends.cloud import SageMakerBackend
 from defects.training import contract
 from defects.training.train import parse_hyperparameters
 from tests.cloud.conftest import (
@@ -25,6 +23,7 @@ from tests.cloud.conftest import (
     GPU_IMAGE,
     REGION,
     ROLE,
+    capture_create_training_job,
     run_cli,
     use_cloud_environment,
 )
@@ -79,22 +78,10 @@ def cloud_run(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     from moto import mock_aws
 
     root = tmp_path_factory.mktemp("cloud")
-    requests: list[dict[str, Any]] = []
-    original = SageMakerBackend.boto_session
-
-    def capturing_session(self: SageMakerBackend) -> Any:
-        session = original(self)
-        session.events.register(
-            "before-parameter-build.sagemaker.CreateTrainingJob",
-            lambda params, **_: requests.append(copy.deepcopy(params)),
-            unique_id="capture-create-training-job",
-        )
-        return session
-
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(root)
         use_cloud_environment(monkeypatch, root)
-        monkeypatch.setattr(SageMakerBackend, "boto_session", capturing_session)
+        requests = capture_create_training_job(monkeypatch)
         with mock_aws():
             code, _, err = run_cli(
                 "train",

@@ -3,37 +3,20 @@ continued by a new training job that points at the first attempt's checkpoints."
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from defects.backends.cloud import SageMakerBackend
-from tests.cloud.conftest import DEFAULT_BUCKET, AwsAnswers, Cli
+from tests.cloud.conftest import DEFAULT_BUCKET, AwsAnswers, Cli, capture_create_training_job
 
 JOB = "cloud-stopped"
 
 
 @pytest.fixture
-def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
-    """Every CreateTrainingJob request, as sent."""
-    sent: list[dict[str, Any]] = []
-    original = SageMakerBackend.boto_session
-
-    def capturing_session(self: SageMakerBackend) -> Any:
-        session = original(self)
-        session.events.register(
-            "before-parameter-build.sagemaker.CreateTrainingJob",
-            lambda params, **_: sent.append(copy.deepcopy(params)),
-            unique_id="capture-create-training-job",
-        )
-        return session
-
-    monkeypatch.setattr(SageMakerBackend, "boto_session", capturing_session)
-    yield sent
+def requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    return capture_create_training_job(monkeypatch)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from defects.jobs import JobResult
 from defects.settings import resolve
 from defects.storage import s3
 from defects.training import contract
-from tests.conftest import use_moto
+from tests.conftest import start_defects, use_moto
 
 pytestmark = pytest.mark.container
 # Not square, as the default is not: width 40, height 24.
@@ -227,18 +227,10 @@ def test_ctrl_c_stops_the_job_and_removes_its_containers(
 ) -> None:
     import os
     import signal
-    import sys
     import time
 
-    environment = {
-        **os.environ,
-        "DEFECTS_BACKEND": "local",
-        "DEFECTS_TRAINING_IMAGE": training_image,
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "defects",
+    # Like a terminal's Ctrl-C: SIGINT to the whole process group (defects and compose).
+    process = start_defects(
         "run",
         "--data",
         str(tiny_photos),
@@ -250,16 +242,8 @@ def test_ctrl_c_stops_the_job_and_removes_its_containers(
         "interrupted",
         "--runs-dir",
         str(tmp_path / "runs"),
-    ]
-    # Like a terminal's Ctrl-C: SIGINT to the whole process group (defects and compose).
-    process = subprocess.Popen(
-        command,
         cwd=tmp_path,
-        env=environment,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        environment={"DEFECTS_BACKEND": "local", "DEFECTS_TRAINING_IMAGE": training_image},
     )
     log = tmp_path / "runs" / "interrupted" / "job.log"
     deadline = time.monotonic() + 240

@@ -4,16 +4,14 @@ container (what a spot reclaim sends), and `train --resume` (needs Docker)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.cloud.conftest import run_cli
+from tests.conftest import start_defects, wait_for_checkpoint
 from tests.container.test_local_backend import _containers
 
 pytestmark = pytest.mark.container
@@ -27,28 +25,18 @@ _SIGTERM_ENTRY_POINT = (
 
 
 def _start(root: Path, image: str, photos: Path, job: str) -> subprocess.Popen[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEFECTS_"))}
-    environment.update(DEFECTS_BACKEND="local", DEFECTS_TRAINING_IMAGE=image)
-    return subprocess.Popen(
-        [sys.executable, "-m", "defects", "run", "--data", str(photos), *FLAGS]
-        + ["--job-name", job, "--runs-dir", str(root / "runs")],
+    return start_defects(
+        "run",
+        "--data",
+        str(photos),
+        *FLAGS,
+        "--job-name",
+        job,
+        "--runs-dir",
+        "runs",
         cwd=root,
-        env=environment,
-        start_new_session=True,  # Its own process group, as a service manager starts it.
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        environment={"DEFECTS_BACKEND": "local", "DEFECTS_TRAINING_IMAGE": image},
     )
-
-
-def _wait_for_epoch(process: subprocess.Popen[str], run_dir: Path, epoch: int) -> None:
-    state = run_dir / "opt" / "ml" / "checkpoints" / "state.json"
-    deadline = time.monotonic() + 300
-    while not (state.is_file() and json.loads(state.read_text())["epoch"] >= epoch):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the job never saved epoch {epoch}: " + process.communicate()[0])
-        time.sleep(0.05)
 
 
 def _status(run_dir: Path) -> str:
@@ -60,7 +48,7 @@ def test_sigterm_to_defects_cleans_up_and_resume_ends_like_an_unbroken_run(
 ) -> None:
     run_dir = tmp_path / "runs" / "stopped"
     process = _start(tmp_path, training_image, tiny_photos, "stopped")
-    _wait_for_epoch(process, run_dir, 2)
+    wait_for_checkpoint(process, run_dir, 2)
     process.send_signal(signal.SIGTERM)  # To defects alone, not its process group.
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 143, output[-3000:]
@@ -90,7 +78,7 @@ def test_sigterm_to_the_entry_point_leaves_a_resumable_job(
 ) -> None:
     run_dir = tmp_path / "runs" / "reclaimed"
     process = _start(tmp_path, training_image, tiny_photos, "reclaimed")
-    _wait_for_epoch(process, run_dir, 1)
+    wait_for_checkpoint(process, run_dir, 1)
     (container,) = _containers("reclaimed")
     subprocess.run(["docker", "exec", container, "sh", "-c", _SIGTERM_ENTRY_POINT], check=True)
     output, _ = process.communicate(timeout=180)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from defects.errors import ResultsPending, StorageError
 from defects.jobs import JobResult
 from defects.settings import resolve
 from tests.cloud.conftest import run_cli
-from tests.conftest import use_moto
+from tests.conftest import start_defects, use_moto, wait_for_checkpoint
 
 TINY = {"epochs": 4, "image_size": "40x24", "batch_size": 8}
 FLAGS = ["--epochs", "4", "--image-size", "40x24", "--batch-size", "8"]
@@ -51,24 +48,11 @@ class Stopped:
 def stopped(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Stopped:
     """`defects run` given SIGTERM (the parent alone) once its second epoch is saved."""
     root = tmp_path_factory.mktemp("lifecycle")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEFECTS_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "defects", "run", "--data", str(tiny_photos), *FLAGS]
-        + ["--job-name", JOB, "--runs-dir", str(root / "runs")],
-        cwd=root,
-        env=environment,
-        start_new_session=True,  # Its own process group, as a service manager starts it.
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = start_defects(
+        "run", "--data", str(tiny_photos), *FLAGS, "--job-name", JOB, "--runs-dir", "runs", cwd=root
     )
+    wait_for_checkpoint(process, root / "runs" / JOB, 2)
     state = root / "runs" / JOB / "opt" / "ml" / "checkpoints" / "state.json"
-    deadline = time.monotonic() + 300
-    while not (state.is_file() and json.loads(state.read_text())["epoch"] >= 2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the job never saved its second epoch: " + process.communicate()[0])
-        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
     return Stopped(root, process.returncode, output, json.loads(state.read_text())["epoch"])
@@ -166,22 +150,19 @@ def test_a_failed_upload_keeps_the_model_and_fetch_finishes_the_job(
 def test_sigterm_to_the_entry_point_leaves_a_resumable_job(
     tiny_photos: Path, tmp_path: Path
 ) -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEFECTS_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "defects", "run", "--data", str(tiny_photos), *FLAGS]
-        + ["--job-name", "reclaimed", "--runs-dir", str(tmp_path / "runs")],
+    process = start_defects(
+        "run",
+        "--data",
+        str(tiny_photos),
+        *FLAGS,
+        "--job-name",
+        "reclaimed",
+        "--runs-dir",
+        "runs",
         cwd=tmp_path,
-        env=environment,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     run_dir = tmp_path / "runs" / "reclaimed"
-    state = run_dir / "opt" / "ml" / "checkpoints" / "state.json"
-    deadline = time.monotonic() + 300
-    while not state.is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_checkpoint(process, run_dir, 1)
     (entry_point,) = _entry_points(run_dir)
     os.kill(entry_point, signal.SIGTERM)  # As a spot reclaim stops it.
     output, _ = process.communicate(timeout=120)
