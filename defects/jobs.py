@@ -24,8 +24,9 @@ RECORD_FILE = "job.json"
 LOG_FILE = "job.log"
 # The name that stands for the newest job wherever a job is taken.
 LATEST = "latest"
-# A job's status once it will not change any more.
-FINAL_STATES = ("completed", "failed", "interrupted", "stopped")
+# A job's status once it will not change any more ("unfetched": trained, its results
+# not fetched yet; `defects fetch` completes it).
+FINAL_STATES = ("completed", "failed", "interrupted", "stopped", "unfetched")
 
 
 def new_job_name(prefix: str = "defects") -> str:
@@ -89,10 +90,10 @@ def process_alive(record: dict[str, Any]) -> bool | None:
 
 
 def true_status(record: dict[str, Any]) -> str:
-    """The recorded status, except that a "running" job whose process is gone was
+    """The recorded status, except that a running (or preparing) job whose process is gone was
     interrupted (killed, or its machine restarted) before it could say so."""
     status = str(record.get("status") or "unknown")
-    if status == "running" and process_alive(record) is False:
+    if status in ("running", "preparing") and process_alive(record) is False:
         return "interrupted"
     return status
 

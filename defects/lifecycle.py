@@ -24,7 +24,7 @@ from typing import Any
 
 from defects.backends.base import CloudOptions
 from defects.errors import ConfigError, ResultsPending, StorageError, TrainingInterrupted
-from defects.jobs import read_record, write_record
+from defects.jobs import read_record, this_process, write_record
 
 LOCK_FILE = ".lock"
 # Statuses a job may be resumed from by training again; "unfetched" is finished instead.
@@ -81,7 +81,7 @@ def held(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
     """Lock ``run_dir`` and keep its record true: ``record`` is merged into ``job.json``
     now, and whatever ends the block is written into it as the job's status."""
     with locked(run_dir):
-        current = {**read_record(run_dir), **record}
+        current = {**read_record(run_dir), **record, **this_process()}
         current.setdefault("started", datetime.now(UTC).isoformat(timespec="seconds"))
         write_record(run_dir, current)
         try:
