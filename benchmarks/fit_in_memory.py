@@ -87,10 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         shuffle=True,
         seed=arguments.seed,
         augmented=arguments.augment,
+        epochs=range(arguments.epochs),  # Each epoch its own draws, as the entry point's.
     )
     history = network.fit(
         in_memory,
         epochs=arguments.epochs,
+        steps_per_epoch=data.steps_per_epoch(len(train_labels), arguments.batch_size),
         validation_data=data.batches(
             tf.data.Dataset.from_tensor_slices((validation_images, validation_labels)),
             len(validation_labels),
