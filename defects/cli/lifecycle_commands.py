@@ -34,8 +34,10 @@ def resume_job(job_name: str, settings: Settings, given: list[str]) -> None:
 @click.argument("job")
 @click.option("--runs-dir", type=click.Path(path_type=Path))
 def fetch(job: str, runs_dir: Path | None) -> None:
-    """Bring JOB's results into runs/JOB/ without training again: a job whose upload or
-    fetch failed after training, or one that ran on its own (--detach)."""
+    """Fetch JOB's results without training again.
+
+    For a job whose upload or fetch failed after training (its model is kept under
+    runs/JOB/), or one that ran on its own (--detach): the results land in runs/JOB/."""
     from defects import pipeline, resume
 
     run_dir = run_dir_of(job, runs_dir)
