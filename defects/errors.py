@@ -12,7 +12,9 @@ three and exits with ``exit_code``; anything else is an internal error and gets 
     ├── StorageError         S3 unreachable, bucket missing, checksum mismatch
     ├── BackendError         a backend cannot run here (no Docker, no credentials, no role)
     │   └── NotAvailable     the backend is known but not usable in this installation (exit 2)
-    └── TrainingFailed       the entry point exited non-zero; carries its failure reason
+    ├── TrainingFailed       the entry point exited non-zero; carries its failure reason
+    │   └── MetricNotFound   a tuning metric definition matched no line of a trial's log
+    └── NotConfirmed         a paid launch above the confirmation threshold was not confirmed
 """
 
 from __future__ import annotations
@@ -65,3 +67,11 @@ class NotAvailable(BackendError):
 
 class TrainingFailed(DefectsError):
     headline = "training failed"
+
+
+class MetricNotFound(TrainingFailed):
+    headline = "a metric definition does not match the log"
+
+
+class NotConfirmed(DefectsError):
+    headline = "launch not confirmed"

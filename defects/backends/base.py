@@ -160,6 +160,9 @@ class Check:
 
 class Backend(ABC):
     name: ClassVar[str]
+    # Tuning jobs run as the backend's own service (SageMaker's tuner) rather than as a
+    # search on this machine (defects.tuning).
+    tunes_remotely: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, confirm: Confirm | None = None) -> None:
         self.settings = settings
@@ -195,6 +198,12 @@ class Backend(ABC):
                 self.name,
                 "it" if len(given) == 1 else "them",
             )
+
+    @property
+    def billed_instance_type(self) -> str | None:
+        """The instance type a job is billed for (see :mod:`defects.pricing`); None when
+        jobs run on this machine."""
+        return None
 
     def layout(self, offline: bool = False) -> Layout:
         """Where this backend's jobs keep their data. With ``offline`` it must not call AWS

@@ -32,6 +32,7 @@ from defects.storage import Layout, Storage, open_aws
 
 class SageMakerBackend(Backend):
     name = "sagemaker"
+    tunes_remotely = True
     # Seconds between two DescribeTrainingJob calls while following a job.
     poll_seconds = 15.0
 
@@ -43,6 +44,10 @@ class SageMakerBackend(Backend):
     @property
     def instance_type(self) -> str:
         return self.settings.instance_type or request.DEFAULT_INSTANCE_TYPE
+
+    @property
+    def billed_instance_type(self) -> str:
+        return self.instance_type
 
     @property
     def image(self) -> str:
