@@ -25,6 +25,7 @@ from defects.cli import (  # noqa: E402
     job_commands,
     manage_commands,
     result_commands,
+    tune_commands,
 )
 from defects.console import err, setup_logging  # noqa: E402
 from defects.errors import DefectsError  # noqa: E402
@@ -48,6 +49,7 @@ for _command in (
     job_commands.synth,
     job_commands.prepare,
     job_commands.stage,
+    tune_commands.tune,
     result_commands.history,
     result_commands.plot,
     result_commands.evaluate,
