@@ -78,6 +78,11 @@ def _tune(trainer: Any, layout: Layout, job: TrainingJob, spec: TuningSpec) -> A
     from sagemaker.core.training.configs import InputData
 
     trainer.base_job_name = f"{layout.jobs().key}/{job.name}"
+    if trainer.checkpoint_config is not None:
+        # Every trial would get the same checkpoint location and resume from another
+        # trial's checkpoint: spot trials restart from the first epoch when interrupted.
+        log.warning("Spot trials of a tuning job keep no checkpoints: interrupted, they restart.")
+        trainer.checkpoint_config = None
     tuner = make_tuner(trainer, spec, job.options.tag_map)
     inputs = [
         InputData(channel_name=channel, data_source=uri)

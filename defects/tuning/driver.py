@@ -44,6 +44,10 @@ def costliest(spec: TuningSpec, fixed: Mapping[str, HyperparameterValue]) -> lis
     """The trials' most expensive settings: the most epochs, and every value (or end) of
     the searched settings that change the speed."""
     base: dict[str, Any] = dict(fixed)
+    epochs = [item for item in spec.ranges if item.name == "epochs"]
+    if epochs:
+        item = epochs[0]
+        base["epochs"] = max(int(str(v)) for v in (*item.values, item.low, item.high) if v)
     combos = [base]
     for item in spec.ranges:
         choices: list[Any] = (
@@ -51,9 +55,7 @@ def costliest(spec: TuningSpec, fixed: Mapping[str, HyperparameterValue]) -> lis
         )
         if item.kind == "integer":
             choices = [int(value or 0) for value in choices]
-        if item.name == "epochs":
-            base["epochs"] = max(int(str(value)) for value in choices)
-        elif item.name in _COSTLY:
+        if item.name in _COSTLY:
             combos = [{**combo, item.name: value} for combo in combos for value in choices]
     return combos
 
