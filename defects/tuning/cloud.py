@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from defects import pipeline
-from defects.backends import modeltrainer
 from defects.backends.base import Confirm, TrainingJob
 from defects.backends.cloud import dry_run, request
 from defects.backends.cloud.preflight import error_text
@@ -107,20 +106,7 @@ def describe(
 
 def start(backend: SageMakerBackend, job: TrainingJob, layout: Layout, spec: TuningSpec) -> None:
     """Upload the code and create the tuning job (the data is already staged)."""
-    if not backend.settings.role_arn:
-        raise BackendError("DEFECTS_ROLE_ARN is not set.", hint="See `defects doctor`.")
-    session = modeltrainer.make_session(
-        backend.settings.region, layout.bucket, backend.boto_session()
-    )
-    with request.quiet_sdk():
-        trainer = request.make_trainer(
-            job,
-            layout,
-            session=session,
-            role=str(backend.settings.role_arn),
-            image=backend.image,
-            instance_type=backend.instance_type,
-        )
+    trainer = backend.trainer(job, layout)
     log.info(
         "Starting SageMaker tuning job %s: up to %d trials on %s, %d at a time.",
         job.name,

@@ -12,12 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
-from defects.backends.artifacts import pack
 from defects.training.metric_log import METRIC_DEFINITIONS
 from tests.cloud.conftest import (
     DEFAULT_BUCKET,
     REGION,
     Cli,
+    artifacts_in_s3,
     refuse_connections,
     run_cli,
     s3_contents,
@@ -196,32 +196,11 @@ def test_a_tuning_job_above_the_threshold_is_refused_without_yes(
     assert client.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"] == []
 
 
-def _best_job_artifacts(workdir: Path, name: str) -> None:
-    """What SageMaker leaves for a trial: moto names its made-up best job ``name``."""
-    made = workdir / "made"
-    (made / "model").mkdir(parents=True)
-    (made / "model" / "class_names.json").write_text('["good", "oil"]')
-    (made / "data").mkdir()
-    (made / "data" / "history.json").write_text(
-        json.dumps({"epoch": [1], "loss": [0.9], "accuracy": [0.5]})
-    )
-    validation = {
-        "accuracy": 0.75,
-        "class_names": ["good", "oil"],
-        "confusion_matrix": [[1, 1], [0, 2]],
-    }
-    (made / "data" / "metrics.json").write_text(json.dumps({"validation": validation}))
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=DEFAULT_BUCKET)
-    for folder, archive in (("model", "model.tar.gz"), ("data", "output.tar.gz")):
-        pack(made / folder, made / archive)
-        s3.upload_file(str(made / archive), DEFAULT_BUCKET, f"defects/jobs/{name}/output/{archive}")
-
-
 def test_a_launch_creates_the_tuning_job_and_fetches_the_best_job(
     aws: None, cli: Cli, tiny_photos: Path, workdir: Path
 ) -> None:
-    _best_job_artifacts(workdir, "FakeTrainingJobName")
+    # moto names its made-up best training job so.
+    artifacts_in_s3(workdir, DEFAULT_BUCKET, "FakeTrainingJobName")
     code, out, err = cli("tune", "--yes", "--data", str(tiny_photos), *SEARCH, "--job-name", "ct")
     assert code == 0, err
     client = boto3.client("sagemaker", region_name=REGION)

@@ -119,14 +119,16 @@ class SageMakerBackend(Backend):
             )
         return self.wait(job, store.layout)
 
-    def start(self, job: TrainingJob, layout: Layout) -> None:
-        """Upload the code and create the training job (the data is already staged)."""
+    def trainer(self, job: TrainingJob, layout: Layout) -> Any:
+        """The ``ModelTrainer`` of ``job`` with this backend's role, image and instance: a
+        training job starts it, a tuning job is built on it."""
         if not self.settings.role_arn:
             raise BackendError("DEFECTS_ROLE_ARN is not set.", hint=preflight.ROLE_HINT)
-        boto_session = self.boto_session()
-        session = modeltrainer.make_session(self.settings.region, layout.bucket, boto_session)
+        session = modeltrainer.make_session(
+            self.settings.region, layout.bucket, self.boto_session()
+        )
         with request.quiet_sdk():
-            trainer = request.make_trainer(
+            return request.make_trainer(
                 job,
                 layout,
                 session=session,
@@ -134,6 +136,11 @@ class SageMakerBackend(Backend):
                 image=self.image,
                 instance_type=self.instance_type,
             )
+
+    def start(self, job: TrainingJob, layout: Layout) -> None:
+        """Upload the code and create the training job (the data is already staged)."""
+        trainer = self.trainer(job, layout)
+        boto_session = self.boto_session()
         log.info(
             "Starting SageMaker training job %s on %s%s (image %s).",
             job.name,
