@@ -29,7 +29,7 @@ from defects.backends.base import Backend, CloudOptions
 from defects.console import err
 from defects.dataset.prepare import PreparedDataset
 from defects.errors import NotConfirmed
-from defects.jobs import read_record
+from defects.jobs import job_folders, read_record
 from defects.training import contract
 
 # Settings that change the throughput of a job: a measurement counts only for the same ones.
@@ -78,8 +78,9 @@ def last_measurement(runs_dir: Path, hyperparameters: Mapping[str, object]) -> M
     same settings as ``hyperparameters`` and a measured throughput."""
     wanted = {key: contract.serialise(hyperparameters)[key] for key in SAME_SETTINGS}
     found = [
-        *runs_dir.glob(f"*/{contract.METRICS_FILE}"),
-        *runs_dir.glob(f"*/*/{contract.METRICS_FILE}"),
+        folder / contract.METRICS_FILE
+        for folder in job_folders(runs_dir)
+        if (folder / contract.METRICS_FILE).is_file()
     ]
     for path in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True):
         record = read_record(path.parent)
