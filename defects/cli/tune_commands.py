@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
-from rich.table import Table
 
 from defects.cli.options import (
     cloud_options,
@@ -23,8 +22,13 @@ from defects.cli.options import (
 )
 from defects.console import out
 from defects.errors import ConfigError
-from defects.tuning import driver, record
-from defects.tuning.spec import OBJECTIVES, STRATEGIES, make_spec
+
+if TYPE_CHECKING:
+    from defects.tuning.record import TuningRecord
+
+# The choices, listed here so that --help needs none of the tuning code.
+OBJECTIVES = ("macro-f1", "accuracy", "loss")
+STRATEGIES = ("bayesian", "random", "grid")
 
 
 def _given_on_the_command_line(names: tuple[str, ...]) -> list[str]:
@@ -34,7 +38,11 @@ def _given_on_the_command_line(names: tuple[str, ...]) -> list[str]:
     ]
 
 
-def _report(tuning: record.TuningRecord, as_json: bool, tuning_dir: Path) -> None:
+def _report(tuning: TuningRecord, as_json: bool, tuning_dir: Path) -> None:
+    from rich.table import Table
+
+    from defects.tuning import record
+
     if as_json:
         out.print_json(data=tuning.to_dict())
         return
@@ -93,16 +101,24 @@ def _report(tuning: record.TuningRecord, as_json: bool, tuning_dir: Path) -> Non
 @click.option(
     "--objective",
     type=click.Choice(list(OBJECTIVES)),
-    help="validation metric to optimise (loss is minimised) [default macro-f1]",
+    show_default="macro-f1",
+    help="the validation metric to optimise (loss is minimised)",
 )
-@click.option("--strategy", type=click.Choice(list(STRATEGIES)), help="[default bayesian]")
-@click.option("--max-jobs", type=click.IntRange(min=1), help="trials in all [default 10]")
-@click.option("--max-parallel-jobs", type=click.IntRange(min=1), help="trials at once [default 1]")
+@click.option(
+    "--strategy",
+    type=click.Choice(list(STRATEGIES)),
+    show_default="bayesian",
+    help="how trials are chosen",
+)
+@click.option("--max-jobs", type=click.IntRange(min=1), show_default="10", help="trials in all")
+@click.option(
+    "--max-parallel-jobs", type=click.IntRange(min=1), show_default="1", help="trials at once"
+)
 @click.option(
     "--early-stopping/--no-early-stopping",
     default=None,
-    help="stop trials whose objective falls below the median of earlier ones at the same "
-    "epoch [default off]",
+    show_default="off",
+    help="stop trials whose objective falls below the median of earlier ones at the same epoch",
 )
 @click.option(
     "--resume",
@@ -112,7 +128,11 @@ def _report(tuning: record.TuningRecord, as_json: bool, tuning_dir: Path) -> Non
 )
 @click.option("--json", "as_json", is_flag=True, help="print tune.json instead of the table")
 @data_options
-@click.option("--job-name", help="tuning job name, up to 32 characters [default tune-<time>-...]")
+@click.option(
+    "--job-name",
+    show_default="tune-<time>-<random>",
+    help="a new tuning job name, up to 32 characters",
+)
 @hyperparameter_options
 @cloud_options
 @cost_options
@@ -133,12 +153,17 @@ def tune(
     job_name: str | None,
     **kwargs: Any,
 ) -> None:
-    """Search hyperparameters: each trial is a job under runs/<tuning-job>/, run here (at
-    most --max-parallel-jobs at once) or, with DEFECTS_BACKEND=sagemaker, as a SageMaker
-    tuning job with the same ranges, objective and metric definitions.
+    """Search hyperparameters, here or as a SageMaker tuning job.
+
+    Each trial is a job under runs/<tuning-job>/, run here (at most --max-parallel-jobs at
+    once) or, with DEFECTS_BACKEND=sagemaker, by SageMaker's tuner with the same ranges,
+    objective and metric definitions.
 
     The data options and every training option of `defects run` apply; a searched
     hyperparameter takes its values from its range. --seed also seeds the search."""
+    from defects.tuning import driver
+    from defects.tuning.spec import make_spec
+
     settings = pop_settings(kwargs)
     if resume_name:
         tuning = driver.resume(resume_name, settings)

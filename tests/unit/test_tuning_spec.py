@@ -105,3 +105,11 @@ def test_the_loss_objective_is_minimised() -> None:
 def test_a_spec_survives_its_record() -> None:
     spec = make_spec(["learning_rate=0.0001:0.01:log", "batch_size=8,16"], max_jobs=3, seed=2)
     assert type(spec).from_dict(spec.to_dict()) == spec
+
+
+def test_the_command_line_offers_the_objectives_and_strategies_of_the_spec() -> None:
+    from defects.cli import tune_commands
+    from defects.tuning import spec
+
+    assert tuple(spec.OBJECTIVES) == tune_commands.OBJECTIVES
+    assert tuple(spec.STRATEGIES) == tune_commands.STRATEGIES
