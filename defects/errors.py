@@ -13,8 +13,10 @@ three and exits with ``exit_code``; anything else is an internal error and gets 
     │   └── ResultsPending   trained, but the results were not uploaded or fetched: kept
     ├── BackendError         a backend cannot run here (no Docker, no credentials, no role)
     │   └── NotAvailable     the backend is known but not usable in this installation (exit 2)
-    └── TrainingFailed       the entry point exited non-zero; carries its failure reason
-        └── TrainingInterrupted  stopped by a signal (spot reclaim, SIGTERM): resumable
+    ├── TrainingFailed       the entry point exited non-zero; carries its failure reason
+    │   ├── TrainingInterrupted  stopped by a signal (spot reclaim, SIGTERM): resumable
+    │   └── MetricNotFound   a tuning metric definition matched no line of a trial's log
+    └── NotConfirmed         a paid launch above the confirmation threshold was not confirmed
 """
 
 from __future__ import annotations
@@ -75,3 +77,11 @@ class TrainingFailed(DefectsError):
 
 class TrainingInterrupted(TrainingFailed):
     headline = "training was interrupted"
+
+
+class MetricNotFound(TrainingFailed):
+    headline = "a metric definition does not match the log"
+
+
+class NotConfirmed(DefectsError):
+    headline = "launch not confirmed"

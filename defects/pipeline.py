@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,10 @@ from defects.training.contract import HyperparameterValue
 
 PLOTS = ("curves.png", "confusion.png")
 
+# Called once the data is prepared, before anything is uploaded or sent: the CLI's cost
+# estimate and confirmation (defects.pricing) hook in here.
+BeforeLaunch = Callable[[PreparedDataset, Mapping[str, HyperparameterValue], CloudOptions], None]
+
 
 def hyperparameters_with_defaults(
     given: Mapping[str, object] | None = None,
@@ -57,7 +61,7 @@ def hyperparameters_with_defaults(
         raise ConfigError(f"Bad hyperparameter: {error}.", hint="See `defects config`.") from None
 
 
-def _job(
+def training_job(
     name: str,
     hyperparameters: Mapping[str, HyperparameterValue],
     channels: Mapping[str, str],
@@ -89,7 +93,7 @@ def train(
     ``runs/<job>/job.json``."""
     run_dir = backend.settings.runs_dir / job_name
     run_dir.mkdir(parents=True, exist_ok=True)
-    job = _job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
+    job = training_job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
     record: dict[str, Any] = {
         **read_record(run_dir),  # What `run` recorded when it reserved the name.
         "job_name": job_name,
@@ -140,7 +144,7 @@ def describe(
     run_dir = backend.settings.runs_dir / job_name
     # Nothing of a job that never ran stays behind: its code is laid out in a temporary folder.
     with tempfile.TemporaryDirectory(prefix="defects-code-") as code_dir:
-        job = _job(
+        job = training_job(
             job_name, hyperparameters, channels, run_dir, options or CloudOptions(), Path(code_dir)
         )
         return backend.describe(job, layout)
@@ -265,6 +269,19 @@ def _start(
     return settings, backend, parameters, name, options
 
 
+def prepare_data(
+    data: str | Path | None,
+    per_class: int,
+    classes: Sequence[str],
+    data_dir: str | Path,
+    seed: int,
+) -> PreparedDataset:
+    """The prepared dataset of ``data``, or of synthetic photos drawn when it is None."""
+    if data is None:
+        data = synthesize(per_class=per_class, seed=seed, data_dir=Path(data_dir))
+    return prepare(Path(data), classes=classes, seed=seed, data_dir=Path(data_dir))
+
+
 def run(
     data: str | Path | None = None,
     settings: Settings | None = None,
@@ -275,6 +292,7 @@ def run(
     data_dir: str | Path = DATA_DIR,
     options: CloudOptions | None = None,
     backend: Backend | None = None,
+    before_launch: BeforeLaunch | None = None,
 ) -> RunResult:
     """The main job: (synthesize,) prepare, stage, train, fetch and plot.
 
@@ -282,7 +300,6 @@ def run(
     and left it running).
     """
     started = time.perf_counter()
-    data = Path(data) if data is not None else None
     settings, backend, parameters, name, options = _start(
         settings, backend, hyperparameters, job_name, options
     )
@@ -303,7 +320,7 @@ def run(
         "status": "preparing",
     }
     with lifecycle.held(run_dir, record):
-        return execute(backend, parameters, name, options, request, started)
+        return execute(backend, parameters, name, options, request, started, before_launch)
 
 
 def execute(
@@ -313,16 +330,20 @@ def execute(
     options: CloudOptions,
     request: Mapping[str, Any],
     started: float,
+    before_launch: BeforeLaunch | None = None,
 ) -> RunResult:
     """The steps of ``run`` once the job's folder is held: data, training, results. A resumed
     job goes through them again; each step reuses what is already done."""
     settings = backend.settings
-    seed = int(parameters["seed"])
-    data = Path(request["data"]) if request.get("data") else None
-    data_dir = Path(request.get("data_dir") or DATA_DIR)
-    if data is None:
-        data = synthesize(per_class=int(request["per_class"]), seed=seed, data_dir=data_dir)
-    dataset = prepare(data, classes=request["classes"], seed=seed, data_dir=data_dir)
+    dataset = prepare_data(
+        request.get("data") or None,
+        int(request.get("per_class") or 0),
+        request["classes"],
+        request.get("data_dir") or DATA_DIR,
+        int(parameters["seed"]),
+    )
+    if before_launch is not None:
+        before_launch(dataset, dict(parameters), options)
     with backend.open_storage() as store:
         channels = stage(dataset, store)
         result = train(channels, store, backend, parameters, name, options, dataset)
@@ -357,18 +378,16 @@ def dry_run(
     data_dir: str | Path = DATA_DIR,
     options: CloudOptions | None = None,
     backend: Backend | None = None,
+    before_launch: BeforeLaunch | None = None,
 ) -> dict[str, Any]:
     """Prepare the data and return the request ``run`` would send; nothing is uploaded or
     sent, and no credentials are needed."""
-    data = Path(data) if data is not None else None
     settings, backend, parameters, name, options = _start(
         settings, backend, hyperparameters, job_name, options
     )
-    if data is None:
-        data = synthesize(
-            per_class=per_class, seed=int(parameters["seed"]), data_dir=Path(data_dir)
-        )
-    dataset = prepare(data, classes=classes, seed=int(parameters["seed"]), data_dir=Path(data_dir))
+    dataset = prepare_data(data, per_class, classes, data_dir, int(parameters["seed"]))
+    if before_launch is not None:
+        before_launch(dataset, parameters, options)
     return describe(dataset, backend, parameters, name, options)
 
 

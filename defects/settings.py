@@ -23,6 +23,7 @@ the setting names below (``runs_dir`` or ``runs-dir``)::
 | training_image | ``DEFECTS_TRAINING_IMAGE`` | the official TensorFlow training image |
 | instance_type | ``DEFECTS_INSTANCE_TYPE`` | ``local_cpu``/``local_gpu``; ``ml.g4dn.xlarge`` |
 | role_arn | ``DEFECTS_ROLE_ARN`` | none |
+| confirm_above_usd | ``DEFECTS_CONFIRM_ABOVE_USD`` | 10 (a dearer paid launch asks first) |
 """
 
 from __future__ import annotations
@@ -98,6 +99,19 @@ def _text(value: str) -> str:
     return value.strip()
 
 
+def _usd(value: str) -> float:
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = -1.0
+    if not amount >= 0:
+        raise ConfigError(
+            f"{value!r} is not an amount of US dollars.",
+            hint="DEFECTS_CONFIRM_ABOVE_USD takes a number such as 10 or 2.5 (0 asks always).",
+        )
+    return amount
+
+
 @dataclass(frozen=True)
 class _Spec:
     environment: tuple[str, ...]
@@ -115,6 +129,7 @@ _SPECS: dict[str, _Spec] = {
     "training_image": _Spec(("DEFECTS_TRAINING_IMAGE",), _text),
     "instance_type": _Spec(("DEFECTS_INSTANCE_TYPE",), _text),
     "role_arn": _Spec(("DEFECTS_ROLE_ARN",), _role_arn),
+    "confirm_above_usd": _Spec(("DEFECTS_CONFIRM_ABOVE_USD",), _usd, 10.0),
 }
 
 
@@ -131,6 +146,7 @@ class Settings:
     training_image: str | None = None
     instance_type: str | None = None
     role_arn: str | None = None
+    confirm_above_usd: float = 10.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def described(self) -> list[tuple[str, str, str]]:

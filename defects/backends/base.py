@@ -165,6 +165,9 @@ class Backend(ABC):
     # Whether a resumed job runs again under its own name (False: the service keeps every
     # job name for good, so a resume is a new job that continues the old one's checkpoints).
     resumes_in_place: ClassVar[bool] = True
+    # Tuning jobs run as the backend's own service (SageMaker's tuner) rather than as a
+    # search on this machine (defects.tuning).
+    tunes_remotely: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, confirm: Confirm | None = None) -> None:
         self.settings = settings
@@ -200,6 +203,12 @@ class Backend(ABC):
                 self.name,
                 "it" if len(given) == 1 else "them",
             )
+
+    @property
+    def billed_instance_type(self) -> str | None:
+        """The instance type a job is billed for (see :mod:`defects.pricing`); None when
+        jobs run on this machine."""
+        return None
 
     def layout(self, offline: bool = False) -> Layout:
         """Where this backend's jobs keep their data. With ``offline`` it must not call AWS

@@ -26,6 +26,7 @@ from defects.cli import (  # noqa: E402
     lifecycle_commands,
     manage_commands,
     result_commands,
+    tune_commands,
 )
 from defects.console import err, setup_logging  # noqa: E402
 from defects.errors import DefectsError  # noqa: E402
@@ -50,6 +51,7 @@ for _command in (
     job_commands.prepare,
     job_commands.stage,
     lifecycle_commands.fetch,
+    tune_commands.tune,
     result_commands.history,
     result_commands.plot,
     result_commands.evaluate,

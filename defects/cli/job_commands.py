@@ -8,7 +8,11 @@ from typing import Any
 import click
 
 from defects.cli.options import (
+    classes_option,
     cloud_options,
+    cost_check,
+    cost_options,
+    data_options,
     hyperparameter_options,
     make_backend,
     pop_cloud,
@@ -17,7 +21,6 @@ from defects.cli.options import (
     settings_options,
 )
 from defects.console import err, out
-from defects.dataset import DEFAULT_CLASSES
 
 
 def _run_job(options: dict[str, Any], **arguments: Any) -> None:
@@ -27,56 +30,42 @@ def _run_job(options: dict[str, Any], **arguments: Any) -> None:
     backend = make_backend(pop_settings(options))
     dry_run, cloud = pop_cloud(options)
     hyperparameters = pop_hyperparameters(options)
+    check = cost_check(backend, options, cloud, dry_run)
+
+    def before_launch(dataset: Any, parameters: Any, _options: Any) -> None:
+        check(dataset, [dict(parameters)], 1)
+
     if dry_run:
         request = pipeline.dry_run(
-            backend=backend, hyperparameters=hyperparameters, options=cloud, **arguments
+            backend=backend,
+            hyperparameters=hyperparameters,
+            options=cloud,
+            before_launch=before_launch,
+            **arguments,
         )
         out.print_json(data=request)
         return
     result = pipeline.run(
-        backend=backend, hyperparameters=hyperparameters, options=cloud, **arguments
+        backend=backend,
+        hyperparameters=hyperparameters,
+        options=cloud,
+        before_launch=before_launch,
+        **arguments,
     )
     out.print(result.line(), highlight=False)
-
-
-def _classes(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if len(names) < 2 or len(set(names)) != len(names):
-        raise click.BadParameter("give at least two distinct, comma-separated class names")
-    return names
 
 
 job_name_option = click.option(
     "--job-name", show_default="defects-<time>-<random>", help="a new, unique job name"
 )
-classes_option = click.option(
-    "--classes",
-    type=_classes,
-    metavar="NAMES",
-    default=",".join(DEFAULT_CLASSES),
-    show_default=True,
-    help="the class folders to use, comma-separated",
-)
 
 
 @click.command()
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path),
-    show_default="draw synthetic photos",
-    help="class folders or a prepared dataset",
-)
-@click.option(
-    "--per-class",
-    type=click.IntRange(min=1),
-    default=280,
-    show_default=True,
-    help="synthetic photos per class when --data is not given",
-)
-@classes_option
+@data_options
 @job_name_option
 @hyperparameter_options
 @cloud_options
+@cost_options
 @settings_options
 def run(
     data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None, **kwargs: Any
@@ -159,6 +148,7 @@ def stage(dataset: Path, **kwargs: Any) -> None:
 )
 @hyperparameter_options
 @cloud_options
+@cost_options
 @settings_options
 def train(data: Path | None, job_name: str | None, resume_job: str | None, **kwargs: Any) -> None:
     """Stage DATA if needed, train and fetch the artifacts."""

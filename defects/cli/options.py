@@ -23,6 +23,7 @@ from defects.backends.base import (
     CloudOptions,
     Confirm,
 )
+from defects.dataset import DEFAULT_CLASSES
 from defects.errors import JobNotFound
 from defects.settings import DEFAULT_BACKEND, Settings, resolve
 from defects.training import contract
@@ -196,6 +197,86 @@ def cloud_options(function: F) -> F:
             ),
         ],
     )
+
+
+def class_names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise click.BadParameter("give at least two distinct, comma-separated class names")
+    return names
+
+
+classes_option = click.option(
+    "--classes",
+    type=class_names,
+    metavar="NAMES",
+    default=",".join(DEFAULT_CLASSES),
+    show_default=True,
+    help="the class folders to use, comma-separated",
+)
+
+
+def data_options(function: F) -> F:
+    """Where a job's photos come from: a folder, or synthetic ones."""
+    return _apply(
+        function,
+        [
+            click.option(
+                "--data",
+                type=click.Path(path_type=Path),
+                show_default="draw synthetic photos",
+                help="class folders or a prepared dataset",
+            ),
+            click.option(
+                "--per-class",
+                type=click.IntRange(min=1),
+                default=280,
+                show_default=True,
+                help="synthetic photos per class when --data is not given",
+            ),
+            classes_option,
+        ],
+    )
+
+
+def cost_options(function: F) -> F:
+    """The estimate shown before a paid launch, and its confirmation."""
+    return _apply(
+        function,
+        [
+            click.option(
+                "--price-per-hour",
+                type=click.FloatRange(min=0),
+                show_default="the shipped price table",
+                help="sagemaker: the instance's price in USD per hour, for the estimate",
+            ),
+            click.option(
+                "--yes",
+                is_flag=True,
+                help="sagemaker: launch without asking, even above DEFECTS_CONFIRM_ABOVE_USD",
+            ),
+        ],
+    )
+
+
+def cost_check(
+    backend: Backend, kwargs: dict[str, Any], options: CloudOptions, dry_run: bool
+) -> Callable[[Any, list[dict[str, Any]], int], None]:
+    """What runs once the data is prepared: the estimate on stderr (on every dry run, and
+    before every paid launch), and the confirmation a paid launch above the threshold needs."""
+    from defects import pricing
+
+    price_per_hour = kwargs.pop("price_per_hour")
+    yes = bool(kwargs.pop("yes"))
+
+    def check(dataset: Any, settings: list[dict[str, Any]], jobs: int) -> None:
+        found = pricing.estimate(backend, dataset, settings, options, jobs, price_per_hour)
+        if dry_run or found.instance_type is not None:
+            pricing.show(found)
+        if not dry_run:
+            pricing.approve(found, backend.settings.confirm_above_usd, backend.confirm, yes)
+
+    return check
 
 
 def pop_cloud(kwargs: dict[str, Any]) -> tuple[bool, CloudOptions]:

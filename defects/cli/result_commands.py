@@ -27,7 +27,17 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     from defects.jobs import load_json
     from defects.settings import resolve
 
-    run_dir = run_dir_of(job, runs_dir)
+    from defects.errors import JobNotFound
+
+    try:
+        run_dir = run_dir_of(job, runs_dir)
+    except JobNotFound:
+        # A job of a backend that keeps its own records (SageMaker) is fetched by its name,
+        # even without a folder here (started on another machine, or its folder removed).
+        settings = resolve({"runs_dir": runs_dir})
+        if pipeline.collect(job, make_backend(settings)) is None:
+            raise
+        run_dir = settings.runs_dir / job
     history_path = run_dir / contract.HISTORY_FILE
     if not history_path.exists() and not Path(job).is_dir():
         settings = pipeline.settings_of_job(run_dir, resolve({"runs_dir": runs_dir}))

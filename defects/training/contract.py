@@ -292,6 +292,13 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "deterministic", "bool", True, "reproducible TensorFlow ops (same seed, same history)"
     ),
+    Hyperparameter(
+        "epoch_metrics",
+        "bool",
+        False,
+        "validation macro-F1 after every epoch (for early stopping in tuning; one more "
+        "prediction per epoch)",
+    ),
 )
 HYPERPARAMETER_SCHEMA: dict[str, Hyperparameter] = {hp.name: hp for hp in HYPERPARAMETERS}
 

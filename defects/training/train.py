@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from defects.training import contract, interruption
+from defects.training import contract, interruption, metric_log
 
 if TYPE_CHECKING:
     from defects.training.checkpoints import ResumeState
@@ -185,6 +185,17 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         epochs=range(initial_epoch, arguments.epochs),
     )
 
+    # Tuning reads these lines (defects.training.metric_log): keep their form.
+    class MetricLines(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            found = {key: (logs or {}).get(key) for key in ("val_accuracy", "val_loss")}
+            if arguments.epoch_metrics:
+                predictions = np.argmax(network.predict(validation_data, verbose=0), axis=1)
+                found["val_macro_f1"] = metrics.classification_metrics(
+                    validation.labels, predictions, class_names
+                )["macro_f1"]
+            print(metric_log.line(f"epoch={epoch + 1}", found), flush=True)
+
     print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
     print(
         f"Training {arguments.model} on {len(training)} images, validating on "
@@ -204,7 +215,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             class_weight=class_weight,
             shuffle=False,  # The dataset shuffles itself, reproducibly.
             # The checkpoint first: an epoch's line appears once the epoch is saved.
-            callbacks=[checkpoint, ProgressLines(arguments.epochs)],
+            callbacks=[checkpoint, MetricLines(), ProgressLines(arguments.epochs)],
             # The progress lines replace Keras's own bar and epoch lines.
             verbose=0,
         )
@@ -248,6 +259,12 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         f"macro-F1 {results['validation']['macro_f1']:.4f}; fit took {fit_seconds:.1f} s.",
         flush=True,
     )
+    final: dict[str, float | None] = {
+        "val_accuracy": results["validation"]["accuracy"],
+        "val_macro_f1": results["validation"]["macro_f1"],
+        "val_loss": history["val_loss"][-1] if history.get("val_loss") else None,
+    }
+    print(metric_log.line("final", final), flush=True)
     return results
 
 

@@ -173,3 +173,32 @@ def capture_create_training_job(monkeypatch: pytest.MonkeyPatch) -> list[dict[st
 
     monkeypatch.setattr(SageMakerBackend, "boto_session", capturing_session)
     return requests
+
+
+def artifacts_in_s3(workdir: Path, bucket: str, job_name: str) -> None:
+    """The model and output archives SageMaker writes for a finished job (moto writes none)."""
+    import json
+
+    import boto3
+
+    from defects.backends.artifacts import pack
+
+    made = workdir / "made"
+    (made / "model").mkdir(parents=True)
+    (made / "model" / "class_names.json").write_text('["good", "oil"]')
+    (made / "data").mkdir()
+    (made / "data" / "history.json").write_text(
+        json.dumps({"epoch": [1, 2], "loss": [0.9, 0.5], "accuracy": [0.5, 0.75]})
+    )
+    validation = {
+        "accuracy": 0.75,
+        "macro_f1": 0.7,
+        "class_names": ["good", "oil"],
+        "confusion_matrix": [[1, 1], [0, 2]],
+    }
+    (made / "data" / "metrics.json").write_text(json.dumps({"validation": validation}))
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=bucket)
+    for folder, archive in (("model", "model.tar.gz"), ("data", "output.tar.gz")):
+        pack(made / folder, made / archive)
+        s3.upload_file(str(made / archive), bucket, f"defects/jobs/{job_name}/output/{archive}")

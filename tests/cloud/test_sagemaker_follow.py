@@ -14,7 +14,6 @@ import boto3
 import click
 import pytest
 
-from defects.backends.artifacts import pack
 from defects.backends.base import CloudOptions, TrainingJob
 from defects.backends.cloud import SageMakerBackend, follow
 from defects.backends.cloud.follow import LOG_GROUP
@@ -23,7 +22,15 @@ from defects.entrypoint import source_dir
 from defects.errors import TrainingFailed, TrainingInterrupted
 from defects.settings import resolve
 from defects.training import contract
-from tests.cloud.conftest import DEFAULT_BUCKET, GPU_IMAGE, REGION, ROLE, AwsAnswers, Cli
+from tests.cloud.conftest import (
+    DEFAULT_BUCKET,
+    GPU_IMAGE,
+    REGION,
+    ROLE,
+    AwsAnswers,
+    Cli,
+    artifacts_in_s3,
+)
 
 JOB = "follow-job"
 OUTPUT = f"s3://{DEFAULT_BUCKET}/defects/jobs/{JOB}/output"
@@ -238,25 +245,7 @@ def test_detach_starts_the_job_and_returns_without_fetching(
 def _finished_remotely(workdir: Path, bucket: str = DEFAULT_BUCKET) -> None:
     """A job SageMaker ran and whose artifacts it wrote, as a detached job leaves it."""
     _started(bucket)
-    made = workdir / "made"
-    (made / "model").mkdir(parents=True)
-    (made / "model" / "class_names.json").write_text('["good", "oil"]')
-    (made / "data").mkdir()
-    (made / "data" / "history.json").write_text(
-        json.dumps({"epoch": [1, 2], "loss": [0.9, 0.5], "accuracy": [0.5, 0.75]})
-    )
-    validation = {
-        "accuracy": 0.75,
-        "macro_f1": 0.7,
-        "class_names": ["good", "oil"],
-        "confusion_matrix": [[1, 1], [0, 2]],
-    }
-    (made / "data" / "metrics.json").write_text(json.dumps({"validation": validation}))
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=bucket)
-    for folder, archive in (("model", "model.tar.gz"), ("data", "output.tar.gz")):
-        pack(made / folder, made / archive)
-        s3.upload_file(str(made / archive), bucket, f"defects/jobs/{JOB}/output/{archive}")
+    artifacts_in_s3(workdir, bucket, JOB)
 
 
 def test_history_fetches_a_finished_job_from_s3(aws: None, cli: Cli, workdir: Path) -> None:

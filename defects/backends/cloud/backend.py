@@ -35,6 +35,7 @@ from defects.storage import Layout, Storage, open_aws
 class SageMakerBackend(Backend):
     name = "sagemaker"
     resumes_in_place = False
+    tunes_remotely = True
     # Seconds between two DescribeTrainingJob calls while following a job.
     poll_seconds = 15.0
 
@@ -46,6 +47,10 @@ class SageMakerBackend(Backend):
     @property
     def instance_type(self) -> str:
         return self.settings.instance_type or request.DEFAULT_INSTANCE_TYPE
+
+    @property
+    def billed_instance_type(self) -> str:
+        return self.instance_type
 
     @property
     def image(self) -> str:
@@ -117,14 +122,16 @@ class SageMakerBackend(Backend):
             )
         return self.wait(job, store.layout)
 
-    def start(self, job: TrainingJob, layout: Layout) -> None:
-        """Upload the code and create the training job (the data is already staged)."""
+    def trainer(self, job: TrainingJob, layout: Layout) -> Any:
+        """The ``ModelTrainer`` of ``job`` with this backend's role, image and instance: a
+        training job starts it, a tuning job is built on it."""
         if not self.settings.role_arn:
             raise BackendError("DEFECTS_ROLE_ARN is not set.", hint=preflight.ROLE_HINT)
-        boto_session = self.boto_session()
-        session = modeltrainer.make_session(self.settings.region, layout.bucket, boto_session)
+        session = modeltrainer.make_session(
+            self.settings.region, layout.bucket, self.boto_session()
+        )
         with request.quiet_sdk():
-            trainer = request.make_trainer(
+            return request.make_trainer(
                 job,
                 layout,
                 session=session,
@@ -132,6 +139,11 @@ class SageMakerBackend(Backend):
                 image=self.image,
                 instance_type=self.instance_type,
             )
+
+    def start(self, job: TrainingJob, layout: Layout) -> None:
+        """Upload the code and create the training job (the data is already staged)."""
+        trainer = self.trainer(job, layout)
+        boto_session = self.boto_session()
         log.info(
             "Starting SageMaker training job %s on %s%s (image %s).",
             job.name,

@@ -8,7 +8,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,25 @@ def offline_aws(region: str) -> Iterator[Any]:
 
 def describe(backend: SageMakerBackend, job: TrainingJob, layout: Layout) -> dict[str, Any]:
     """The request ``backend`` would send for ``job``; nothing is uploaded or sent."""
+    return capture(
+        backend,
+        job,
+        layout,
+        "CreateTrainingJob",
+        lambda trainer, _layout: trainer.train(wait=False, logs=False),
+    )
+
+
+# Starts the request from the job's ModelTrainer, with the layout (and bucket) it may use.
+Start = Callable[[Any, Layout], None]
+
+
+def capture(
+    backend: SageMakerBackend, job: TrainingJob, layout: Layout, operation: str, start: Start
+) -> dict[str, Any]:
+    """The ``operation`` request (``CreateTrainingJob``, ``CreateHyperParameterTuningJob``)
+    that ``start`` makes from the job's ``ModelTrainer``, built by the SDK against moto
+    in-process and captured before it is sent."""
     # Without these the request cannot be built as it would be; the rest needs AWS.
     for item in (preflight.check_region(backend), preflight.check_instance_type(backend)):
         if not item.ok:
@@ -90,7 +109,7 @@ def describe(backend: SageMakerBackend, job: TrainingJob, layout: Layout) -> dic
         )
     captured: dict[str, Any] = {}
 
-    def capture(params: dict[str, Any], **_: Any) -> None:
+    def keep(params: dict[str, Any], **_: Any) -> None:
         captured.update(copy.deepcopy(params))
 
     def hold(**_: Any) -> None:
@@ -98,8 +117,8 @@ def describe(backend: SageMakerBackend, job: TrainingJob, layout: Layout) -> dic
 
     region = backend.settings.region
     with offline_aws(region) as boto_session, request.quiet_sdk():
-        boto_session.events.register("before-parameter-build.sagemaker.CreateTrainingJob", capture)
-        boto_session.events.register("before-call.sagemaker.CreateTrainingJob", hold)
+        boto_session.events.register(f"before-parameter-build.sagemaker.{operation}", keep)
+        boto_session.events.register(f"before-call.sagemaker.{operation}", hold)
         ensure_bucket(boto_session.client("s3"), stand_in, region)
         session = modeltrainer.make_session(region, stand_in, boto_session)
         trainer = request.make_trainer(
@@ -111,8 +130,8 @@ def describe(backend: SageMakerBackend, job: TrainingJob, layout: Layout) -> dic
             instance_type=backend.instance_type,
         )
         with contextlib.suppress(_Captured), request.sdk_context(stand_in):
-            trainer.train(wait=False, logs=False)
+            start(trainer, layout)
     if not captured:
-        raise BackendError("The SageMaker SDK did not build a CreateTrainingJob request.")
+        raise BackendError(f"The SageMaker SDK did not build a {operation} request.")
     text = json.dumps(json.loads(json.dumps(captured, default=str)))
     return dict(json.loads(text.replace(f"s3://{stand_in}/", f"s3://{bucket}/")))

@@ -1,0 +1,256 @@
+"""A tuning job, as Python functions: ``tune``, ``dry_run`` and ``resume``.
+
+The data is prepared and staged once, for every trial. On ``process`` and ``local`` the
+search runs here (:mod:`.local`); on ``sagemaker`` it is SageMaker's tuner (:mod:`.cloud`).
+Either way the record is ``runs/<tuning-job>/tune.json`` and every trial is a job."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from defects import backends, pipeline
+from defects.backends.base import Backend, CloudOptions
+from defects.console import log
+from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset
+from defects.dataset.steps import DATA_DIR, prepare, stage
+from defects.errors import ConfigError
+from defects.jobs import check_job_name, new_job_name
+from defects.settings import Settings, resolve
+from defects.training.contract import HyperparameterValue
+from defects.tuning import cloud, record
+from defects.tuning.local import LocalSearch
+from defects.tuning.record import TuningRecord
+from defects.tuning.spec import TuningSpec
+
+if TYPE_CHECKING:
+    from defects.backends.cloud.backend import SageMakerBackend
+
+# SageMaker's limit for a tuning job's name; the same everywhere, so that a name that works
+# here works in the cloud.
+MAX_NAME_LENGTH = 32
+# Settings that change a trial's training time (see defects.pricing).
+_COSTLY = ("model", "image_size", "batch_size", "precision")
+
+# Called once the data is prepared, before anything is uploaded or sent, with the costliest
+# hyperparameters a trial may get and the number of trials: the CLI's estimate hooks in here.
+BeforeTuning = Callable[[PreparedDataset, list[dict[str, HyperparameterValue]], int], None]
+
+
+def costliest(spec: TuningSpec, fixed: Mapping[str, HyperparameterValue]) -> list[dict[str, Any]]:
+    """The trials' most expensive settings: the most epochs, and every value (or end) of
+    the searched settings that change the speed."""
+    base: dict[str, Any] = dict(fixed)
+    epochs = [item for item in spec.ranges if item.name == "epochs"]
+    if epochs:
+        item = epochs[0]
+        base["epochs"] = max(int(str(v)) for v in (*item.values, item.low, item.high) if v)
+    combos = [base]
+    for item in spec.ranges:
+        choices: list[Any] = (
+            list(item.values) if item.kind == "categorical" else [item.low, item.high]
+        )
+        if item.kind == "integer":
+            choices = [int(value or 0) for value in choices]
+        if item.name in _COSTLY:
+            combos = [{**combo, item.name: value} for combo in combos for value in choices]
+    return combos
+
+
+def _begin(
+    spec: TuningSpec,
+    settings: Settings | None,
+    backend: Backend | None,
+    hyperparameters: Mapping[str, object] | None,
+    job_name: str | None,
+    options: CloudOptions | None,
+) -> tuple[Backend, dict[str, HyperparameterValue], str, CloudOptions]:
+    """Everything the user gave, checked before any work."""
+    backend = backend or backends.create(settings or resolve())
+    fixed = pipeline.hyperparameters_with_defaults(hyperparameters)
+    if (
+        spec.early_stopping
+        and spec.objective == "macro-f1"
+        and "epoch_metrics" not in spec.searched
+    ):
+        # Early stopping needs the objective after every epoch, here and in SageMaker.
+        fixed["epoch_metrics"] = True
+    name = check_job_name(job_name) if job_name else new_job_name("tune")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"The tuning job name {name!r} is longer than {MAX_NAME_LENGTH} characters.",
+            hint="SageMaker limits tuning job names to 32 characters; choose a shorter --job-name.",
+        )
+    options = options or CloudOptions()
+    backend.check_options(options)
+    if (backend.settings.runs_dir / name).exists():
+        raise ConfigError(
+            f"A job folder {backend.settings.runs_dir / name} already exists.",
+            hint="Choose another --job-name, or continue it with `defects tune --resume NAME`.",
+        )
+    return backend, fixed, name, options
+
+
+def dry_run(
+    spec: TuningSpec,
+    data: str | Path | None = None,
+    settings: Settings | None = None,
+    hyperparameters: Mapping[str, object] | None = None,
+    job_name: str | None = None,
+    per_class: int = 280,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    data_dir: str | Path = DATA_DIR,
+    options: CloudOptions | None = None,
+    backend: Backend | None = None,
+    before_launch: BeforeTuning | None = None,
+) -> dict[str, Any]:
+    """Prepare the data and return what ``tune`` would start: on ``sagemaker`` the exact
+    ``CreateHyperParameterTuningJob`` request; elsewhere the spec and one trial's request."""
+    backend, fixed, name, options = _begin(
+        spec, settings, backend, hyperparameters, job_name, options
+    )
+    dataset = pipeline.prepare_data(data, per_class, classes, data_dir, int(fixed["seed"]))
+    if before_launch is not None:
+        before_launch(dataset, costliest(spec, fixed), spec.max_jobs)
+    layout = backend.layout(offline=True)
+    channels = layout.channels(dataset.dataset_id, SPLITS)
+    run_dir = backend.settings.runs_dir / name
+    with tempfile.TemporaryDirectory(prefix="defects-code-") as code_dir:
+        job = pipeline.training_job(name, fixed, channels, run_dir, options, Path(code_dir))
+        if backend.tunes_remotely:
+            return cloud.describe(cast("SageMakerBackend", backend), job, layout, spec)
+        return {
+            "tuning_job_name": name,
+            "backend": backend.name,
+            "spec": spec.to_dict(),
+            "trial_request": backend.describe(job, layout),
+        }
+
+
+def tune(
+    spec: TuningSpec,
+    data: str | Path | None = None,
+    settings: Settings | None = None,
+    hyperparameters: Mapping[str, object] | None = None,
+    job_name: str | None = None,
+    per_class: int = 280,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    data_dir: str | Path = DATA_DIR,
+    options: CloudOptions | None = None,
+    backend: Backend | None = None,
+    before_launch: BeforeTuning | None = None,
+) -> TuningRecord:
+    """Run a tuning job: prepare and stage the data once, then search."""
+    backend, fixed, name, options = _begin(
+        spec, settings, backend, hyperparameters, job_name, options
+    )
+    backend.check()
+    dataset = pipeline.prepare_data(data, per_class, classes, data_dir, int(fixed["seed"]))
+    if before_launch is not None:
+        before_launch(dataset, costliest(spec, fixed), spec.max_jobs)
+    tuning_dir = backend.settings.runs_dir / name
+    tuning = TuningRecord(
+        name=name,
+        backend=backend.name,
+        spec=spec,
+        fixed=fixed,
+        data={
+            "data": str(data) if data is not None else None,
+            "per_class": per_class,
+            "classes": list(classes),
+            "dataset_id": dataset.dataset_id,
+            "dataset_root": str(dataset.root.resolve()),
+            "bucket": backend.layout().bucket if not backend.tunes_remotely else None,
+            "prefix": backend.settings.prefix,
+        },
+    )
+    with backend.open_storage() as store:
+        channels = stage(dataset, store)
+        tuning.write(tuning_dir)
+        if backend.tunes_remotely:
+            return _in_the_cloud(
+                cast("SageMakerBackend", backend), tuning, tuning_dir, store, channels, options
+            )
+        LocalSearch(backend, tuning, tuning_dir, store, channels, dataset).run()
+    record.plot(tuning, tuning_dir / record.PLOT_FILE)
+    return tuning
+
+
+def _in_the_cloud(
+    backend: SageMakerBackend,
+    tuning: TuningRecord,
+    tuning_dir: Path,
+    store: Any,
+    channels: Mapping[str, str],
+    options: CloudOptions,
+) -> TuningRecord:
+    job = pipeline.training_job(tuning.name, tuning.fixed, channels, tuning_dir, options)
+    cloud.start(backend, job, store.layout, tuning.spec)
+    tuning.status = "running"
+    if options.detach:
+        tuning.status = "detached"
+        tuning.write(tuning_dir)
+        log.info(
+            "Tuning job %s runs on its own now; `defects tune --resume %s` follows it and "
+            "fetches its best job.",
+            tuning.name,
+            tuning.name,
+        )
+        return tuning
+    return _follow(backend, tuning, tuning_dir, store)
+
+
+def _follow(
+    backend: SageMakerBackend, tuning: TuningRecord, tuning_dir: Path, store: Any
+) -> TuningRecord:
+    client = backend.boto_session().client("sagemaker")
+    try:
+        description = cloud.follow(client, tuning.name, backend.poll_seconds, backend.confirm)
+    except Exception as error:
+        raise cloud.lookup_error(error, tuning.name) from error
+    cloud.collect(description, tuning, tuning_dir, store)
+    return tuning
+
+
+def resume(name: str, settings: Settings | None = None) -> TuningRecord:
+    """Continue an interrupted local tuning job, keeping its finished trials (or follow a
+    detached cloud one to its end)."""
+    settings = settings or resolve()
+    tuning_dir = settings.runs_dir / name
+    if not (tuning_dir / record.TUNE_FILE).is_file():
+        raise ConfigError(
+            f"{tuning_dir} holds no tuning job ({record.TUNE_FILE} is missing).",
+            hint="Name a tuning job folder under runs/.",
+        )
+    tuning = record.read(tuning_dir)
+    if tuning.status == "completed":
+        raise ConfigError(
+            f"Tuning job {name} has already finished.",
+            hint=f"Start a new one with `defects tune`; its results are in {tuning_dir}.",
+        )
+    bucket = tuning.data.get("bucket")
+    backend = backends.create(
+        replace(
+            settings,
+            backend=tuning.backend,
+            bucket=bucket or settings.bucket,
+            prefix=tuning.data["prefix"],
+        )
+    )
+    backend.check()
+    if backend.tunes_remotely:
+        with backend.open_storage() as store:
+            return _follow(cast("SageMakerBackend", backend), tuning, tuning_dir, store)
+    dataset = prepare(Path(tuning.data["dataset_root"]))
+    tuning.status = "running"
+    with backend.open_storage() as store:
+        channels = stage(dataset, store)
+        LocalSearch(backend, tuning, tuning_dir, store, channels, dataset).run()
+    record.plot(tuning, tuning_dir / record.PLOT_FILE)
+    return tuning
+
+
+__all__ = ["BeforeTuning", "costliest", "dry_run", "resume", "tune"]

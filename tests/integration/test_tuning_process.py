@@ -1,0 +1,123 @@
+"""A tuning job on the process backend: six tiny trials, two at a time, each an ordinary
+job, with the objective read from the real entry point's log by the metric definitions
+SageMaker gets; then an interrupted one resumed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from defects.settings import resolve
+from defects.training import metric_log
+from defects.tuning import driver, make_spec, record
+from defects.tuning.record import TuningRecord
+from tests.conftest import use_moto
+
+# Not square, as the default is not: width 40, height 24.
+TINY: dict[str, str | int] = {"epochs": 2, "image_size": "40x24"}
+SEARCH = ["learning_rate=0.0005:0.01:log", "batch_size=8,16"]
+
+
+@pytest.fixture(scope="module")
+def tuned(
+    tiny_photos: Path, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TuningRecord, Path]:
+    root = tmp_path_factory.mktemp("tune")
+    spec = make_spec(SEARCH, strategy="random", max_jobs=6, max_parallel_jobs=2, seed=1)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        tuning = driver.tune(
+            spec,
+            data=tiny_photos,
+            settings=resolve({"runs_dir": root / "runs"}),
+            hyperparameters=TINY,
+            job_name="tiny-tune",
+            data_dir=root / "data",
+        )
+    return tuning, root / "runs" / "tiny-tune"
+
+
+def test_every_trial_completes_with_an_objective(tuned: tuple[TuningRecord, Path]) -> None:
+    tuning, _ = tuned
+    assert [trial.state for trial in tuning.trials] == ["completed"] * 6
+    assert all(trial.objective is not None for trial in tuning.trials)
+
+
+def test_two_trials_run_at_a_time_and_never_more(tuned: tuple[TuningRecord, Path]) -> None:
+    tuning, _ = tuned
+    spans = [(trial.started_at or 0.0, trial.ended_at or 0.0) for trial in tuning.trials]
+    running_at_each_start = [
+        sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans
+    ]
+    assert max(running_at_each_start) == 2
+
+
+def test_each_trial_is_a_job_folder_with_its_record(tuned: tuple[TuningRecord, Path]) -> None:
+    tuning, tuning_dir = tuned
+    for trial in tuning.trials:
+        job = json.loads((tuning_dir / trial.name / "job.json").read_text())
+        assert (job["job_name"], job["tuning_job"], job["status"]) == (
+            trial.name,
+            "tiny-tune",
+            "completed",
+        )
+        assert job["hyperparameters"]["batch_size"] == trial.params["batch_size"]
+        assert (tuning_dir / trial.name / "model" / "model.keras").is_file()
+
+
+def test_the_best_trial_has_the_highest_macro_f1(tuned: tuple[TuningRecord, Path]) -> None:
+    tuning, _ = tuned
+    best = tuning.best()
+    assert best is not None
+    assert best.objective == max(trial.objective or 0.0 for trial in tuning.trials)
+
+
+def test_every_metric_definition_matches_the_entry_points_log(
+    tuned: tuple[TuningRecord, Path],
+) -> None:
+    tuning, tuning_dir = tuned
+    trial = tuning.trials[0]
+    lines = (tuning_dir / trial.name / "job.log").read_text().splitlines()
+    metrics = json.loads((tuning_dir / trial.name / "metrics.json").read_text())["validation"]
+    history = json.loads((tuning_dir / trial.name / "history.json").read_text())
+    found = {d["Name"]: metric_log.values(d, lines) for d in metric_log.METRIC_DEFINITIONS}
+    # One value per epoch and the final one; macro-F1 only at the end without epoch_metrics.
+    assert found["validation:accuracy"] == pytest.approx(
+        [*history["val_accuracy"], metrics["accuracy"]], abs=1e-6
+    )
+    assert found["validation:loss"] == pytest.approx(
+        [*history["val_loss"], history["val_loss"][-1]], abs=1e-6
+    )
+    assert found["validation:macro_f1"] == pytest.approx([metrics["macro_f1"]], abs=1e-6)
+    assert trial.objective == pytest.approx(metrics["macro_f1"], abs=1e-6)
+
+
+def test_tune_json_and_tune_png_are_written(tuned: tuple[TuningRecord, Path]) -> None:
+    tuning, tuning_dir = tuned
+    saved = json.loads((tuning_dir / "tune.json").read_text())
+    assert (saved["status"], saved["best_trial"]) == ("completed", tuning.best().name)  # type: ignore[union-attr]
+    assert (tuning_dir / "tune.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_interrupted_tuning_job_resumes_keeping_its_finished_trials(
+    tuned: tuple[TuningRecord, Path], moto_endpoint: str, tmp_path: Path
+) -> None:
+    _, tuning_dir = tuned
+    runs = tmp_path / "runs"
+    shutil.copytree(tuning_dir, runs / "tiny-tune")
+    interrupted = record.read(runs / "tiny-tune")
+    for trial in interrupted.trials[4:]:
+        trial.state, trial.objective = "interrupted", None
+    interrupted.status = "interrupted"
+    interrupted.write(runs / "tiny-tune")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        resumed = driver.resume("tiny-tune", resolve({"runs_dir": runs}))
+    assert [t.state for t in resumed.trials] == ["completed"] * 4 + ["interrupted"] * 2 + [
+        "completed"
+    ] * 2
+    assert [t.name for t in resumed.trials[6:]] == ["tiny-tune-007", "tiny-tune-008"]
+    assert resumed.status == "completed"
