@@ -131,7 +131,8 @@ def test_job_name_cannot_be_reused(
 def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
     from defects.inference import evaluate
 
-    metrics, out_dir = evaluate(finished_job.run_dir, split="test")
+    result = evaluate(finished_job.run_dir, split="test")
+    metrics, out_dir = result.metrics, result.out_dir
     assert metrics["split"] == "test"
     assert metrics["count"] == sum(sum(row) for row in metrics["confusion_matrix"])
     assert (out_dir / "metrics.json").is_file() and (out_dir / "confusion.png").is_file()
@@ -142,7 +143,7 @@ def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
 def test_predict_answers_for_good_files_and_reports_bad_ones(
     finished_job: JobResult, tiny_photos: Path, tmp_path: Path
 ) -> None:
-    from defects.inference import predict
+    from defects.prediction import predict
 
     bad = tmp_path / "broken.jpg"
     bad.write_text("not a photo")
@@ -169,9 +170,12 @@ def test_predict_cli_exits_1_when_a_file_is_unreadable(
         main(["predict", str(finished_job.run_dir), str(good), str(bad), "--json"])
     assert exit_info.value.code == 1
     captured = capsys.readouterr()
-    answers = json.loads(captured.out)
+    # The answers on stdout (JSON Lines), the unreadable file once on stderr.
+    answers = [json.loads(line) for line in captured.out.splitlines()]
+    assert [answer["path"] for answer in answers] == [str(good)]
     assert answers[0]["class"] in {"good", "oil", "scratch", "stain"}
-    assert answers[1] == {"path": str(bad), "error": "empty file (0 bytes)"}
+    assert captured.err.count(str(bad)) == 1
+    assert "empty file (0 bytes)" in captured.err
 
 
 def test_same_seed_gives_the_same_history(
