@@ -32,9 +32,6 @@ class Sizes:
     # Backend overhead: a tiny job.
     overhead_per_class: int
     overhead_epochs: int
-    # Model quality: photos per class and epochs of every compared run.
-    quality_per_class: int
-    quality_epochs: int
 
 
 def full_sizes() -> Sizes:
@@ -47,8 +44,6 @@ def full_sizes() -> Sizes:
         staging_files=1200,
         overhead_per_class=6,
         overhead_epochs=2,
-        quality_per_class=_default(defects.run, "per_class"),
-        quality_epochs=int(contract.hyperparameter_defaults()["epochs"]),
     )
 
 
@@ -62,8 +57,6 @@ def quick_sizes() -> Sizes:
         staging_files=120,
         overhead_per_class=6,
         overhead_epochs=1,
-        quality_per_class=8,
-        quality_epochs=1,
     )
 
 
@@ -85,6 +78,12 @@ class Context:
     def synthetic_size(self) -> tuple[int, int]:
         """The width and height ``defects run`` draws its synthetic photos at."""
         return _default(defects.synthesize, "width"), _default(defects.synthesize, "height")
+
+    @property
+    def synthetic_image_size(self) -> str:
+        """The input size ``image_size=auto`` picks for those photos (``384x216``): speed
+        benchmarks name it, so that they time the same work whatever the default says."""
+        return contract.image_size_text(contract.auto_image_shape([self.synthetic_size]))
 
     def say(self, message: str) -> None:
         self.console.print(f"[dim]{message}[/]", highlight=False)

@@ -67,6 +67,22 @@ def prepared_photos(data_dir: Path, per_class: int, width: int, height: int) -> 
     return prepare(photos, out_dir=target)
 
 
+def prepared_elpv(data_dir: Path, per_class: int | None = None) -> PreparedDataset:
+    """ELPV's cells as ``functional``/``defective`` (all, or the first ``per_class`` of each),
+    checked and split as ``defects prepare`` does. Raises ``elpv.ElpvMissing`` without the
+    ``bench`` extra."""
+    from benchmarks import elpv
+
+    name = "elpv" if per_class is None else f"elpv-n{per_class}"
+    folder = elpv.export(data_dir / name, per_class)
+    target = data_dir / f"prepared-{name}"
+    existing = load_manifest(target) if target.is_dir() else None
+    if existing is not None:
+        return existing
+    shutil.rmtree(target, ignore_errors=True)
+    return prepare(folder, out_dir=target, classes=elpv.CLASSES)
+
+
 def staging_files(
     root: Path, count: int, smallest: int = 100_000, largest: int = 300_000, seed: int = 0
 ) -> PreparedDataset:

@@ -57,7 +57,8 @@ def _pil_seconds(paths: list[Path], shape: tuple[int, int]) -> float:
 
 def run(context: Context) -> list[Result]:
     sizes = context.sizes
-    size = str(contract.hyperparameter_defaults()["image_size"])
+    # What image_size=auto picks for 1920x1080 photos.
+    size = contract.image_size_text(contract.auto_image_shape([(1920, 1080)]))
     shape = contract.image_shape(size)
     batch_size = int(contract.hyperparameter_defaults()["batch_size"])
     context.say(f"input pipeline: drawing or reusing {sizes.input_images} 1920x1080 JPEGs")

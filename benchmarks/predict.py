@@ -58,7 +58,8 @@ def _loop_seconds(loaded: LoadedModel, paths: list[Path]) -> float:
 
 def run(context: Context) -> list[Result]:
     sizes = context.sizes
-    size = str(contract.hyperparameter_defaults()["image_size"])
+    # What image_size=auto picks for 1920x1080 photos.
+    size = contract.image_size_text(contract.auto_image_shape([(1920, 1080)]))
     shape = contract.image_shape(size)
     count = sizes.input_images
     context.say(f"predict: drawing or reusing {count} 1920x1080 JPEGs")

@@ -93,6 +93,7 @@ def run(context: Context, machine: dict[str, Any]) -> list[Result]:
     }
     hyperparameters: dict[str, Any] = dict(contract.hyperparameter_defaults())
     hyperparameters["epochs"] = sizes.throughput_epochs
+    hyperparameters["image_size"] = context.synthetic_image_size
 
     # The two sides take turns, so that other work on a shared machine falls on both alike;
     # each side's fastest epoch after the first is the one least disturbed.

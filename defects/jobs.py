@@ -272,11 +272,19 @@ class JobResult:
 
     def line(self) -> str:
         minutes, seconds = divmod(round(self.seconds), 60)
+        scores = (
+            f"validation accuracy {self.validation_accuracy:.3f} "
+            f"(macro-F1 {self.metrics['validation']['macro_f1']:.3f})"
+        )
+        test = self.metrics.get("test")
+        if test:
+            scores += f", test {test['accuracy']:.3f} (macro-F1 {test['macro_f1']:.3f})"
+        kept = self.metrics.get("training", {}).get("kept_epoch")
+        if kept:
+            scores += f", epoch {kept} of {self.metrics['training']['epochs_run']} kept"
         return (
             f"succeeded: job {self.job_name} on {self.backend} in {minutes}m{seconds:02d}s, "
-            f"validation accuracy {self.validation_accuracy:.3f} "
-            f"(macro-F1 {self.metrics['validation']['macro_f1']:.3f}), "
-            f"artifacts in {self.run_dir}"
+            f"{scores}, artifacts in {self.run_dir}"
         )
 
 

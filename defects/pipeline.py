@@ -61,6 +61,24 @@ def hyperparameters_with_defaults(
         raise ConfigError(f"Bad hyperparameter: {error}.", hint="See `defects config`.") from None
 
 
+def resolve_image_size(
+    hyperparameters: Mapping[str, HyperparameterValue], dataset: PreparedDataset | None
+) -> dict[str, HyperparameterValue]:
+    """``image_size=auto`` made concrete from the prepared train images' sizes (the entry
+    point makes the same choice itself when it gets ``auto``)."""
+    resolved = dict(hyperparameters)
+    if str(resolved.get("image_size")).lower() != contract.AUTO or dataset is None:
+        return resolved
+    sizes = [
+        (int(f["width"]), int(f["height"]))
+        for f in dataset.files()
+        if f.get("split") == "train" and f.get("width") and f.get("height")
+    ]
+    if sizes:
+        resolved["image_size"] = contract.image_size_text(contract.auto_image_shape(sizes))
+    return resolved
+
+
 def training_job(
     name: str,
     hyperparameters: Mapping[str, HyperparameterValue],
@@ -93,6 +111,8 @@ def train(
     ``runs/<job>/job.json``."""
     run_dir = backend.settings.runs_dir / job_name
     run_dir.mkdir(parents=True, exist_ok=True)
+    requested_size = hyperparameters.get("image_size")
+    hyperparameters = resolve_image_size(hyperparameters, dataset)
     job = training_job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
     record: dict[str, Any] = {
         **read_record(run_dir),  # What `run` recorded when it reserved the name.
@@ -101,6 +121,7 @@ def train(
         "bucket": store.layout.bucket,
         "prefix": store.layout.prefix,
         "hyperparameters": dict(hyperparameters),
+        "image_size": {"requested": requested_size, "chosen": hyperparameters.get("image_size")},
         "channels": dict(channels),
         "output_uri": str(store.layout.job_output(job_name)),
         "dataset_id": dataset.dataset_id if dataset else None,
@@ -145,7 +166,12 @@ def describe(
     # Nothing of a job that never ran stays behind: its code is laid out in a temporary folder.
     with tempfile.TemporaryDirectory(prefix="defects-code-") as code_dir:
         job = training_job(
-            job_name, hyperparameters, channels, run_dir, options or CloudOptions(), Path(code_dir)
+            job_name,
+            resolve_image_size(hyperparameters, dataset),
+            channels,
+            run_dir,
+            options or CloudOptions(),
+            Path(code_dir),
         )
         return backend.describe(job, layout)
 

@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_curves(history: Mapping[str, Sequence[float]], path: Path, title: str = "") -> Path:
-    """Accuracy and loss per epoch, train against validation."""
+def plot_curves(history: Mapping[str, Any], path: Path, title: str = "") -> Path:
+    """Accuracy and loss per epoch, train against validation (and the validation macro-F1
+    early stopping watches), with the epoch whose weights were kept marked."""
     epochs = list(history.get("epoch") or range(1, len(history.get("loss", [])) + 1))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for axis, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
@@ -22,6 +23,11 @@ def plot_curves(history: Mapping[str, Sequence[float]], path: Path, title: str =
             values = history.get(key)
             if values:
                 axis.plot(epochs[: len(values)], values, style, label=name, markersize=4)
+        if metric == "accuracy" and history.get("val_macro_f1"):
+            values = history["val_macro_f1"]
+            axis.plot(epochs[: len(values)], values, ":", label="validation macro-F1")
+        if history.get("kept_epoch"):
+            axis.axvline(history["kept_epoch"], color="grey", linewidth=1, label="kept")
         axis.set_xlabel("epoch")
         axis.set_ylabel(label.lower())
         axis.set_title(label)

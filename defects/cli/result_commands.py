@@ -24,10 +24,9 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     JOB is a job's name under the runs folder, or a job folder. A SageMaker job started with
     --detach is first fetched from S3, once it has finished."""
     from defects import pipeline
+    from defects.errors import JobNotFound
     from defects.jobs import load_json
     from defects.settings import resolve
-
-    from defects.errors import JobNotFound
 
     try:
         run_dir = run_dir_of(job, runs_dir)
@@ -48,11 +47,16 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in record]
+    names = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
+    keys = [k for k in names if k in record]
     table = Table("epoch", *keys, title=f"history of {job}")
+    kept = record.get("kept_epoch")
     for index, epoch in enumerate(record.get("epoch", [])):
-        table.add_row(str(epoch), *(f"{record[k][index]:.4f}" for k in keys))
+        mark = " (kept)" if epoch == kept else ""
+        table.add_row(f"{epoch}{mark}", *(f"{record[k][index]:.4f}" for k in keys))
     out.print(table)
+    if record.get("stop_reason"):
+        out.print(f"Kept epoch {kept}: {record['stop_reason']}.")
 
 
 @click.command()

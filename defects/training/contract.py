@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+import statistics
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,40 @@ def job_environment(
 IMAGE_SIDE_RANGE = (16, 1024)
 
 
+AUTO = "auto"
+# About 83,000 pixels: 384x216 for 16:9 photos, 288x288 for square ones. The default model
+# fits 784 such photos an epoch in about 3 s on 2 cores with AVX-512.
+PIXEL_BUDGET = 384 * 216
+# Sides of a scaled-down image are rounded down to a multiple of this.
+SIDE_MULTIPLE = 8
+
+
+def auto_image_shape(
+    sizes: Iterable[tuple[int, int]], pixel_budget: int = PIXEL_BUDGET
+) -> tuple[int, int]:
+    """``(height, width)`` to train on, from the ``(width, height)`` of a dataset's images.
+
+    The median image keeps its aspect ratio and is scaled down to at most ``pixel_budget``
+    pixels, never up: small images train at their native size. Scaled sides are rounded down
+    to a multiple of ``SIDE_MULTIPLE``; every side stays within ``IMAGE_SIDE_RANGE``.
+    """
+    pairs = list(sizes)
+    if not pairs:
+        raise ValueError("no image sizes to choose an input size from")
+    width = float(statistics.median_low(w for w, _ in pairs))
+    height = float(statistics.median_low(h for _, h in pairs))
+    scale = min(1.0, math.sqrt(pixel_budget / (width * height)))
+    low, high = IMAGE_SIDE_RANGE
+
+    def side(native: float) -> int:
+        if scale < 1.0:
+            scaled = int(native * scale)
+            native = max(scaled - scaled % SIDE_MULTIPLE, min(scaled, SIDE_MULTIPLE))
+        return int(min(high, max(low, native)))
+
+    return side(height), side(width)
+
+
 def image_shape(size: object) -> tuple[int, int]:
     """``(height, width)`` of an image size: one side for a square (``288``), or width x height
     the way photo sizes are written (``384x216``). Each side must lie in ``IMAGE_SIDE_RANGE``.
@@ -149,6 +184,8 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def _normalise_image_size(text: str) -> str:
+    if text.strip().lower() == AUTO:
+        return AUTO
     return image_size_text(image_shape(text))
 
 
@@ -172,6 +209,8 @@ class Hyperparameter:
     high_open: bool = False
     normalise: Callable[[str], str] | None = None
     metavar: str | None = None
+    # Also accepts ``auto``: the entry point chooses from the data.
+    auto: bool = False
 
     @property
     def flag(self) -> str:
@@ -192,6 +231,8 @@ class Hyperparameter:
         """``value`` (text from a command line, or a Python value) as this hyperparameter's
         type, checked; a ``ValueError`` names what is allowed."""
         text = str(value).strip()
+        if self.auto and text.lower() == AUTO:
+            return AUTO
         try:
             if self.kind == "bool":
                 if isinstance(value, bool):
@@ -226,7 +267,8 @@ class Hyperparameter:
             return "expected true or false"
         if self.kind == "choice":
             return "expected " + self.bounds_text()
-        return f"expected {'an integer' if self.kind == 'int' else 'a number'}"
+        number = "an integer" if self.kind == "int" else "a number"
+        return f"expected {number} or {AUTO}" if self.auto else f"expected {number}"
 
     def _check_bounds(self, number: float) -> None:
         too_low = self.low is not None and (
@@ -252,13 +294,23 @@ class Hyperparameter:
 
 
 HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
-    Hyperparameter("epochs", "int", 24, "training epochs", low=1, high=100_000),
+    Hyperparameter(
+        "epochs",
+        "int",
+        AUTO,
+        "training epochs; auto: until the validation macro-F1 stops improving, keeping the "
+        "best epoch",
+        low=1,
+        high=100_000,
+        metavar="auto|N",
+        auto=True,
+    ),
     Hyperparameter("batch_size", "int", 32, "images per batch", low=1, high=4096),
     Hyperparameter(
         "learning_rate",
         "float",
         0.001,
-        "Adam's initial learning rate (cosine decay to zero over the run)",
+        "Adam's initial learning rate (cosine decay to zero over the epochs, or their cap)",
         low=0,
         high=1,
         low_open=True,
@@ -267,10 +319,11 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "image_size",
         "text",
-        "384x216",
-        "size the photos are resized to: WIDTHxHEIGHT, or one side for a square",
+        AUTO,
+        "size the photos are resized to: WIDTHxHEIGHT, one side for a square, or auto: the "
+        "images' own shape, scaled down to about 83,000 pixels",
         normalise=_normalise_image_size,
-        metavar="WIDTHxHEIGHT",
+        metavar="auto|WIDTHxHEIGHT",
     ),
     Hyperparameter("seed", "int", 0, "seed for the data split and training", low=0),
     Hyperparameter(

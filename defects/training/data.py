@@ -16,6 +16,7 @@ Standard library, NumPy and TensorFlow only: this runs inside the training conta
 
 from __future__ import annotations
 
+import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,39 @@ def list_images(directory: Path, class_names: list[str]) -> tuple[list[str], np.
                 paths.append(str(path))
                 labels.append(index)
     return paths, np.asarray(labels, dtype=np.int32)
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(contents: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an image's header (PNG, BMP or JPEG), or None if unknown."""
+    if contents.startswith(_PNG_MAGIC) and len(contents) >= 24:
+        width, height = struct.unpack(">II", contents[16:24])
+        return int(width), int(height)
+    if contents.startswith(b"BM") and len(contents) >= 26:
+        width, height = struct.unpack("<ii", contents[18:26])
+        return int(width), abs(int(height))
+    if contents.startswith(_JPEG_MAGIC):
+        height, width = tf.io.extract_jpeg_shape(contents).numpy()[:2]
+        return int(width), int(height)
+    return None
+
+
+def image_sizes(channel: Channel, limit: int = 256) -> list[tuple[int, int]]:
+    """The ``(width, height)`` of up to ``limit`` of a channel's images, spread over it."""
+    step = max(1, len(channel) // limit)
+    sizes = []
+    for source in channel.sources[::step]:
+        if isinstance(source, bytes):
+            contents = source
+        else:
+            with open(source, "rb") as handle:
+                contents = handle.read()
+        size = image_size(contents)
+        if size is not None:
+            sizes.append(size)
+    return sizes
 
 
 def _decode_jpeg_scaled(contents: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:

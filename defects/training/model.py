@@ -91,8 +91,9 @@ def build_and_compile(
     epochs: int,
     batch_size: int,
 ) -> keras.Model:
-    """The network as the entry point trains it: Adam with cosine decay to zero over the run
-    (fast early, settled at the end) and sparse categorical cross-entropy."""
+    """The network as the entry point trains it: Adam with cosine decay to zero over
+    ``epochs`` (the run's length, or its cap when it stops early) and sparse categorical
+    cross-entropy."""
     network = make_model((*image_shape, 3), num_classes, architecture=architecture)
     steps_per_epoch = -(-train_count // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(

@@ -55,7 +55,7 @@ def _argument_type(spec: contract.Hyperparameter) -> Callable[[str], object]:
 
 def parse_hyperparameters(argv: list[str]) -> argparse.Namespace:
     """The hyperparameters from ``--name value`` arguments, made from the contract's schema.
-    ``image_size`` becomes a ``(height, width)`` shape."""
+    ``image_size`` becomes a ``(height, width)`` shape, unless auto."""
     parser = _Parser(description=__doc__)
     for spec in contract.HYPERPARAMETERS:
         parser.add_argument(
@@ -63,7 +63,8 @@ def parse_hyperparameters(argv: list[str]) -> argparse.Namespace:
         )
     # SageMaker's framework estimators add arguments of their own (--model_dir): ignore them.
     arguments, _unknown = parser.parse_known_args(argv)
-    arguments.image_size = contract.image_shape(arguments.image_size)
+    if arguments.image_size != contract.AUTO:
+        arguments.image_size = contract.image_shape(arguments.image_size)
     arguments.argv = list(argv)
     return arguments
 
@@ -114,7 +115,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    from defects.training import checkpoints, data, metrics
+    from defects.training import budget, checkpoints, data, metrics
     from defects.training import model as models
     from defects.training.progress import ProgressLines
 
@@ -147,13 +148,21 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     keras.mixed_precision.set_global_policy(precision)
     strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
 
-    shape = arguments.image_size
+    shape, size_note = arguments.image_size, "asked for"
+    if shape == contract.AUTO:
+        sizes = data.image_sizes(training)
+        if not sizes:
+            raise UserError(f"Could not read the size of any image in {train_dir}.")
+        shape = contract.auto_image_shape(sizes)
+        size_note = f"auto, from {len(sizes)} train images"
     validation_data = data.channel_dataset(validation, shape, arguments.batch_size)
 
     class_weight = (
         models.class_weights(training.labels, len(class_names)) if arguments.class_weights else None
     )
 
+    early = arguments.epochs == contract.AUTO
+    epochs = budget.epoch_cap(len(training), arguments.batch_size) if early else arguments.epochs
     with strategy.scope():
         network = models.build_and_compile(
             shape,
@@ -161,16 +170,30 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             len(training),
             architecture=arguments.model,
             learning_rate=arguments.learning_rate,
-            epochs=arguments.epochs,
+            epochs=epochs,
             batch_size=arguments.batch_size,
         )
 
     # Resume: a checkpoint of the last completed epoch (a restarted spot job, or
-    # `defects train --resume`) restores the model, its optimizer and the history so far.
+    # `defects train --resume`) restores the model, its optimizer (and so the learning-rate
+    # schedule's position), the history so far and the early-stopping state.
+    early_stopping = budget.ResumableEarlyStopping() if early else None
     resume = _restore(checkpoint_dir, network, arguments, class_names, len(training))
     initial_epoch = resume.epoch
     history = resume.history
-    checkpoint = checkpoints.EpochCheckpoint(checkpoint_dir, resume)
+    stopping_state = budget.restore_early_stopping(
+        checkpoint_dir, network, early_stopping, resume.extra.get("early_stopping")
+    )
+    stopped = bool(stopping_state.get("stopped"))
+    checkpoint = checkpoints.EpochCheckpoint(
+        checkpoint_dir,
+        resume,
+        extra_state=(
+            {"early_stopping": budget.early_stopping_saver(checkpoint_dir, early_stopping)}
+            if early_stopping is not None
+            else None
+        ),
+    )
     if initial_epoch:
         print(f"Resuming from the checkpoint of epoch {initial_epoch}.", flush=True)
     # Epoch e's shuffle and augmentation depend on (seed, e) only: a resumed run skips the
@@ -182,44 +205,82 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         shuffle=True,
         seed=arguments.seed,
         augmented=arguments.augment,
-        epochs=range(initial_epoch, arguments.epochs),
+        epochs=range(initial_epoch, epochs),
     )
 
     # Tuning reads these lines (defects.training.metric_log): keep their form.
     class MetricLines(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            found = {key: (logs or {}).get(key) for key in ("val_accuracy", "val_loss")}
+            keys = ["val_accuracy", "val_loss"]
             if arguments.epoch_metrics:
-                predictions = np.argmax(network.predict(validation_data, verbose=0), axis=1)
-                found["val_macro_f1"] = metrics.classification_metrics(
-                    validation.labels, predictions, class_names
-                )["macro_f1"]
+                keys.append(budget.MONITOR)
+            found = {key: (logs or {}).get(key) for key in keys}
             print(metric_log.line(f"epoch={epoch + 1}", found), flush=True)
+
+    # Validation first (its scores go into the epoch's logs), then early stopping, then the
+    # checkpoint (so it saves this epoch's early-stopping state), and an epoch's lines last,
+    # once the epoch is saved.
+    callbacks: list[keras.callbacks.Callback] = [
+        budget.Validation(validation_data, validation.labels, len(class_names))
+    ]
+    if early_stopping is not None:
+        callbacks.append(early_stopping)
+    callbacks += [checkpoint, MetricLines(), ProgressLines(epochs, automatic=early)]
 
     print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
     print(
         f"Training {arguments.model} on {len(training)} images, validating on "
         f"{len(validation)}; classes {class_names}; image size "
-        f"{contract.image_size_text(shape)}; "
-        f"precision {precision}; GPUs {num_gpus}.",
+        f"{contract.image_size_text(shape)} ({size_note}); "
+        + (
+            f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
+            f"at most {epochs}; "
+            if early
+            else f"epochs {epochs}; "
+        )
+        + f"precision {precision}; GPUs {num_gpus}.",
         flush=True,
     )
     started = time.perf_counter()
-    if initial_epoch < arguments.epochs:
+    if initial_epoch < epochs and not stopped:
         network.fit(
             train_data,
-            validation_data=validation_data,
-            epochs=arguments.epochs,
+            epochs=epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=data.steps_per_epoch(len(training), arguments.batch_size),
             class_weight=class_weight,
             shuffle=False,  # The dataset shuffles itself, reproducibly.
-            # The checkpoint first: an epoch's line appears once the epoch is saved.
-            callbacks=[checkpoint, MetricLines(), ProgressLines(arguments.epochs)],
+            callbacks=callbacks,
             # The progress lines replace Keras's own bar and epoch lines.
             verbose=0,
         )
+    elif early_stopping is not None and early_stopping.best_weights is not None:
+        # The restart came after the last epoch: keep the best weights, as fit would have.
+        network.set_weights(early_stopping.best_weights)
     fit_seconds = time.perf_counter() - started
+    epochs_run = len(history.get("loss", []))
+    if early_stopping is not None:
+        stopped = stopped or early_stopping.stopped_epoch > 0
+        kept_epoch = early_stopping.best_epoch + 1
+    else:
+        kept_epoch = epochs_run
+    training_record = {
+        "epochs": arguments.epochs if early else epochs,
+        "epoch_cap": epochs,
+        "epochs_run": epochs_run,
+        "kept_epoch": kept_epoch,
+        "monitor": budget.MONITOR if early else None,
+        "patience": budget.PATIENCE if early else None,
+        "stopped_early": stopped,
+        "stop_reason": budget.stop_reason(epochs_run, epochs, early_stopping, stopped),
+        "kept": "the best epoch's weights" if early else "the last epoch's weights",
+        "resumed_after_epoch": initial_epoch or None,
+    }
+    print(
+        f"Kept the weights of epoch {kept_epoch} of {epochs_run}: "
+        f"{training_record['stop_reason']}.",
+        flush=True,
+    )
 
     model_dir.mkdir(parents=True, exist_ok=True)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -234,13 +295,15 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "class_names": class_names,
         "image_size": contract.image_size_text(shape),
+        "image_size_from": size_note,
         "model": arguments.model,
         "precision": precision,
-        "epochs": arguments.epochs,
+        "epochs": epochs_run,
+        "training": training_record,
         "fit_seconds": round(fit_seconds, 3),
         "train_images": len(training),
         "train_images_per_second": round(
-            len(training) * (arguments.epochs - initial_epoch) / max(fit_seconds, 1e-9), 1
+            len(training) * (epochs_run - initial_epoch) / max(fit_seconds, 1e-9), 1
         ),
         # The validation batches are cached and in file order: no second decode.
         "validation": evaluate(validation_data, validation.labels),
@@ -251,18 +314,29 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             test_data = data.channel_dataset(test, shape, arguments.batch_size)
             results["test"] = evaluate(test_data, test.labels)
 
-    history_record = {"epoch": list(range(1, len(history.get("loss", [])) + 1)), **history}
+    history_record = {
+        "epoch": list(range(1, epochs_run + 1)),
+        **history,
+        "kept_epoch": kept_epoch,
+        "stop_reason": training_record["stop_reason"],
+    }
     (output_dir / contract.HISTORY_FILE).write_text(json.dumps(history_record, indent=2))
     (output_dir / contract.METRICS_FILE).write_text(json.dumps(results, indent=2))
-    print(
+    line = (
         f"Validation accuracy {results['validation']['accuracy']:.4f}, "
-        f"macro-F1 {results['validation']['macro_f1']:.4f}; fit took {fit_seconds:.1f} s.",
-        flush=True,
+        f"macro-F1 {results['validation']['macro_f1']:.4f}"
     )
+    if "test" in results:
+        line += (
+            f"; test accuracy {results['test']['accuracy']:.4f}, "
+            f"macro-F1 {results['test']['macro_f1']:.4f}"
+        )
+    print(f"{line}; fit took {fit_seconds:.1f} s.", flush=True)
+    val_losses = history.get("val_loss") or []
     final: dict[str, float | None] = {
         "val_accuracy": results["validation"]["accuracy"],
         "val_macro_f1": results["validation"]["macro_f1"],
-        "val_loss": history["val_loss"][-1] if history.get("val_loss") else None,
+        "val_loss": val_losses[kept_epoch - 1] if 0 < kept_epoch <= len(val_losses) else None,
     }
     print(metric_log.line("final", final), flush=True)
     return results

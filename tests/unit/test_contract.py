@@ -79,8 +79,8 @@ def test_a_bad_image_size_says_what_is_expected(size: str) -> None:
         contract.image_shape(size)
 
 
-def test_the_default_image_size_keeps_the_photos_16_to_9_shape() -> None:
-    height, width = contract.image_shape(contract.hyperparameter_defaults()["image_size"])
+def test_the_automatic_size_keeps_the_photos_16_to_9_shape() -> None:
+    height, width = contract.auto_image_shape([(1920, 1080)])
     assert width * 9 == height * 16
 
 
@@ -102,7 +102,7 @@ def test_every_default_passes_its_own_schema() -> None:
     ("name", "value", "message"),
     [
         ("epochs", "0", "epochs is 0: it must be >= 1"),
-        ("epochs", "2.5", "expected an integer"),
+        ("epochs", "2.5", "expected an integer or auto"),
         ("learning_rate", "1", "it must be > 0 and < 1"),
         ("learning_rate", "nan", "expected a number"),
         ("model", "resnet", "expected one of default, article"),

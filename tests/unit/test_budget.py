@@ -1,0 +1,130 @@
+"""The training budget and the automatic input size: pure functions, no training."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from defects.dataset.prepare import PreparedDataset
+from defects.pipeline import resolve_image_size
+from defects.training import budget, contract
+
+
+def test_the_epoch_cap_gives_small_datasets_enough_optimizer_steps() -> None:
+    # 168 photos in batches of 32: 6 steps an epoch, so 1,000 steps take 167 epochs.
+    assert budget.epoch_cap(168, 32) == 167
+    # 784 photos: 25 steps an epoch, 40 epochs.
+    assert budget.epoch_cap(784, 32) == 40
+
+
+def test_the_epoch_cap_has_a_floor_and_a_ceiling() -> None:
+    assert budget.epoch_cap(100_000, 32) == budget.MIN_EPOCHS
+    assert budget.epoch_cap(8, 32) == budget.MAX_EPOCHS
+
+
+def test_macro_f1_averages_the_classes_equally() -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    predictions = np.array([0, 0, 0, 0, 0, 1])
+    # Class 0: precision 4/5, recall 1, F1 8/9; class 1: precision 1, recall 1/2, F1 2/3.
+    assert budget.macro_f1(labels, predictions, 2) == pytest.approx((8 / 9 + 2 / 3) / 2)
+
+
+def test_macro_f1_counts_a_class_never_predicted_as_zero() -> None:
+    labels = np.array([0, 1, 2])
+    predictions = np.array([0, 0, 0])
+    assert budget.macro_f1(labels, predictions, 3) == pytest.approx((2 * 1 / 3 / (1 + 1 / 3)) / 3)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "shape"),
+    [
+        # The phone photos (16:9) at any size: 384x216, as the default has been.
+        ([(1920, 1080)], (216, 384)),
+        ([(640, 360)], (216, 384)),
+        ([(960, 540)], (216, 384)),
+        # Square solar cells: 288x288, about the same number of pixels.
+        ([(300, 300)], (288, 288)),
+        # Small images are never upscaled.
+        ([(100, 100)], (100, 100)),
+        ([(64, 48)], (48, 64)),
+        # Portrait photos stay portrait.
+        ([(1080, 1920)], (384, 216)),
+    ],
+)
+def test_the_automatic_size_keeps_the_shape_and_a_pixel_budget(
+    sizes: list[tuple[int, int]], shape: tuple[int, int]
+) -> None:
+    assert contract.auto_image_shape(sizes) == shape
+
+
+def test_the_automatic_size_follows_the_median_image() -> None:
+    sizes = [(300, 300)] * 5 + [(4000, 3000)] * 2
+    assert contract.auto_image_shape(sizes) == (288, 288)
+
+
+def test_the_automatic_size_stays_within_the_side_range() -> None:
+    height, width = contract.auto_image_shape([(4000, 100)])
+    low, high = contract.IMAGE_SIDE_RANGE
+    assert low <= height <= high and low <= width <= high
+
+
+def test_the_automatic_size_needs_sizes() -> None:
+    with pytest.raises(ValueError, match="no image sizes"):
+        contract.auto_image_shape([])
+
+
+def _encoded(image_format: str, size: tuple[int, int], mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG", "BMP"])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_the_entry_point_reads_sizes_from_image_headers(image_format: str, mode: str) -> None:
+    from defects.training import data
+
+    assert data.image_size(_encoded(image_format, (300, 200), mode)) == (300, 200)
+
+
+def test_an_unknown_format_has_no_size() -> None:
+    from defects.training import data
+
+    assert data.image_size(b"GIF89a" + bytes(20)) is None
+
+
+def _dataset(sizes: list[tuple[int, int]]) -> PreparedDataset:
+    files = [
+        {"path": f"train/a/{i}.png", "split": "train", "width": w, "height": h}
+        for i, (w, h) in enumerate(sizes)
+    ]
+    files.append({"path": "test/a/x.png", "split": "test", "width": 4000, "height": 4000})
+    return PreparedDataset(Path("."), {"dataset_id": "x", "files": files})
+
+
+def test_the_host_resolves_auto_from_the_manifest_train_images() -> None:
+    resolved = resolve_image_size({"image_size": "auto", "epochs": 3}, _dataset([(300, 300)]))
+    assert resolved == {"image_size": "288", "epochs": 3}
+
+
+def test_the_host_keeps_an_explicit_size() -> None:
+    resolved = resolve_image_size({"image_size": "64"}, _dataset([(300, 300)]))
+    assert resolved == {"image_size": "64"}
+
+
+def test_auto_is_the_default_for_epochs_and_image_size() -> None:
+    defaults = contract.hyperparameter_defaults()
+    assert defaults["epochs"] == defaults["image_size"] == "auto"
+
+
+@pytest.mark.parametrize(("given", "value"), [("auto", "auto"), ("AUTO", "auto"), ("12", 12)])
+def test_the_schema_takes_epochs_as_a_count_or_auto(given: str, value: object) -> None:
+    assert contract.complete_hyperparameters({"epochs": given})["epochs"] == value
+
+
+def test_the_schema_takes_an_automatic_image_size() -> None:
+    assert contract.complete_hyperparameters({"image_size": "Auto"})["image_size"] == "auto"
