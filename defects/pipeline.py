@@ -369,7 +369,7 @@ def execute(
         int(parameters["seed"]),
     )
     if before_launch is not None:
-        before_launch(dataset, dict(parameters), options)
+        before_launch(dataset, resolve_image_size(parameters, dataset), options)
     with backend.open_storage() as store:
         channels = stage(dataset, store)
         result = train(channels, store, backend, parameters, name, options, dataset)
@@ -413,7 +413,7 @@ def dry_run(
     )
     dataset = prepare_data(data, per_class, classes, data_dir, int(parameters["seed"]))
     if before_launch is not None:
-        before_launch(dataset, parameters, options)
+        before_launch(dataset, resolve_image_size(parameters, dataset), options)
     return describe(dataset, backend, parameters, name, options)
 
 

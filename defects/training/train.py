@@ -121,6 +121,9 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
 
     model_dir, output_dir, checkpoint_dir = _output_dirs()
 
+    # Keras rewrites tracebacks on the way out, and that step fails on an exception raised
+    # by the SIGTERM handler in the middle of its frames; ours are read as they are.
+    keras.config.disable_traceback_filtering()
     keras.utils.set_random_seed(arguments.seed)
     if arguments.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -404,10 +407,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return _USER_ERROR_EXIT
     except Exception as error:  # noqa: BLE001 - anything else is a bug; keep the traceback.
+        # A signal raised deep inside TensorFlow can surface as another error around it.
+        interrupted = _interruption_in(error)
+        if interrupted is not None:
+            reason = _interrupted_reason(interrupted)
+            _write_failure(reason)
+            print(reason, file=sys.stderr, flush=True)
+            return interruption.EXIT_STATUS
         traceback.print_exc()
         _write_failure(f"Internal error in the training entry point: {error!r}")
         return _INTERNAL_ERROR_EXIT
     return 0
+
+
+def _interruption_in(error: BaseException) -> interruption.Interrupted | None:
+    """The :class:`~interruption.Interrupted` this error was raised while handling, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, interruption.Interrupted):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from PIL import Image
 
 from defects.entrypoint import ENTRY_SCRIPT, source_dir
 from defects.training import budget, contract
+from defects.training import checkpoints as epoch_checkpoints
 
 pytestmark = pytest.mark.slow
 
@@ -96,16 +97,21 @@ def test_a_restart_keeps_the_early_stopping_state(tmp_path: Path, swapped: dict[
     # moment, with a best value nothing can beat, as a spot restart would find it.
     checkpoints = tmp_path / "second" / contract.CHECKPOINTS_PATH
     shutil.copytree(tmp_path / "first" / contract.CHECKPOINTS_PATH, checkpoints)
-    state = json.loads((checkpoints / budget.STATE_FILE).read_text())
+    state = json.loads((checkpoints / epoch_checkpoints.STATE_FILE).read_text())
     resumed_at, wait = kept + 2, 2
     state["epoch"] = resumed_at
     state["history"] = {key: values[:resumed_at] for key, values in state["history"].items()}
-    state["early_stopping"] = {"best": 1.0, "best_epoch": kept - 1, "wait": wait, "stopped": False}
-    (checkpoints / budget.STATE_FILE).write_text(json.dumps(state))
+    state["extra"]["early_stopping"] = {
+        "best": 1.0,
+        "best_epoch": kept - 1,
+        "wait": wait,
+        "stopped": False,
+    }
+    (checkpoints / epoch_checkpoints.STATE_FILE).write_text(json.dumps(state))
 
     second = _run(tmp_path / "second", swapped, "--epochs", "auto", "--image_size", "24")
     training = second["metrics"]["training"]
-    assert f"Resuming from checkpoint after epoch {resumed_at}" in second["stdout"]
+    assert f"Resuming from the checkpoint of epoch {resumed_at}" in second["stdout"]
     assert training["resumed_after_epoch"] == resumed_at
     # The patience went on counting from the restored wait, not from zero.
     assert training["epochs_run"] == resumed_at + budget.PATIENCE - wait
