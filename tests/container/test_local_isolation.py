@@ -137,3 +137,25 @@ def test_no_container_or_network_of_either_job_is_left(seen: Seen) -> None:
         assert _docker("ps", "-aq", "--filter", _project_filter(job)).split() == []
         assert _docker("network", "ls", "-q", "--filter", _project_filter(job)).split() == []
     assert "sagemaker-local" not in _docker("network", "ls", "--format", "{{.Name}}").split()
+
+
+def test_four_more_rounds_of_two_local_jobs_leave_nothing_behind(
+    seen: Seen, tiny_photos: Path, moto_endpoint: str, training_image: str, tmp_path: Path
+) -> None:
+    # With the round above, five rounds of two local jobs at once.
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+        "DEFECTS_BACKEND": "local",
+        "DEFECTS_TRAINING_IMAGE": training_image,
+    }
+    arguments = ["--data", str(tiny_photos), *TINY]
+    for round_number in range(2, 6):
+        folder = tmp_path / f"round-{round_number}"
+        folder.mkdir()
+        finished = finish(folder, start_runs(folder, JOBS, arguments, environment), timeout=900)
+        for job, (returncode, output) in finished.items():
+            assert returncode == 0, (round_number, job, output[-3000:])
+            assert _docker("ps", "-aq", "--filter", _project_filter(job)).split() == []
+        networks = _docker("network", "ls", "--format", "{{.Name}}").split()
+        assert not [name for name in networks if "sagemaker-local" in name], networks

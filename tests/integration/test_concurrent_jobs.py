@@ -47,3 +47,17 @@ def test_the_jobs_drew_prepared_and_packed_the_data_once(
     assert len(prepared) == 1
     records = [json.loads((folder / "runs" / n / "job.json").read_text()) for n in JOBS]
     assert {record["dataset_id"] for record in records} == {prepared[0].name}
+
+
+def test_four_more_rounds_in_fresh_folders_all_succeed(
+    tmp_path: Path, outcomes: tuple[Path, dict[str, tuple[int, str]]]
+) -> None:
+    # With the round above, five rounds of three jobs at once, each in a fresh folder.
+    environment = {**os.environ, "DEFECTS_BACKEND": "process"}
+    for round_number in range(2, 6):
+        folder = tmp_path / f"round-{round_number}"
+        folder.mkdir()
+        finished = finish(folder, start_runs(folder, JOBS, TINY, environment), timeout=600)
+        for name, (returncode, output) in finished.items():
+            assert returncode == 0, (round_number, name, output[-3000:])
+            assert "Traceback" not in output
