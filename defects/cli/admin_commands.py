@@ -15,21 +15,36 @@ from defects.errors import DefectsError
 
 @click.command()
 @settings_options
-@json_option("print the settings as JSON: {setting: {value, source}}")
+@json_option(
+    "print the settings as JSON: {setting: {value, source}}, and the hyperparameters under "
+    "'hyperparameters'"
+)
 def config(as_json: bool, **kwargs: Any) -> None:
-    """Print every setting and where its value came from.
+    """Print the settings with their sources, and the hyperparameters.
 
     A value comes from a flag, else the environment, else the settings file (defects.toml,
-    or [tool.defects] in pyproject.toml, in the working folder), else the default."""
+    or [tool.defects] in pyproject.toml, in the working folder), else the default. The
+    hyperparameters (type, default, allowed values) are the schema every backend passes."""
     from defects.backends import check_name
+    from defects.training import contract
 
     settings = pop_settings(kwargs)
     check_name(settings.backend)
     rows = settings.described()
+    hyperparameters = {
+        spec.name: {
+            "type": spec.kind,
+            "default": spec.default,
+            "allowed": spec.bounds_text() or spec.metavar or "",
+            "help": spec.help,
+        }
+        for spec in contract.HYPERPARAMETERS
+    }
     if as_json:
-        out.print_json(
-            data={name: {"value": value, "source": source} for name, value, source in rows}
-        )
+        values: dict[str, Any] = {
+            name: {"value": value, "source": source} for name, value, source in rows
+        }
+        out.print_json(data={**values, "hyperparameters": hyperparameters})
         return
     from rich.table import Table
 
@@ -37,6 +52,12 @@ def config(as_json: bool, **kwargs: Any) -> None:
     for row in rows:
         table.add_row(*row)
     out.print(table)
+    described = Table("hyperparameter", "type", "default", "allowed", "help")
+    for name, spec in hyperparameters.items():
+        described.add_row(
+            name, str(spec["type"]), str(spec["default"]), str(spec["allowed"]), str(spec["help"])
+        )
+    out.print(described)
 
 
 @click.command()

@@ -349,8 +349,8 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         "epoch_metrics",
         "bool",
         False,
-        "validation macro-F1 after every epoch (for early stopping in tuning; one more "
-        "prediction per epoch)",
+        "put validation macro-F1 in every epoch's metric line too (what tuning's early "
+        "stopping reads)",
     ),
 )
 HYPERPARAMETER_SCHEMA: dict[str, Hyperparameter] = {hp.name: hp for hp in HYPERPARAMETERS}

@@ -10,8 +10,8 @@ SageMaker tuning job applies to the job's log; the local tuning driver reads its
 through the very same ones, so a definition that does not match fails on this machine
 first. Like SageMaker, a reader takes every match as one more value in time and the last
 one as the final value. ``val_macro_f1`` appears after each epoch only when the
-``epoch_metrics`` hyperparameter asks for it (it costs a prediction over the validation
-set); the final line always has it.
+``epoch_metrics`` hyperparameter asks for it (every epoch's validation computes it anyway,
+for early stopping; the line keeps its old form unless asked); the final line always has it.
 
 Standard library only: the entry point imports this inside the container.
 """

@@ -77,6 +77,17 @@ def test_config_json_says_where_each_value_came_from(
     assert values["backend"] == {"value": "process", "source": "default"}
 
 
+def test_config_lists_every_hyperparameter_of_the_schema(cli: CLI) -> None:
+    from defects.training import contract
+
+    code, out, _ = cli("config", "--json")
+    described = json.loads(out)["hyperparameters"]
+    assert code == 0
+    assert list(described) == [spec.name for spec in contract.HYPERPARAMETERS]
+    assert described["model"]["allowed"] == "one of default, article"
+    assert described["batch_size"]["default"] == 32
+
+
 def test_doctor_exits_0_when_the_chosen_backend_is_ready(
     cli: CLI,
 ) -> None:
