@@ -333,7 +333,12 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
         "network: ours, or the tutorial's as a baseline",
         choices=("default", "article"),
     ),
-    Hyperparameter("augment", "bool", True, "flips, small rotations, brightness and contrast"),
+    Hyperparameter(
+        "augment",
+        "bool",
+        True,
+        "flips, small rotations (quarter turns for square images), brightness and contrast",
+    ),
     Hyperparameter("class_weights", "bool", True, "weigh classes so that rare ones count as much"),
     Hyperparameter(
         "precision",

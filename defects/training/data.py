@@ -6,11 +6,11 @@ several times faster than decoding 1920x1080 and resizing afterwards; the final 
 antialiased, so thin scratches and small stains survive the reduction.
 
 Augmentation happens here too, after the cache, on the small uint8 images: flips, a small
-rotation, brightness and contrast, drawn with stateless random ops. Each epoch's order and
-draws depend only on the seed and the epoch's number, so a run is reproducible, and a run
-resumed at epoch 3 sees for it exactly what an uninterrupted run sees. (As Keras layers
-inside the model the same augmentation doubled the time of a training step on 2 CPU cores;
-in the pipeline it costs about a tenth of it.)
+rotation (quarter turns for square images), brightness and contrast, drawn with stateless
+random ops. Each epoch's order and draws depend only on the seed and the epoch's number, so
+a run is reproducible, and a run resumed at epoch 3 sees for it exactly what an
+uninterrupted run sees. (As Keras layers inside the model the same augmentation doubled the
+time of a training step on 2 CPU cores; in the pipeline it costs about a tenth of it.)
 Standard library, NumPy and TensorFlow only: this runs inside the training container.
 """
 
@@ -30,7 +30,8 @@ _JPEG_MAGIC = b"\xff\xd8\xff"
 _DCT_RATIOS = (8, 4, 2, 1)
 
 # Inspection photos: the phone may lie either way round, a little rotated (up to +-0.03 of a
-# turn, about 11 degrees), under slightly different light. No zoom or crop: that could cut
+# turn, about 11 degrees; square images are turned by quarter turns instead, see
+# ``augment``), under slightly different light. No zoom or crop: that could cut
 # the defect out. Brightness shifts stay small (+-5 levels): the screen is dark, and larger
 # shifts clip it to black and wipe out faint oil films.
 MAX_ROTATION = 0.03 * 2 * np.pi
@@ -207,14 +208,36 @@ def _rotate(image: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
     return rotated[0]
 
 
+def is_square(image: tf.Tensor) -> bool:
+    """Whether an image's static shape is square (its augmentation then turns it)."""
+    height, width = image.shape[0], image.shape[1]
+    return height is not None and height == width
+
+
 def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """One random variant of a uint8 image; ``seed`` is a ``[2]`` int64 stateless seed."""
+    """One random variant of a uint8 image; ``seed`` is a ``[2]`` int64 stateless seed.
+
+    A square image (a solar cell, a tile, a patch cut to its object) takes one of its eight
+    exact orientations, quarter turns included, and no small rotation: the turns vary it
+    more than +-11 degrees would, and they move whole pixels, where a rotation interpolates
+    (blurring one-pixel cracks) and fills its corners with reflections of the object's edges.
+    A photo of another shape cannot be turned a quarter and fit the input: it takes the
+    flips and a small rotation, as a hand-held camera varies it.
+    """
     seeds = tf.random.experimental.stateless_split(seed, num=5)
     image = tf.image.stateless_random_flip_left_right(image, seeds[0])
     image = tf.image.stateless_random_flip_up_down(image, seeds[1])
-    pixels = tf.cast(image, tf.float32)
-    angle = tf.random.stateless_uniform([], seeds[2], -MAX_ROTATION, MAX_ROTATION)
-    pixels = _rotate(pixels, angle)
+    if is_square(image):
+        # With both flips, a transpose half of the time gives each of the eight orientations.
+        # It draws from a stream of its own, so the other draws stay those of other shapes.
+        turn_seed = tf.random.experimental.stateless_fold_in(seed, 5)
+        transpose = tf.random.stateless_uniform([], turn_seed) < 0.5
+        image = tf.cond(transpose, lambda: tf.transpose(image, [1, 0, 2]), lambda: image)
+        pixels = tf.cast(image, tf.float32)
+    else:
+        pixels = tf.cast(image, tf.float32)
+        angle = tf.random.stateless_uniform([], seeds[2], -MAX_ROTATION, MAX_ROTATION)
+        pixels = _rotate(pixels, angle)
     pixels = tf.image.stateless_random_contrast(pixels, *CONTRAST_RANGE, seed=seeds[3])
     shift = tf.random.stateless_uniform([], seeds[4], -MAX_BRIGHTNESS_SHIFT, MAX_BRIGHTNESS_SHIFT)
     return tf.cast(tf.clip_by_value(tf.round(pixels + shift), 0.0, 255.0), tf.uint8)

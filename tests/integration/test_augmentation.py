@@ -83,3 +83,38 @@ def test_rotation_turns_the_image_about_its_centre() -> None:
     np.testing.assert_allclose(quarter, np.rot90(_photo(), k=1).astype(np.float32), atol=1e-3)
     unchanged = data._rotate(image, tf.constant(0.0)).numpy()
     np.testing.assert_allclose(unchanged, _photo().astype(np.float32), atol=1e-3)
+
+
+def _variants(image: np.ndarray, draws: int = 64) -> list[np.ndarray]:
+    return [
+        data.augment(tf.constant(image), tf.constant([7, draw], tf.int64)).numpy()
+        for draw in range(draws)
+    ]
+
+
+def _bright_box(image: np.ndarray) -> tuple[int, int]:
+    """Height and width of the box around the bright mark (the 230 one of ``_photo``)."""
+    rows, columns = np.nonzero(image[..., 0] > 180)
+    return int(np.ptp(rows)) + 1, int(np.ptp(columns)) + 1
+
+
+def test_square_images_take_quarter_turns_without_interpolation() -> None:
+    variants = _variants(_photo())
+    boxes = {_bright_box(variant) for variant in variants}
+    # The mark is 7 rows by 22 columns: turned a quarter it stands 22 high.
+    assert boxes == {(7, 22), (22, 7)}
+    for variant in variants:
+        assert variant.shape == (48, 48, 3)
+        # Turns and flips move pixels whole: the three grey levels stay three (contrast and
+        # brightness shift them), where a rotation would interpolate new ones.
+        assert len(np.unique(variant)) <= 3
+
+
+def test_other_shapes_keep_their_orientation_and_rotate_a_little() -> None:
+    wide = np.concatenate([_photo(), _photo()[:, :32]], axis=1)
+    variants = _variants(wide)
+    for variant in variants:
+        assert variant.shape == (48, 80, 3)
+        height, width = _bright_box(variant)
+        assert height < width
+    assert any(len(np.unique(variant)) > 3 for variant in variants)
