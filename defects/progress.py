@@ -8,7 +8,9 @@ job) to one :class:`JobOutput`, after writing it to the job log as it came. Here
   "until validation stops improving"), the step within the epoch, elapsed and estimated
   time left, the last validation accuracy. Without a terminal they are not shown: the entry
   point's own line per epoch is.
-- TensorFlow's start-up chatter (:mod:`defects.tfnoise`) stays in the job log only.
+- TensorFlow's start-up chatter (:mod:`defects.tfnoise`) and the metric lines that tuning
+  reads (:mod:`defects.training.metric_log`; the epoch line says the same) stay in the job
+  log only.
 - Every other line is printed as it is, without the compose prefix of local mode.
 """
 
@@ -27,6 +29,7 @@ from rich.text import Text
 from defects.console import err, log
 from defects.tfnoise import is_noise
 from defects.training.contract import PROGRESS_PREFIX
+from defects.training.metric_log import PREFIX as METRIC_PREFIX
 
 _COLOR = r"(?:\x1b\[[0-9;]*m)*"
 # What docker compose puts before each line of a container: "algo-1-1  | " (compose v2) or
@@ -135,6 +138,9 @@ class JobOutput:
             return
         if is_noise(text):
             log.debug("tensorflow: %s", text)
+            return
+        if text.startswith(METRIC_PREFIX):
+            log.debug("%s", text)
             return
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)

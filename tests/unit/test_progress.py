@@ -35,8 +35,10 @@ NOISE = [
     "TensorFlow with the appropriate compiler flags.",
 ]
 EPOCH = "Epoch 2/3 - 2s - loss: 0.5000 - accuracy: 0.8000 - val_loss: 0.6000 - val_accuracy: 0.7500"
+# What tuning reads: it stays in the job log, the epoch line says the same to a person.
+METRIC = "metric: epoch=2 val_accuracy=0.750000 val_loss=0.600000"
 # The same job as each backend hands its lines over.
-PROCESS_LINES = [*NOISE, "Hyperparameters: --epochs 3", PROGRESS, EPOCH]
+PROCESS_LINES = [*NOISE, "Hyperparameters: --epochs 3", PROGRESS, METRIC, EPOCH]
 LOCAL_LINES = [  # docker-compose 1.x, in colour, as the SDK prints the container's log
     *(f"\x1b[36malgo-1_1  |\x1b[0m {line}" for line in PROCESS_LINES)
 ]
