@@ -43,6 +43,8 @@ class PriceTable:
     spot_saving: float
     overhead_seconds: float
     instances: Mapping[str, Mapping[str, float]]
+    # False while the figures have not been checked against the source.
+    verified: bool = True
 
     def price(self, instance_type: str) -> float | None:
         entry = self.instances.get(instance_type)
@@ -60,6 +62,7 @@ def price_table() -> PriceTable:
         source=data["source"],
         spot_saving=float(data["spot_saving"]),
         overhead_seconds=float(data["overhead_seconds"]),
+        verified=bool(data.get("verified", True)),
         instances=data["instances"],
     )
 
@@ -204,7 +207,8 @@ def estimate(
     if price_per_hour is not None:
         price_basis = "--price-per-hour"
     elif price is not None:
-        price_basis = f"price table of {table.as_of}, {table.source}"
+        checked = "" if table.verified else "unverified "
+        price_basis = f"{checked}price table of {table.as_of}, {table.source}"
     else:
         price_basis = f"not in the price table of {table.as_of}; give --price-per-hour"
     return Estimate(

@@ -107,3 +107,9 @@ def test_a_yes_on_the_terminal_launches_above_the_threshold(tmp_path: Path) -> N
 
 def test_below_the_threshold_nothing_is_asked(tmp_path: Path) -> None:
     pricing.approve(_estimate(tmp_path), 10.0, None, yes=False)
+
+
+def test_an_unverified_price_table_says_so_in_the_estimate(tmp_path: Path) -> None:
+    # The shipped table has not been checked against its source yet.
+    assert pricing.price_table().verified is False
+    assert _estimate(tmp_path).price_basis.startswith("unverified price table of ")
