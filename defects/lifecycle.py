@@ -42,11 +42,11 @@ def reserve(runs_dir: Path, job_name: str) -> Path:
     return run_dir
 
 
-def name_taken(run_dir: Path) -> ConfigError:
+def name_taken(run_dir: Path, resume: str = "defects train --resume") -> ConfigError:
     return ConfigError(
         f"A job folder {run_dir} already exists.",
         hint="Choose another --job-name; earlier results are never overwritten "
-        f"(`defects train --resume {run_dir.name}` continues an interrupted job).",
+        f"(`{resume} {run_dir.name}` continues an interrupted job).",
     )
 
 

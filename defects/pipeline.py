@@ -274,24 +274,35 @@ def plot(run_dir: Path) -> list[Path]:
     ]
 
 
-def _start(
+def start(
     settings: Settings | None,
     backend: Backend | None,
     hyperparameters: Mapping[str, object] | None,
     job_name: str | None,
     options: CloudOptions | None,
+    *,
+    kind: str = "defects",
+    max_length: int | None = None,
+    resume_hint: str = "defects train --resume",
 ) -> tuple[Settings, Backend, dict[str, HyperparameterValue], str, CloudOptions]:
-    """What ``run`` and ``dry_run`` check before any work: everything the user gave."""
+    """What a job (a training job, or a tuning job with ``kind="tune"``) checks before any
+    work: everything the user gave. ``max_length`` is the backend's limit on the name."""
     if backend is None:
         settings = settings or resolve()
         backend = backends.create(settings)
     settings = backend.settings
     parameters = hyperparameters_with_defaults(hyperparameters)
-    name = check_job_name(job_name) if job_name else new_job_name()
+    name = check_job_name(job_name) if job_name else new_job_name(kind)
+    if max_length is not None and len(name) > max_length:
+        raise ConfigError(
+            f"The job name {name!r} is longer than {max_length} characters.",
+            hint=f"SageMaker limits these job names to {max_length} characters; choose a "
+            "shorter --job-name.",
+        )
     options = options or CloudOptions()
     backend.check_options(options)
     if (settings.runs_dir / name).exists():
-        raise lifecycle.name_taken(settings.runs_dir / name)
+        raise lifecycle.name_taken(settings.runs_dir / name, resume_hint)
     return settings, backend, parameters, name, options
 
 
@@ -326,7 +337,7 @@ def run(
     and left it running).
     """
     started = time.perf_counter()
-    settings, backend, parameters, name, options = _start(
+    settings, backend, parameters, name, options = start(
         settings, backend, hyperparameters, job_name, options
     )
     backend.check()
@@ -408,7 +419,7 @@ def dry_run(
 ) -> dict[str, Any]:
     """Prepare the data and return the request ``run`` would send; nothing is uploaded or
     sent, and no credentials are needed."""
-    settings, backend, parameters, name, options = _start(
+    settings, backend, parameters, name, options = start(
         settings, backend, hyperparameters, job_name, options
     )
     dataset = prepare_data(data, per_class, classes, data_dir, int(parameters["seed"]))

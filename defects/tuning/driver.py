@@ -18,7 +18,6 @@ from defects.console import log
 from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage
 from defects.errors import ConfigError
-from defects.jobs import check_job_name, new_job_name
 from defects.settings import Settings, resolve
 from defects.training.contract import HyperparameterValue
 from defects.tuning import cloud, record
@@ -68,9 +67,17 @@ def _begin(
     job_name: str | None,
     options: CloudOptions | None,
 ) -> tuple[Backend, dict[str, HyperparameterValue], str, CloudOptions]:
-    """Everything the user gave, checked before any work."""
-    backend = backend or backends.create(settings or resolve())
-    fixed = pipeline.hyperparameters_with_defaults(hyperparameters)
+    """Everything the user gave, checked before any work, as for a training job."""
+    _, backend, fixed, name, options = pipeline.start(
+        settings,
+        backend,
+        hyperparameters,
+        job_name,
+        options,
+        kind="tune",
+        max_length=MAX_NAME_LENGTH,
+        resume_hint="defects tune --resume",
+    )
     if (
         spec.early_stopping
         and spec.objective == "macro-f1"
@@ -78,19 +85,6 @@ def _begin(
     ):
         # Early stopping needs the objective after every epoch, here and in SageMaker.
         fixed["epoch_metrics"] = True
-    name = check_job_name(job_name) if job_name else new_job_name("tune")
-    if len(name) > MAX_NAME_LENGTH:
-        raise ConfigError(
-            f"The tuning job name {name!r} is longer than {MAX_NAME_LENGTH} characters.",
-            hint="SageMaker limits tuning job names to 32 characters; choose a shorter --job-name.",
-        )
-    options = options or CloudOptions()
-    backend.check_options(options)
-    if (backend.settings.runs_dir / name).exists():
-        raise ConfigError(
-            f"A job folder {backend.settings.runs_dir / name} already exists.",
-            hint="Choose another --job-name, or continue it with `defects tune --resume NAME`.",
-        )
     return backend, fixed, name, options
 
 

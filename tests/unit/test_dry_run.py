@@ -37,3 +37,55 @@ def test_the_request_carries_the_size_chosen_from_the_data(
     # The tiny photos are 160x90: under the pixel budget, so they keep their own size.
     assert request["hyperparameters"]["image_size"] == "160x90"
     assert request["hyperparameters"]["epochs"] == "auto"
+
+
+def test_a_tuning_job_name_longer_than_sagemaker_allows_is_refused_before_any_work(
+    tiny_photos: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    name = "a-tuning-job-name-of-forty-characters-x"
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "tune",
+                "--data",
+                str(tiny_photos),
+                "--range",
+                "batch_size=8,16",
+                "--dry-run",
+                "--job-name",
+                name,
+            ]
+        )
+    assert exited.value.code != 0
+    err = capsys.readouterr().err
+    assert "longer than 32 characters" in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_taken_tuning_job_name_points_to_tune_resume(
+    tiny_photos: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "searched").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "tune",
+                "--data",
+                str(tiny_photos),
+                "--range",
+                "batch_size=8,16",
+                "--dry-run",
+                "--job-name",
+                "searched",
+            ]
+        )
+    assert exited.value.code != 0
+    assert "defects tune --resume searched" in capsys.readouterr().err
