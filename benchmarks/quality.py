@@ -65,6 +65,7 @@ def _test_figures(job: EntryPointRun) -> dict[str, Any]:
     return {
         "model": metrics["model"],
         "image_size": metrics["image_size"],
+        "orientations": metrics.get("orientations", 1),
         "precision": metrics["precision"],
         "epochs_run": training.get("epochs_run", metrics.get("epochs")),
         "kept_epoch": training.get("kept_epoch"),

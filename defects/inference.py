@@ -101,6 +101,9 @@ def load_model(model: str | Path) -> LoadedModel:
             f"{folder} lacks {contract.KERAS_MODEL_FILE} or {contract.CLASS_NAMES_FILE}.",
             hint="Point at a finished job's folder (runs/<job>) or at its model.tar.gz.",
         )
+    # The model's own layers (the orientation mean of square inputs) must be registered.
+    import defects.training.model  # noqa: F401
+
     network = keras.models.load_model(model_file)
     class_names = json.loads(names_file.read_text())
     image_shape = (int(network.input_shape[1]), int(network.input_shape[2]))

@@ -180,7 +180,9 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     # Resume: a checkpoint of the last completed epoch (a restarted spot job, or
     # `defects train --resume`) restores the model, its optimizer (and so the learning-rate
     # schedule's position), the history so far and the early-stopping state.
-    early_stopping = budget.ResumableEarlyStopping() if early else None
+    early_stopping = (
+        budget.ResumableEarlyStopping(earliest_stop=budget.earliest_stop(epochs)) if early else None
+    )
     resume = _restore(checkpoint_dir, network, arguments, class_names, len(training))
     initial_epoch = resume.epoch
     history = resume.history
@@ -237,7 +239,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         f"{contract.image_size_text(shape)} ({size_note}); "
         + (
             f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
-            f"at most {epochs}; "
+            f"at least {budget.earliest_stop(epochs)} and at most {epochs}; "
             if early
             else f"epochs {epochs}; "
         )
@@ -274,6 +276,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         "kept_epoch": kept_epoch,
         "monitor": budget.MONITOR if early else None,
         "patience": budget.PATIENCE if early else None,
+        "earliest_stop": budget.earliest_stop(epochs) if early else None,
         "stopped_early": stopped,
         "stop_reason": budget.stop_reason(epochs_run, epochs, early_stopping, stopped),
         "kept": "the best epoch's weights" if early else "the last epoch's weights",
@@ -284,6 +287,12 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         f"{training_record['stop_reason']}.",
         flush=True,
     )
+
+    # A square input trained in its eight orientations answers with its mean over them:
+    # the saved, exported and evaluated model is that one (same weights).
+    orientations = arguments.augment and shape[0] == shape[1]
+    if orientations:
+        network = models.with_orientations(network)
 
     model_dir.mkdir(parents=True, exist_ok=True)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -300,6 +309,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         "image_size": contract.image_size_text(shape),
         "image_size_from": size_note,
         "model": arguments.model,
+        "orientations": 8 if orientations else 1,
         "precision": precision,
         "epochs": epochs_run,
         "training": training_record,

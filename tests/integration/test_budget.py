@@ -23,8 +23,18 @@ pytestmark = pytest.mark.slow
 def _run(base: Path, channels: dict[str, Path], *arguments: str) -> dict:
     environment = contract.job_environment(base, channels, {})
     code = source_dir(base.parent / "code")
+    # Batches of 2: the 48 training images make 24 steps an epoch, so the cap (and its
+    # half, the earliest stop) is the floor, not the 200 epochs of 2 steps each.
     result = subprocess.run(
-        [sys.executable, str(code / ENTRY_SCRIPT), "--augment", "false", *arguments],
+        [
+            sys.executable,
+            str(code / ENTRY_SCRIPT),
+            "--augment",
+            "false",
+            "--batch_size",
+            "2",
+            *arguments,
+        ],
         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
         capture_output=True,
         text=True,
@@ -70,7 +80,13 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path: Path, swapped: dict[str, 
     best = int(np.argmax(scores)) + 1
     assert training["kept_epoch"] == history["kept_epoch"] == best
     assert training["stopped_early"] is True
-    assert training["epochs_run"] == len(scores) == best + budget.PATIENCE
+    # Out of patience PATIENCE epochs after the best, but never before half the cap.
+    assert training["earliest_stop"] == budget.earliest_stop(training["epoch_cap"])
+    assert (
+        training["epochs_run"]
+        == len(scores)
+        == max(best + budget.PATIENCE, training["earliest_stop"])
+    )
     assert training["epochs_run"] < training["epoch_cap"]
     assert "did not improve" in training["stop_reason"] == history["stop_reason"]
     # The saved model is the best epoch's: it scores on validation what that epoch scored.
@@ -114,7 +130,9 @@ def test_a_restart_keeps_the_early_stopping_state(tmp_path: Path, swapped: dict[
     assert f"Resuming from the checkpoint of epoch {resumed_at}" in second["stdout"]
     assert training["resumed_after_epoch"] == resumed_at
     # The patience went on counting from the restored wait, not from zero.
-    assert training["epochs_run"] == resumed_at + budget.PATIENCE - wait
+    assert training["epochs_run"] == max(
+        resumed_at + budget.PATIENCE - wait, training["earliest_stop"]
+    )
     assert training["kept_epoch"] == kept
     # The model saved is the best epoch's, read back from the checkpoint folder.
     assert second["metrics"]["validation"]["macro_f1"] == pytest.approx(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,13 +18,45 @@ from defects.training import budget, contract
 def test_the_epoch_cap_gives_small_datasets_enough_optimizer_steps() -> None:
     # 168 photos in batches of 32: 6 steps an epoch, so 1,000 steps take 167 epochs.
     assert budget.epoch_cap(168, 32) == 167
-    # 784 photos: 25 steps an epoch, 40 epochs.
-    assert budget.epoch_cap(784, 32) == 40
+    # 784 photos: 25 steps an epoch; the floor of 60 epochs gives more than 1,000 steps.
+    assert budget.epoch_cap(784, 32) == budget.MIN_EPOCHS == 60
 
 
 def test_the_epoch_cap_has_a_floor_and_a_ceiling() -> None:
     assert budget.epoch_cap(100_000, 32) == budget.MIN_EPOCHS
     assert budget.epoch_cap(8, 32) == budget.MAX_EPOCHS
+
+
+def _monitored(scores: list[float], earliest_stop: int) -> tuple[int | None, int]:
+    """Feed ``scores`` to early stopping epoch by epoch: the epoch it stopped after (or
+    None) and the best epoch (1-based)."""
+    stopping = budget.ResumableEarlyStopping(patience=3, earliest_stop=earliest_stop)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    stopping.set_model(model)
+    model.stop_training = False
+    stopping.on_train_begin()
+    for epoch, score in enumerate(scores):
+        stopping.on_epoch_end(epoch, {budget.MONITOR: score})
+        if model.stop_training:
+            return epoch + 1, stopping.best_epoch + 1
+    return None, stopping.best_epoch + 1
+
+
+def test_early_stopping_waits_for_the_earliest_epoch_but_keeps_the_best_before_it() -> None:
+    # Best at epoch 2, then flat: patience 3 would stop after epoch 5; not before epoch 8.
+    scores = [0.5, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
+    assert _monitored(scores, earliest_stop=0) == (5, 2)
+    assert _monitored(scores, earliest_stop=8) == (8, 2)
+
+
+def test_an_improvement_before_the_earliest_epoch_restarts_the_patience() -> None:
+    scores = [0.5, 0.6, 0.6, 0.6, 0.6, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7]
+    assert _monitored(scores, earliest_stop=6) == (9, 6)
+
+
+def test_the_earliest_stop_is_half_the_cap() -> None:
+    assert budget.earliest_stop(60) == 30
+    assert budget.earliest_stop(1) == 1
 
 
 def test_macro_f1_averages_the_classes_equally() -> None:
