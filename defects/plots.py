@@ -19,7 +19,11 @@ def plot_curves(history: Mapping[str, Any], path: Path, title: str = "") -> Path
     epochs = list(history.get("epoch") or range(1, len(history.get("loss", [])) + 1))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for axis, metric, label in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
-        for key, name, style in ((metric, "train", "-o"), (f"val_{metric}", "validation", "-s")):
+        train = "train"
+        if metric == "loss" and history.get("label_smoothing"):
+            # Smoothed targets keep the training loss above zero: not comparable as is.
+            train = f"train (labels smoothed {history['label_smoothing']:g})"
+        for key, name, style in ((metric, train, "-o"), (f"val_{metric}", "validation", "-s")):
             values = history.get(key)
             if values:
                 axis.plot(epochs[: len(values)], values, style, label=name, markersize=4)

@@ -332,6 +332,8 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         **history,
         "kept_epoch": kept_epoch,
         "stop_reason": training_record["stop_reason"],
+        # The training loss is of smoothed labels; the validation loss of the labels as given.
+        "label_smoothing": models.LABEL_SMOOTHING,
     }
     (output_dir / contract.HISTORY_FILE).write_text(json.dumps(history_record, indent=2))
     (output_dir / contract.METRICS_FILE).write_text(json.dumps(results, indent=2))
