@@ -112,13 +112,14 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """Keras' early stopping with best-weights restore, whose state can be saved and
     restored across a restart (Keras' own forgets it in ``on_train_begin``)."""
 
+    stopped_epoch: int
+
     def __init__(
         self, patience: int = PATIENCE, monitor: str = MONITOR, earliest_stop: int = 0
     ) -> None:
         super().__init__(monitor=monitor, mode="max", patience=patience, restore_best_weights=True)
         # No stop before this many epochs; the best epoch is tracked from the first.
         self.earliest_stop = earliest_stop
-        self.stopped_epoch: int = 0
         self.best: float | None = None
         self.best_epoch = 0
         self._restored: dict[str, Any] | None = None

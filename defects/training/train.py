@@ -180,8 +180,11 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     # Resume: a checkpoint of the last completed epoch (a restarted spot job, or
     # `defects train --resume`) restores the model, its optimizer (and so the learning-rate
     # schedule's position), the history so far and the early-stopping state.
+    earliest_stop = budget.earliest_stop(epochs) if early else None
     early_stopping = (
-        budget.ResumableEarlyStopping(earliest_stop=budget.earliest_stop(epochs)) if early else None
+        budget.ResumableEarlyStopping(earliest_stop=earliest_stop)
+        if earliest_stop is not None
+        else None
     )
     resume = _restore(checkpoint_dir, network, arguments, class_names, len(training))
     initial_epoch = resume.epoch
@@ -239,7 +242,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         f"{contract.image_size_text(shape)} ({size_note}); "
         + (
             f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
-            f"at least {budget.earliest_stop(epochs)} and at most {epochs}; "
+            f"at least {earliest_stop} and at most {epochs}; "
             if early
             else f"epochs {epochs}; "
         )
@@ -276,7 +279,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         "kept_epoch": kept_epoch,
         "monitor": budget.MONITOR if early else None,
         "patience": budget.PATIENCE if early else None,
-        "earliest_stop": budget.earliest_stop(epochs) if early else None,
+        "earliest_stop": earliest_stop,
         "stopped_early": stopped,
         "stop_reason": budget.stop_reason(epochs_run, epochs, early_stopping, stopped),
         "kept": "the best epoch's weights" if early else "the last epoch's weights",

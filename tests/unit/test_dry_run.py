@@ -39,6 +39,15 @@ def test_the_request_carries_the_size_chosen_from_the_data(
     assert request["hyperparameters"]["epochs"] == "auto"
 
 
+def _refused_tuning(tiny_photos: Path, job_name: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """``defects tune --dry-run --job-name JOB_NAME``, which must fail: its error output."""
+    arguments = ["tune", "--data", str(tiny_photos), "--range", "batch_size=8,16", "--dry-run"]
+    with pytest.raises(SystemExit) as exited:
+        main([*arguments, "--job-name", job_name])
+    assert exited.value.code != 0
+    return capsys.readouterr().err
+
+
 def test_a_tuning_job_name_longer_than_sagemaker_allows_is_refused_before_any_work(
     tiny_photos: Path,
     tmp_path: Path,
@@ -46,22 +55,7 @@ def test_a_tuning_job_name_longer_than_sagemaker_allows_is_refused_before_any_wo
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    name = "a-tuning-job-name-of-forty-characters-x"
-    with pytest.raises(SystemExit) as exited:
-        main(
-            [
-                "tune",
-                "--data",
-                str(tiny_photos),
-                "--range",
-                "batch_size=8,16",
-                "--dry-run",
-                "--job-name",
-                name,
-            ]
-        )
-    assert exited.value.code != 0
-    err = capsys.readouterr().err
+    err = _refused_tuning(tiny_photos, "a-tuning-job-name-of-forty-characters-x", capsys)
     assert "longer than 32 characters" in err
     assert not (tmp_path / "data").exists()
 
@@ -74,18 +68,4 @@ def test_a_taken_tuning_job_name_points_to_tune_resume(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "searched").mkdir(parents=True)
-    with pytest.raises(SystemExit) as exited:
-        main(
-            [
-                "tune",
-                "--data",
-                str(tiny_photos),
-                "--range",
-                "batch_size=8,16",
-                "--dry-run",
-                "--job-name",
-                "searched",
-            ]
-        )
-    assert exited.value.code != 0
-    assert "defects tune --resume searched" in capsys.readouterr().err
+    assert "defects tune --resume searched" in _refused_tuning(tiny_photos, "searched", capsys)
