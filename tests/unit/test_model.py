@@ -84,3 +84,17 @@ def test_the_smoothed_loss_spreads_part_of_each_label() -> None:
     assert float(loss(np.array([0]), probabilities)) == pytest.approx(expected, rel=1e-5)
     restored = models.SmoothedCrossentropy.from_config(loss.get_config())
     assert restored.smoothing == 0.1
+
+
+def test_class_weights_make_a_rare_class_count_as_much_as_a_common_one() -> None:
+    labels = np.array([0] * 90 + [1] * 10)
+    weights = models.class_weights(labels, 2)
+    # Each class's total weight is the same: 90 * w0 == 10 * w1.
+    assert 90 * weights[0] == pytest.approx(10 * weights[1])
+    # The mean weight over the images stays 1, so the loss keeps its scale.
+    assert (90 * weights[0] + 10 * weights[1]) / 100 == pytest.approx(1.0)
+
+
+def test_class_weights_of_balanced_data_are_one() -> None:
+    weights = models.class_weights(np.array([0, 1, 2, 3] * 5), 4)
+    assert weights == pytest.approx({0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0})
