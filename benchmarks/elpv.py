@@ -17,6 +17,7 @@ import argparse
 import csv
 import shutil
 import sys
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +50,28 @@ def labels(data: Path | None = None) -> list[tuple[str, float]]:
             if fields:
                 rows.append((fields[0], float(fields[1])))
     return rows
+
+
+def accuracy_by_rating(
+    predictions: Iterable[tuple[Path, str | None]], ratings: Mapping[str, float]
+) -> dict[str, dict[str, float | int]]:
+    """Accuracy over the cells of each expert rating (0, 1/3, 2/3, 1): whether the errors lie
+    on the cells the expert was unsure of, or on the ones they were sure of.
+
+    ``predictions`` are ``(prepared image path, predicted class)``, the true class being the
+    image's folder; ``ratings`` maps a cell's file name to its defect probability."""
+    tally: dict[str, list[int]] = {}
+    for path, predicted in predictions:
+        rating = ratings.get(path.name)
+        if rating is None:
+            continue
+        counts = tally.setdefault(f"{rating:.2f}", [0, 0])
+        counts[0] += predicted == path.parent.name
+        counts[1] += 1
+    return {
+        rating: {"correct": correct, "cells": cells, "accuracy": round(correct / cells, 4)}
+        for rating, (correct, cells) in sorted(tally.items())
+    }
 
 
 def export(out_dir: Path, per_class: int | None = None) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmarks import datasets, elpv
@@ -89,6 +90,22 @@ def _line(name: str, figures: Mapping[str, Any]) -> str:
     return (
         f"{name}: accuracy {figures['test_accuracy']:.3f}, macro-F1 "
         f"{figures['test_macro_f1']:.3f} (recall {recalls}), {figures['fit_seconds']:.0f} s"
+    )
+
+
+def _by_rating(work_dir: Path, dataset: PreparedDataset) -> dict[str, Any]:
+    """ELPV's test accuracy over the cells of each expert rating, from the saved model."""
+    from defects.prediction import predict
+
+    model_dir = work_dir / "opt" / "ml" / contract.MODEL_PATH
+    ratings = {Path(relative).name: rating for relative, rating in elpv.labels()}
+    found = predict(model_dir, dataset.root / "test")
+    return elpv.accuracy_by_rating(((p.path, p.label) for p in found), ratings)
+
+
+def _rating_text(by_rating: Mapping[str, Any]) -> str:
+    return ", ".join(
+        f"{rating} {row['accuracy']:.2f} ({row['cells']})" for rating, row in by_rating.items()
     )
 
 
@@ -173,6 +190,10 @@ def run(context: Context) -> list[Result]:
                 context.log_dir / f"{label}.log",
             )
             figures[name] = _test_figures(job)
+            if spec.key == "quality_elpv" and name == "default":
+                figures[name]["test_accuracy_by_rating"] = _by_rating(
+                    context.work_dir / label, dataset
+                )
         default = figures["default"]
         majority = _majority(dataset)
         anchors = [_line(name, figures[name]) for name in variants if name != "default"]
@@ -206,6 +227,13 @@ def run(context: Context) -> list[Result]:
                     f"{default['kept_epoch']} of {default['epochs_run']} "
                     f"({default['stop_reason']}); validation accuracy "
                     f"{default['validation_accuracy']:.3f}."
+                    + (
+                        " Test accuracy by the expert's defect probability (cells): "
+                        + _rating_text(default["test_accuracy_by_rating"])
+                        + "."
+                        if "test_accuracy_by_rating" in default
+                        else ""
+                    )
                 ),
             )
         )

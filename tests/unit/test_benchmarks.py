@@ -171,3 +171,23 @@ def test_every_benchmark_reports_even_when_left_out_or_broken(
     assert (tmp_path / "bad-error.log").is_file()
     assert results[2].met is None
     assert not math.isnan(results[0].ratio or 0.0)
+
+
+def test_elpv_accuracy_is_counted_per_expert_rating_with_the_folder_as_truth() -> None:
+    from benchmarks.elpv import accuracy_by_rating
+
+    ratings = {"a.png": 0.0, "b.png": 0.0, "c.png": 1.0, "d.png": 2 / 3, "e.png": 1 / 3}
+    predictions = [
+        (Path("test/functional/a.png"), "functional"),
+        (Path("test/functional/b.png"), "defective"),
+        (Path("test/defective/c.png"), "defective"),
+        (Path("test/defective/d.png"), "functional"),
+        (Path("test/functional/e.png"), None),  # unreadable: counted as wrong
+        (Path("test/functional/unknown.png"), "functional"),  # not an ELPV cell: left out
+    ]
+    assert accuracy_by_rating(predictions, ratings) == {
+        "0.00": {"correct": 1, "cells": 2, "accuracy": 0.5},
+        "0.33": {"correct": 0, "cells": 1, "accuracy": 0.0},
+        "0.67": {"correct": 0, "cells": 1, "accuracy": 0.0},
+        "1.00": {"correct": 1, "cells": 1, "accuracy": 1.0},
+    }
