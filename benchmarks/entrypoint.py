@@ -34,6 +34,8 @@ class EntryPointRun:
     metrics: dict[str, Any]
     epoch_seconds: list[float]
     wall_seconds: float
+    # Where the entry point saved the model (model.keras and class_names.json).
+    model_dir: Path
     # From the start of the process to the start of fit (Python, TensorFlow, the model), and
     # from the end of fit to the exit (saving, exporting, evaluating); None if not found.
     startup_seconds: float | None = None
@@ -126,6 +128,7 @@ def run_entry_point(
         metrics=metrics,
         epoch_seconds=epoch_seconds(lines, fit_seconds),
         wall_seconds=wall_seconds,
+        model_dir=base / contract.MODEL_PATH,
         startup_seconds=startup_seconds,
         after_fit_seconds=after_fit_seconds,
     )

@@ -94,13 +94,12 @@ def _line(name: str, figures: Mapping[str, Any]) -> str:
     )
 
 
-def _by_rating(work_dir: Path, dataset: PreparedDataset) -> dict[str, Any]:
+def _by_rating(job: EntryPointRun, dataset: PreparedDataset) -> dict[str, Any]:
     """ELPV's test accuracy over the cells of each expert rating, from the saved model."""
     from defects.prediction import predict
 
-    model_dir = work_dir / "opt" / "ml" / contract.MODEL_PATH
     ratings = {Path(relative).name: rating for relative, rating in elpv.labels()}
-    found = predict(model_dir, dataset.root / "test")
+    found = predict(job.model_dir, dataset.root / "test")
     return elpv.accuracy_by_rating(((p.path, p.label) for p in found), ratings)
 
 
@@ -192,9 +191,7 @@ def run(context: Context) -> list[Result]:
             )
             figures[name] = _test_figures(job)
             if spec.key == "quality_elpv" and name == "default":
-                figures[name]["test_accuracy_by_rating"] = _by_rating(
-                    context.work_dir / label, dataset
-                )
+                figures[name]["test_accuracy_by_rating"] = _by_rating(job, dataset)
         default = figures["default"]
         majority = _majority(dataset)
         anchors = [_line(name, figures[name]) for name in variants if name != "default"]
