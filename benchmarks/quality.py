@@ -103,10 +103,13 @@ def _by_rating(job: EntryPointRun, dataset: PreparedDataset) -> dict[str, Any]:
     return elpv.accuracy_by_rating(((p.path, p.label) for p in found), ratings)
 
 
-def _rating_text(by_rating: Mapping[str, Any]) -> str:
-    return ", ".join(
-        f"{rating} {row['accuracy']:.2f} ({row['cells']})" for rating, row in by_rating.items()
-    )
+def _rating_note(figures: Mapping[str, Any]) -> str:
+    """The sentence on accuracy by expert rating, when the run has it (ELPV's default)."""
+    by_rating = figures.get("test_accuracy_by_rating")
+    if not by_rating:
+        return ""
+    rows = (f"{rating} {row['accuracy']:.2f} ({row['cells']})" for rating, row in by_rating.items())
+    return f" Test accuracy by the expert's defect probability (cells): {', '.join(rows)}."
 
 
 def _majority(dataset: PreparedDataset) -> float:
@@ -224,14 +227,7 @@ def run(context: Context) -> list[Result]:
                     f"default settled on {default['image_size']} px and kept epoch "
                     f"{default['kept_epoch']} of {default['epochs_run']} "
                     f"({default['stop_reason']}); validation accuracy "
-                    f"{default['validation_accuracy']:.3f}."
-                    + (
-                        " Test accuracy by the expert's defect probability (cells): "
-                        + _rating_text(default["test_accuracy_by_rating"])
-                        + "."
-                        if "test_accuracy_by_rating" in default
-                        else ""
-                    )
+                    f"{default['validation_accuracy']:.3f}.{_rating_note(default)}"
                 ),
             )
         )
