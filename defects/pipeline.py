@@ -24,7 +24,7 @@ from defects import backends, lifecycle
 from defects.archives import safe_extract
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
 from defects.cleanup import drop_backend_copies
-from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset
+from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
 from defects.entrypoint import ENTRY_SCRIPT, source_dir
 from defects.errors import ConfigError, DefectsError, StorageError, TrainingFailed
@@ -309,7 +309,7 @@ def start(
 def prepare_data(
     data: str | Path | None,
     per_class: int,
-    classes: Sequence[str],
+    classes: Sequence[str] | None,
     data_dir: str | Path,
     seed: int,
 ) -> PreparedDataset:
@@ -325,7 +325,7 @@ def run(
     hyperparameters: Mapping[str, object] | None = None,
     job_name: str | None = None,
     per_class: int = 280,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     data_dir: str | Path = DATA_DIR,
     options: CloudOptions | None = None,
     backend: Backend | None = None,
@@ -345,7 +345,7 @@ def run(
     request = {
         "data": str(data) if data is not None else None,
         "per_class": per_class,
-        "classes": list(classes),
+        "classes": list(classes) if classes is not None else None,
         "data_dir": str(data_dir),
     }
     record = {
@@ -411,7 +411,7 @@ def dry_run(
     hyperparameters: Mapping[str, object] | None = None,
     job_name: str | None = None,
     per_class: int = 280,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     data_dir: str | Path = DATA_DIR,
     options: CloudOptions | None = None,
     backend: Backend | None = None,

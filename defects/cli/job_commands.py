@@ -68,7 +68,11 @@ job_name_option = click.option(
 @cost_options
 @settings_options
 def run(
-    data: Path | None, per_class: int, classes: tuple[str, ...], job_name: str | None, **kwargs: Any
+    data: Path | None,
+    per_class: int,
+    classes: tuple[str, ...] | None,
+    job_name: str | None,
+    **kwargs: Any,
 ) -> None:
     """The whole job: prepare, stage, train, fetch and plot."""
     _run_job(kwargs, data=data, job_name=job_name, per_class=per_class, classes=classes)
@@ -101,7 +105,7 @@ def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> 
 )
 @classes_option
 @click.option("--seed", type=int, default=0, show_default=True)
-def prepare(source: Path, out_dir: Path | None, classes: tuple[str, ...], seed: int) -> None:
+def prepare(source: Path, out_dir: Path | None, classes: tuple[str, ...] | None, seed: int) -> None:
     """Check the images in SOURCE and split them for training.
 
     Every image is decoded once; bad files are skipped and listed with their reason in

@@ -210,8 +210,7 @@ classes_option = click.option(
     "--classes",
     type=class_names,
     metavar="NAMES",
-    default=",".join(DEFAULT_CLASSES),
-    show_default=True,
+    show_default=f"the data's folders; {','.join(DEFAULT_CLASSES)} when it has them all",
     help="the class folders to use, comma-separated",
 )
 

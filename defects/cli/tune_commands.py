@@ -149,7 +149,7 @@ def tune(
     as_json: bool,
     data: Path | None,
     per_class: int,
-    classes: tuple[str, ...],
+    classes: tuple[str, ...] | None,
     job_name: str | None,
     **kwargs: Any,
 ) -> None:

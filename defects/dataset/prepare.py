@@ -60,7 +60,8 @@ class PreparedDataset:
 
     def summary(self) -> str:
         sizes = ", ".join(f"{split} {sum(self.counts[split].values())}" for split in SPLITS)
-        line = f"dataset {self.dataset_id}: {sizes} images in {self.root}"
+        classes = ", ".join(self.manifest["classes"])
+        line = f"dataset {self.dataset_id} (classes {classes}): {sizes} images in {self.root}"
         if self.skipped:
             line += f"; skipped {len(self.skipped)} file(s), reasons in {self.root / MANIFEST}"
         return line
@@ -98,32 +99,78 @@ def load_manifest(root: Path) -> PreparedDataset | None:
     return PreparedDataset(root, manifest)
 
 
-def find_class_folders(source: Path, classes: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
-    """Class folders (any letter case, at the top or one level down) and the ignored folders."""
+def _check_source(source: Path) -> None:
     if not source.is_dir():
         raise DataError(
             f"The data folder {source} does not exist or is not a folder.",
             hint="Pass the folder that holds one sub-folder per class (good, oil, scratch, "
             "stain), e.g. the unzipped Kaggle download.",
         )
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """A folder's sub-folders, without hidden ones and archive tools' ``__MACOSX``."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX"
+    )
+
+
+def _holds_files(folder: Path, nested: bool = True) -> bool:
+    files = folder.rglob("*") if nested else folder.iterdir()
+    return any(p.is_file() and not p.name.startswith(".") for p in files)
+
+
+def classes_in(source: Path) -> list[str]:
+    """The classes of ``source`` when none are named: good, oil, scratch and stain when it
+    has a folder for each (other folders are then ignored, as with ``--classes``); else
+    its sub-folders that hold files, sorted, or those of its only sub-folder when the
+    classes sit one level down (an unzipped archive's top folder)."""
+    _check_source(source)
+    try:
+        find_class_folders(source, DEFAULT_CLASSES)
+        return list(DEFAULT_CLASSES)
+    except DataError:
+        pass
+    level = source
+    folders = _subfolders(level)
+    if len(folders) == 1 and not any(_holds_files(f, nested=False) for f in (level, folders[0])):
+        level = folders[0]
+        folders = _subfolders(level)
+    classes = [folder.name for folder in folders if _holds_files(folder)]
+    if len(classes) < 2:
+        where = level if level == source else f"{source} (in {level.relative_to(source)})"
+        found = ", ".join(classes) or "none"
+        raise DataError(
+            f"A classifier needs at least two class folders with images in {where}; found: "
+            f"{found}.",
+            hint="Put each class's images in a folder named after it (e.g. good/, scratch/), "
+            "or name the class folders with --classes.",
+        )
+    return classes
+
+
+def find_class_folders(source: Path, classes: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
+    """Class folders (any letter case, at the top or one level down) and the ignored folders."""
+    _check_source(source)
     wanted = {name.lower(): name for name in classes}
     found: dict[str, list[Path]] = {}
     ignored: list[str] = []
-    candidates = sorted(p for p in source.iterdir() if p.is_dir())
+    candidates = _subfolders(source)
     for folder in candidates:
         if folder.name.lower() in wanted:
             found.setdefault(wanted[folder.name.lower()], []).append(folder)
             continue
-        nested = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.lower() in wanted)
+        inside = _subfolders(folder)
+        nested = [p for p in inside if p.name.lower() in wanted]
         for inner in nested:
             found.setdefault(wanted[inner.name.lower()], []).append(inner)
         if not nested:
             ignored.append(folder.relative_to(source).as_posix())
         else:
             ignored += [
-                p.relative_to(source).as_posix()
-                for p in sorted(folder.iterdir())
-                if p.is_dir() and p.name.lower() not in wanted
+                p.relative_to(source).as_posix() for p in inside if p.name.lower() not in wanted
             ]
     duplicated = {name: paths for name, paths in found.items() if len(paths) > 1}
     if duplicated:
@@ -256,7 +303,7 @@ def _split(
 def prepare(
     source: Path,
     out_dir: Path | None = None,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     seed: int = 0,
     validation: float = 0.15,
     test: float = 0.15,
@@ -267,8 +314,12 @@ def prepare(
     """Validate, split and lay out ``source``; returns the prepared dataset.
 
     Without ``out_dir`` the result goes to ``<data_dir>/prepared/<dataset-id>`` and an
-    identical earlier preparation is reused.
+    identical earlier preparation is reused. Without ``classes`` they are the source's
+    folders (:func:`classes_in`).
     """
+    source = source.expanduser()
+    if classes is None:
+        classes = classes_in(source)
     if len(set(classes)) != len(classes) or len(classes) < 2:
         raise DataError(
             f"Classes {list(classes)} must be at least two distinct names.",
@@ -276,7 +327,6 @@ def prepare(
         )
     if not (0 < validation < 0.5 and 0 < test < 0.5 and validation + test < 0.8):
         raise DataError("Validation and test fractions must each be in (0, 0.5).")
-    source = source.expanduser()
     folders, ignored = find_class_folders(source, classes)
 
     jobs: list[tuple[Path, str, str]] = []

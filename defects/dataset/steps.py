@@ -11,7 +11,7 @@ from pathlib import Path
 
 from defects.console import log, progress
 from defects.dataset import DATA_DIR, folders, shards
-from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset, load_manifest
+from defects.dataset.prepare import SPLITS, PreparedDataset, load_manifest
 from defects.errors import ConfigError, DataError
 from defects.storage import Storage, s3
 
@@ -69,7 +69,7 @@ def _draw(target: Path, per_class: int, seed: int, width: int, height: int) -> N
 def prepare(
     source: Path,
     out_dir: Path | None = None,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     seed: int = 0,
     data_dir: Path = DATA_DIR,
 ) -> PreparedDataset:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from defects import backends, pipeline
 from defects.backends.base import Backend, CloudOptions
 from defects.console import log
-from defects.dataset.prepare import DEFAULT_CLASSES, SPLITS, PreparedDataset
+from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage
 from defects.errors import ConfigError
 from defects.settings import Settings, resolve
@@ -95,7 +95,7 @@ def dry_run(
     hyperparameters: Mapping[str, object] | None = None,
     job_name: str | None = None,
     per_class: int = 280,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     data_dir: str | Path = DATA_DIR,
     options: CloudOptions | None = None,
     backend: Backend | None = None,
@@ -131,7 +131,7 @@ def tune(
     hyperparameters: Mapping[str, object] | None = None,
     job_name: str | None = None,
     per_class: int = 280,
-    classes: Sequence[str] = DEFAULT_CLASSES,
+    classes: Sequence[str] | None = None,
     data_dir: str | Path = DATA_DIR,
     options: CloudOptions | None = None,
     backend: Backend | None = None,
@@ -154,7 +154,7 @@ def tune(
         data={
             "data": str(data) if data is not None else None,
             "per_class": per_class,
-            "classes": list(classes),
+            "classes": list(classes) if classes is not None else None,
             "dataset_id": dataset.dataset_id,
             "dataset_root": str(dataset.root.resolve()),
             "bucket": backend.layout().bucket if not backend.tunes_remotely else None,

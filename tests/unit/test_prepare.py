@@ -153,8 +153,59 @@ def test_missing_class_folder_is_named(tmp_path: Path) -> None:
         path.unlink()
     (source / "stain").rmdir()
     with pytest.raises(DataError) as caught:
-        prepare(source, data_dir=tmp_path / "data")
+        prepare(source, classes=CLASSES, data_dir=tmp_path / "data")
     assert "stain" in caught.value.message
+
+
+def _classes(root: Path, names: tuple[str, ...], per_class: int = 4) -> Path:
+    for index, name in enumerate(names):
+        for i in range(per_class):
+            _photo(root / name / f"{i}.jpg", seed=index * 10 + i)
+    return root
+
+
+def test_without_classes_they_are_the_sources_folders(tmp_path: Path) -> None:
+    source = _classes(tmp_path / "src", ("ok", "dent", "Crack"))
+    (source / "empty").mkdir()
+    (source / "__MACOSX" / "ok").mkdir(parents=True)
+    (source / "__MACOSX" / "ok" / "._0.jpg").write_bytes(b"resource fork")
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert dataset.manifest["classes"] == ["Crack", "dent", "ok"]
+    assert dataset.counts["train"] == {"Crack": 2, "dent": 2, "ok": 2}
+    assert "empty" in dataset.manifest["ignored_folders"]
+    assert "classes Crack, dent, ok" in dataset.summary()
+
+
+def test_without_classes_an_archives_top_folder_is_looked_into(tmp_path: Path) -> None:
+    source = _classes(tmp_path / "src" / "cells-2024", ("functional", "defective"))
+    dataset = prepare(tmp_path / "src", data_dir=tmp_path / "data")
+    assert dataset.manifest["classes"] == ["defective", "functional"]
+    assert {f["source"].split("/")[0] for f in dataset.files()} == {"defective", "functional"}
+    assert source.is_dir()
+
+
+def test_without_classes_the_four_defaults_win_over_other_folders(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    _photo(source / "unsorted" / "x.jpg", seed=3)
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert dataset.manifest["classes"] == list(CLASSES)
+    assert dataset.manifest["ignored_folders"] == ["unsorted"]
+
+
+@pytest.mark.parametrize("folders", [(), ("only",)])
+@pytest.mark.parametrize("loose_file", [True, False])
+def test_fewer_than_two_class_folders_is_a_clear_error(
+    tmp_path: Path, folders: tuple[str, ...], loose_file: bool
+) -> None:
+    source = _classes(tmp_path / "src", folders)
+    source.mkdir(exist_ok=True)
+    if loose_file:
+        (source / "loose.jpg").write_bytes(b"")
+    with pytest.raises(DataError) as caught:
+        prepare(source, data_dir=tmp_path / "data")
+    assert "at least two class folders" in caught.value.message
+    assert f"found: {', '.join(folders) or 'none'}" in caught.value.message
+    assert "--classes" in (caught.value.hint or "")
 
 
 def test_empty_class_is_a_clear_error(tmp_path: Path) -> None:
