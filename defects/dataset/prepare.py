@@ -3,8 +3,8 @@
 The source is read, never written. Every file is decoded once in full; what cannot be used
 is skipped with a reason in ``manifest.json``. Kept files are copied (reflinked where the file
 system can; never hard-linked) into ``<out>/{train,validation,test}/<class>/``; images in
-another mode (RGBA, grayscale, 16-bit, palette, BMP) are converted to 8-bit RGB PNG there,
-so that the entry point only ever sees RGB JPEG or PNG.
+another mode or format (RGBA, grayscale, 16-bit, palette, BMP, WebP, TIFF) are converted to
+8-bit RGB PNG there, so that the entry point only ever sees RGB JPEG or PNG.
 """
 
 from __future__ import annotations
@@ -28,7 +28,17 @@ from defects.dataset.folders import built_in_place, copy_file, exclusive
 from defects.errors import DataError
 
 __all__ = ["DEFAULT_CLASSES", "PreparedDataset", "check_image", "load_manifest", "prepare"]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# The image files a source may hold, by format. Anything but an 8-bit RGB JPEG or PNG is
+# converted to PNG (the first frame of an animated or multi-page file).
+IMAGE_FORMATS = {
+    "JPEG": (".jpg", ".jpeg"),
+    "PNG": (".png",),
+    "BMP": (".bmp",),
+    "WEBP": (".webp",),
+    "TIFF": (".tif", ".tiff"),
+}
+IMAGE_SUFFIXES = tuple(suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes)
+FORMAT_NAMES = "JPEG, PNG, BMP, WebP or TIFF"
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -211,13 +221,15 @@ def check_image(path: Path, relative: str = "", class_name: str = "") -> Checked
             width, height = image.size
             converted, conversion = _convert(image, image_format)
     except UnidentifiedImageError:
-        return _replace(skipped, reason="not an image (no JPEG, PNG or BMP content)")
+        return _replace(skipped, reason=f"not an image (no {FORMAT_NAMES} content)")
     except Image.DecompressionBombError as error:
         return _replace(skipped, reason=f"image too large: {error}")
     except (OSError, SyntaxError, ValueError) as error:
         return _replace(skipped, reason=f"unreadable or truncated image: {error}")
-    if image_format not in {"JPEG", "PNG", "BMP"}:
+    if image_format not in IMAGE_FORMATS:
         return _replace(skipped, reason=f"unsupported image format {image_format} ({mode})")
+    if converted is None and conversion:
+        return _replace(skipped, reason=conversion)
     if min(width, height) < 16:
         return _replace(skipped, reason=f"too small ({width}x{height})")
     payload = converted if converted is not None else contents
@@ -240,9 +252,13 @@ def _replace(checked: CheckedImage, reason: str) -> CheckedImage:
 
 
 def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
-    """8-bit RGB JPEG/PNG pass through; anything else becomes an 8-bit RGB PNG."""
+    """8-bit RGB JPEG/PNG pass through (``None``); anything else becomes an 8-bit RGB PNG,
+    with a description of the conversion, or ``None`` and the reason it cannot be."""
     if image.mode == "RGB" and image_format in {"JPEG", "PNG"}:
         return None, ""
+    if image.mode in {"F", "I;16S", "I;32S"} or image.mode.startswith("I;32"):
+        return None, f"unsupported pixel mode {image.mode} (save it as 8- or 16-bit)"
+    frames = getattr(image, "n_frames", 1)
     if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
         pixels = np.asarray(image, dtype=np.uint32)
         peak = 65535 if image.mode.startswith("I;16") or pixels.max() > 255 else 255
@@ -260,7 +276,8 @@ def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
         description = f"{image_format} {image.mode} to RGB"
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue(), description + " PNG"
+    first = f" (the first of {frames} frames)" if frames > 1 else ""
+    return buffer.getvalue(), description + " PNG" + first
 
 
 def _target_name(checked: CheckedImage) -> str:
@@ -357,7 +374,7 @@ def prepare(
                 else ""
             )
             + ".",
-            hint="Put .jpg, .jpeg, .png or .bmp images in every class folder.",
+            hint=f"Put {FORMAT_NAMES} images ({' '.join(IMAGE_SUFFIXES)}) in every class folder.",
         )
     assignment = _split(kept, classes, validation, test, seed)
 

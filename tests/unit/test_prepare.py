@@ -19,7 +19,9 @@ def _photo(path: Path, seed: int, mode: str = "RGB", size: tuple[int, int] = (48
     if mode != "RGB":
         image = image.convert(mode)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}[path.suffix.lower()]
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}.get(
+        path.suffix.lower(), "TIFF"
+    )
     image.save(path, format=fmt)
     return path
 
@@ -92,7 +94,7 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     reasons = {item["source"]: item["reason"] for item in dataset.skipped}
     assert reasons["oil/empty.jpg"] == "empty file (0 bytes)"
     assert reasons["oil/notes.txt"] == "unsupported file type .txt"
-    assert reasons["scratch/text.png"] == "not an image (no JPEG, PNG or BMP content)"
+    assert reasons["scratch/text.png"] == "not an image (no JPEG, PNG, BMP, WebP or TIFF content)"
     assert reasons["stain/truncated.jpg"].startswith("unreadable or truncated image")
     assert sum(sum(c.values()) for c in dataset.counts.values()) == 24
     manifest = json.loads((dataset.root / MANIFEST).read_text())
@@ -116,6 +118,49 @@ def test_bmp_is_converted_to_png(tmp_path: Path) -> None:
     dataset = prepare(source, data_dir=tmp_path / "data")
     entry = next(f for f in dataset.files() if f["source"] == "oil/SHOT.BMP")
     assert entry["path"].endswith("SHOT.png")
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "conversion"),
+    [
+        ("phone.webp", "RGB", "WEBP RGB to RGB PNG"),
+        ("camera.tif", "I;16", "16-bit I;16 to 8-bit RGB PNG"),
+        ("scan.TIFF", "CMYK", "TIFF CMYK to RGB PNG"),
+    ],
+)
+def test_webp_and_tiff_are_converted_to_png(
+    tmp_path: Path, name: str, mode: str, conversion: str
+) -> None:
+    source = _dataset(tmp_path / "src")
+    original = _photo(source / "stain" / name, seed=9, mode=mode, size=(60, 40))
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    entry = next(f for f in dataset.files() if f["source"] == f"stain/{name}")
+    assert entry["converted"] == conversion
+    assert entry["path"].endswith(Path(name).stem + ".png")
+    with Image.open(dataset.root / entry["path"]) as image, Image.open(original) as before:
+        assert (image.format, image.mode, image.size) == ("PNG", "RGB", (60, 40))
+        if mode == "RGB":  # lossy WebP, so close rather than equal
+            difference = np.abs(np.asarray(image, int) - np.asarray(before.convert("RGB"), int))
+            assert difference.mean() < 8
+
+
+def test_an_animated_file_keeps_its_first_frame_and_says_so(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    frames = [Image.new("RGB", (40, 30), (value, 0, 0)) for value in (250, 10, 120)]
+    frames[0].save(source / "oil" / "clip.webp", save_all=True, append_images=frames[1:])
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    entry = next(f for f in dataset.files() if f["source"] == "oil/clip.webp")
+    assert entry["converted"].endswith("(the first of 3 frames)")
+    with Image.open(dataset.root / entry["path"]) as image:
+        assert image.getpixel((20, 15))[0] > 200
+
+
+def test_a_float_tiff_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    Image.new("F", (40, 30), 0.5).save(source / "good" / "depth.tiff")
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    reasons = {item["source"]: item["reason"] for item in dataset.skipped}
+    assert reasons == {"good/depth.tiff": "unsupported pixel mode F (save it as 8- or 16-bit)"}
 
 
 def test_mask_folders_are_ignored_and_reported(tmp_path: Path) -> None:
