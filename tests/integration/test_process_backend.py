@@ -103,6 +103,10 @@ def test_archives_hold_the_sagemaker_layout(finished_job: JobResult) -> None:
 def test_saved_model_predicts_probabilities(finished_job: JobResult) -> None:
     import keras
 
+    # model.keras holds the project's own loss (and, for square inputs, layers): Keras finds
+    # them once defects.training.model is imported, as defects.load_model does.
+    import defects.training.model  # noqa: F401
+
     model = keras.models.load_model(finished_job.run_dir / "model" / "model.keras")
     assert model.input_shape == (None, 24, 40, 3)
     probabilities = model.predict(np.zeros((2, 24, 40, 3), dtype="uint8"), verbose=0)
