@@ -109,12 +109,30 @@ def load_manifest(root: Path) -> PreparedDataset | None:
     return PreparedDataset(root, manifest)
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
+
+
+def _unpack_hint(archive: Path) -> str:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        how = f"`unzip {archive} -d photos`"
+    elif ".tar" in name or name.endswith(".tgz"):
+        how = f"`mkdir photos && tar -xf {archive} -C photos`"
+    else:
+        how = "your archive tool"
+    return f"Unpack it first ({how}), then pass the folder of class folders."
+
+
 def _check_source(source: Path) -> None:
+    if source.is_file() and source.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise DataError(
+            f"{source} is an archive; the data must be a folder.", hint=_unpack_hint(source)
+        )
     if not source.is_dir():
         raise DataError(
             f"The data folder {source} does not exist or is not a folder.",
-            hint="Pass the folder that holds one sub-folder per class (good, oil, scratch, "
-            "stain), e.g. the unzipped Kaggle download.",
+            hint="Pass the folder that holds one sub-folder per class (e.g. good/, scratch/), "
+            "such as the unzipped Kaggle download.",
         )
 
 

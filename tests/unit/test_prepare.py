@@ -192,6 +192,17 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert "does not exist" in caught.value.message
 
 
+@pytest.mark.parametrize("name", ["photos.zip", "photos.tar.gz", "Photos.TGZ"])
+def test_an_archive_is_a_clear_error_with_how_to_unpack_it(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / name
+    archive.write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError) as caught:
+        prepare(archive, data_dir=tmp_path / "data")
+    assert caught.value.message == f"{archive} is an archive; the data must be a folder."
+    assert "Unpack it first" in (caught.value.hint or "")
+    assert not (tmp_path / "data").exists()
+
+
 def test_missing_class_folder_is_named(tmp_path: Path) -> None:
     source = _dataset(tmp_path / "src")
     for path in (source / "stain").iterdir():
