@@ -117,7 +117,7 @@ def describe_job(run_dir: Path, runs_dir: Path) -> dict[str, Any]:
 
 
 def _flat(value: object) -> object:
-    return json.dumps(value) if isinstance(value, list | dict) else value
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else value
 
 
 def compare_jobs(run_dirs: list[Path], runs_dir: Path) -> dict[str, Any]:

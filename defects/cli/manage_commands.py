@@ -136,7 +136,7 @@ def _print_mapping(title: str, values: dict[str, Any]) -> None:
 def json_text(value: object) -> str:
     import json
 
-    return json.dumps(value) if not isinstance(value, float) else f"{value:.4f}"
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else f"{value:.4f}"
 
 
 @click.command()

@@ -108,6 +108,18 @@ def test_describe_json_has_everything(runs: Path, capsys: pytest.CaptureFixture[
     assert described["artifacts"]["model"] == str(runs / "done" / "model")
 
 
+def test_describe_shows_class_names_as_written(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest_path = runs.parent / "data" / "prepared" / "abc123" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["classes"] = ["ok", "fissuré"]
+    manifest_path.write_text(json.dumps(manifest))
+    code, out, _ = _run(capsys, "describe", "done")
+    assert code == 0
+    assert '["ok", "fissuré"]' in out
+
+
 def test_describe_says_why_a_job_failed(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "describe", "broken")
     assert code == 0
