@@ -301,8 +301,9 @@ def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
 def _target_name(checked: CheckedImage) -> str:
     # The path inside the class folder, flattened: nested sub-folders cannot collide.
     name = checked.relative.split("/", 1)[1].replace("/", "__")
-    if checked.converted is not None:
-        name = str(Path(name).with_suffix(".png"))
+    if checked.converted is not None and Path(name).suffix.lower() != ".png":
+        # shot.bmp and shot.webp beside shot.png: shot.bmp.png, shot.webp.png, shot.png.
+        name += ".png"
     return name
 
 

@@ -117,7 +117,7 @@ def test_bmp_is_converted_to_png(tmp_path: Path) -> None:
     _photo(source / "oil" / "SHOT.BMP", seed=8)
     dataset = prepare(source, data_dir=tmp_path / "data")
     entry = next(f for f in dataset.files() if f["source"] == "oil/SHOT.BMP")
-    assert entry["path"].endswith("SHOT.png")
+    assert entry["path"].endswith("/SHOT.BMP.png")
 
 
 @pytest.mark.parametrize(
@@ -136,12 +136,23 @@ def test_webp_and_tiff_are_converted_to_png(
     dataset = prepare(source, data_dir=tmp_path / "data")
     entry = next(f for f in dataset.files() if f["source"] == f"stain/{name}")
     assert entry["converted"] == conversion
-    assert entry["path"].endswith(Path(name).stem + ".png")
+    assert entry["path"].endswith(f"/{name}.png")
     with Image.open(dataset.root / entry["path"]) as image, Image.open(original) as before:
         assert (image.format, image.mode, image.size) == ("PNG", "RGB", (60, 40))
         if mode == "RGB":  # lossy WebP, so close rather than equal
             difference = np.abs(np.asarray(image, int) - np.asarray(before.convert("RGB"), int))
             assert difference.mean() < 8
+
+
+def test_photos_of_one_name_in_several_formats_are_all_kept(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    for suffix, mode in ((".png", "I;16"), (".bmp", "RGB"), (".webp", "RGB"), (".tif", "RGB")):
+        _photo(source / "scratch" / f"shot{suffix}", seed=20, mode=mode)
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    paths = sorted(
+        Path(f["path"]).name for f in dataset.files() if f["source"].startswith("scratch/shot")
+    )
+    assert paths == ["shot.bmp.png", "shot.png", "shot.tif.png", "shot.webp.png"]
 
 
 def test_an_animated_file_keeps_its_first_frame_and_says_so(tmp_path: Path) -> None:
