@@ -14,10 +14,13 @@ from defects.cli.options import (
     cost_options,
     data_options,
     hyperparameter_options,
+    json_option,
     make_backend,
     pop_cloud,
     pop_hyperparameters,
     pop_settings,
+    print_result,
+    result_json_option,
     settings_options,
 )
 from defects.console import err, out
@@ -29,6 +32,7 @@ def _run_job(options: dict[str, Any], **arguments: Any) -> None:
 
     backend = make_backend(pop_settings(options))
     dry_run, cloud = pop_cloud(options)
+    as_json = options.pop("as_json")
     hyperparameters = pop_hyperparameters(options)
     check = cost_check(backend, options, cloud, dry_run)
 
@@ -52,7 +56,7 @@ def _run_job(options: dict[str, Any], **arguments: Any) -> None:
         before_launch=before_launch,
         **arguments,
     )
-    out.print(result.line(), highlight=False)
+    print_result(result, as_json, backend.settings.runs_dir)
 
 
 job_name_option = click.option(
@@ -67,6 +71,7 @@ job_name_option = click.option(
 @cloud_options
 @cost_options
 @settings_options
+@result_json_option
 def run(
     data: Path | None,
     per_class: int,
@@ -105,16 +110,24 @@ def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> 
 )
 @classes_option
 @click.option("--seed", type=int, default=0, show_default=True)
-def prepare(source: Path, out_dir: Path | None, classes: tuple[str, ...] | None, seed: int) -> None:
+@json_option("print the dataset's id, folder, classes, counts and skipped files as JSON")
+def prepare(
+    source: Path, out_dir: Path | None, classes: tuple[str, ...] | None, seed: int, as_json: bool
+) -> None:
     """Check the images in SOURCE and split them for training.
 
     Every image is decoded once; bad files are skipped and listed with their reason in
     manifest.json. The split is train/validation/test, stratified and seeded. SOURCE is
-    never modified."""
+    never modified. Prints the prepared folder."""
     from defects.dataset import steps
 
     dataset = steps.prepare(source, out_dir, classes=classes, seed=seed)
-    out.print(str(dataset.root), highlight=False)
+    if not as_json:
+        out.print(str(dataset.root), highlight=False)
+        return
+    manifest = dataset.manifest
+    keys = ("dataset_id", "source", "classes", "seed", "counts", "ignored_folders", "skipped")
+    out.print_json(data={"root": str(dataset.root), **{key: manifest[key] for key in keys}})
 
 
 @click.command()
@@ -154,13 +167,17 @@ def stage(dataset: Path, **kwargs: Any) -> None:
 @cloud_options
 @cost_options
 @settings_options
+@result_json_option
 def train(data: Path | None, job_name: str | None, resume_job: str | None, **kwargs: Any) -> None:
     """Stage DATA if needed, train and fetch the artifacts."""
     if resume_job:
         from defects.cli import lifecycle_commands
 
         settings = pop_settings(kwargs)
-        lifecycle_commands.resume_job(resume_job, settings, ["data", "job_name", *kwargs])
+        as_json = kwargs.pop("as_json")
+        lifecycle_commands.resume_job(
+            resume_job, settings, ["data", "job_name", *kwargs], as_json=as_json
+        )
         return
     if data is None:
         raise click.UsageError("Give --data DIR (or --resume JOB).")

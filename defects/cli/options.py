@@ -23,6 +23,7 @@ from defects.backends.base import (
     CloudOptions,
     Confirm,
 )
+from defects.console import err, out
 from defects.dataset import DEFAULT_CLASSES
 from defects.errors import JobNotFound
 from defects.settings import DEFAULT_BACKEND, Settings, resolve
@@ -319,6 +320,23 @@ def make_backend(settings: Settings) -> Backend:
 def json_option(help_text: str) -> Callable[[F], F]:
     """``--json``: the command's result as JSON on stdout, for programs."""
     return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+result_json_option = json_option(
+    "print the job's record (what `describe --json` prints) instead of its closing line"
+)
+
+
+def print_result(result: Any, as_json: bool, runs_dir: Path) -> None:
+    """A job's closing line on stdout; with ``--json`` its record there instead, and the
+    line on stderr for the person watching."""
+    if not as_json:
+        out.print(result.line(), highlight=False)
+        return
+    from defects.job_reports import describe_job
+
+    err.print(result.line(), highlight=False)
+    out.print_json(data=describe_job(result.run_dir, runs_dir))
 
 
 def run_dir_of(job: str, runs_dir: Path | None) -> Path:

@@ -75,9 +75,12 @@ def test_resume_ends_with_the_history_of_an_unbroken_run(
     stopped: Stopped, tiny_photos: Path, moto_endpoint: str, tmp_path: Path
 ) -> None:
     runs = stopped.root / "runs"
-    code, out, err = run_cli("train", "--resume", JOB, "--runs-dir", str(runs))
+    code, out, err = run_cli("train", "--resume", JOB, "--runs-dir", str(runs), "--json")
     assert code == 0, err[-3000:]
-    assert out.startswith(f"succeeded: job {JOB} on process")
+    assert f"succeeded: job {JOB} on process" in err
+    described = json.loads(out)
+    assert (described["name"], described["status"]) == (JOB, "completed")
+    assert described["epochs_run"] == 4
     log = (runs / JOB / "job.log").read_text()
     assert f"Resuming from the checkpoint of epoch {stopped.epochs_done}." in log
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -139,9 +142,10 @@ def test_a_failed_upload_keeps_the_model_and_fetch_finishes_the_job(
     assert json.loads((run_dir / "job.json").read_text())["status"] == "unfetched"
 
     monkeypatch.setattr(artifacts, "upload_file", upload)
-    code, out, err = run_cli("fetch", "unsaved", "--runs-dir", str(tmp_path / "runs"))
+    code, out, err = run_cli("fetch", "unsaved", "--runs-dir", str(tmp_path / "runs"), "--json")
     assert code == 0, err[-3000:]
-    assert out.startswith("succeeded: job unsaved on process")
+    assert "succeeded: job unsaved on process" in err
+    assert json.loads(out)["status"] == "completed"
     assert json.loads((run_dir / "job.json").read_text())["status"] == "completed"
     assert (run_dir / "history.json").is_file() and (run_dir / "model" / "model.keras").is_file()
     assert (run_dir / "job.log").read_text().count("Hyperparameters: ") == 1  # Not retrained.

@@ -36,7 +36,7 @@ def test_run_trains_on_the_folders_it_is_given(
     use_moto(monkeypatch, moto_endpoint)
     monkeypatch.chdir(tmp_path)
     caplog.set_level(logging.INFO, logger="defects")
-    code, _, err = run_cli(
+    code, out, err = run_cli(
         "run",
         "--data",
         str(own_photos),
@@ -48,8 +48,13 @@ def test_run_trains_on_the_folders_it_is_given(
         "8",
         "--job-name",
         "own",
+        "--json",
     )
     assert code == 0, err[-3000:]
+    described = json.loads(out)
+    assert (described["name"], described["status"]) == ("own", "completed")
+    assert described["dataset"]["classes"] == ["Smudge", "crack", "ok"]
+    assert "succeeded: job own on process" in err
     assert "(classes Smudge, crack, ok): train" in caplog.text
     assert "phones-2026/notes" in caplog.text  # an empty folder: reported, not a class
     run_dir = tmp_path / "runs" / "own"

@@ -37,6 +37,31 @@ def test_missing_data_folder_is_a_clear_error(cli: CLI, tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_prepare_json_names_the_classes_counts_and_skipped_files(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    for index, name in enumerate(("ok", "dent")):
+        (tmp_path / "src" / name).mkdir(parents=True)
+        for i in range(4):
+            pixels = np.full((20, 30, 3), 40 * index + i, np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "src" / name / f"{i}.png")
+    (tmp_path / "src" / "ok" / "notes.txt").write_text("not a photo")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli("prepare", "src", "--json")
+    assert code == 0
+    prepared = json.loads(out)
+    assert prepared["classes"] == ["dent", "ok"]
+    assert prepared["counts"]["train"] == {"dent": 2, "ok": 2}
+    skipped = {"source": "ok/notes.txt", "reason": "unsupported file type .txt"}
+    assert prepared["skipped"] == [skipped]
+    assert (tmp_path / prepared["root"] / "manifest.json").is_file()
+
+
 def test_wrong_flag_value_is_a_usage_error(cli: CLI) -> None:
     code, _, err = cli("run", "--epochs", "0")
     assert code == 2
