@@ -3,7 +3,7 @@ decoded and classified in batches.
 
 Photos go through the training pipeline's decode-and-resize graph in a ``tf.data`` pipeline
 (in parallel, large JPEGs decoded at a reduced scale). A cheap look at each file's header
-sends the unusual ones (BMP, WebP, TIFF, 16-bit, transparent, palette images) through the same
+sends the unusual ones (BMP, WebP, TIFF, HEIC, 16-bit, transparent, palette) through the same
 conversion as ``defects prepare``; a file that cannot be used gets its reason instead of a
 class, in the order the photos were given, and never stops the others.
 """

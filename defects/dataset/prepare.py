@@ -3,12 +3,13 @@
 The source is read, never written. Every file is decoded once in full; what cannot be used
 is skipped with a reason in ``manifest.json``. Kept files are copied (reflinked where the file
 system can; never hard-linked) into ``<out>/{train,validation,test}/<class>/``; images in
-another mode or format (RGBA, grayscale, 16-bit, palette, BMP, WebP, TIFF) are converted to
+another mode or format (RGBA, grayscale, 16-bit, palette, BMP, WebP, TIFF, HEIC) are converted to
 8-bit RGB PNG there, so that the entry point only ever sees RGB JPEG or PNG.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -36,9 +37,10 @@ IMAGE_FORMATS = {
     "BMP": (".bmp",),
     "WEBP": (".webp",),
     "TIFF": (".tif", ".tiff"),
+    "HEIF": (".heic", ".heif"),
 }
 IMAGE_SUFFIXES = tuple(suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes)
-FORMAT_NAMES = "JPEG, PNG, BMP, WebP or TIFF"
+FORMAT_NAMES = "JPEG, PNG, BMP, WebP, TIFF or HEIC"
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -220,8 +222,17 @@ def find_class_folders(source: Path, classes: Sequence[str]) -> tuple[dict[str, 
     return {name: found[name][0] for name in classes}, ignored
 
 
+@functools.cache
+def _read_heif() -> None:
+    """Let Pillow open HEIC/HEIF files (once, when the first image is checked)."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
 def check_image(path: Path, relative: str = "", class_name: str = "") -> CheckedImage:
     """Read and fully decode one file; ``reason`` says why it cannot be used, if so."""
+    _read_heif()
     skipped = CheckedImage(path, relative, class_name)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return _replace(skipped, reason=f"unsupported file type {path.suffix or '(none)'}")

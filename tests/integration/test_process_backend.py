@@ -156,7 +156,7 @@ def test_predict_answers_for_good_files_and_reports_bad_ones(
     assert results[0].label in {"good", "oil", "scratch", "stain"}
     assert abs(sum(results[0].probabilities.values()) - 1.0) < 1e-4
     assert results[1].label is None
-    assert results[1].error == "not an image (no JPEG, PNG, BMP, WebP or TIFF content)"
+    assert results[1].error == "not an image (no JPEG, PNG, BMP, WebP, TIFF or HEIC content)"
 
 
 def test_predict_cli_exits_1_when_a_file_is_unreadable(

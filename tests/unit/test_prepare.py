@@ -19,9 +19,12 @@ def _photo(path: Path, seed: int, mode: str = "RGB", size: tuple[int, int] = (48
     if mode != "RGB":
         image = image.convert(mode)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}.get(
-        path.suffix.lower(), "TIFF"
-    )
+    formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}
+    fmt = formats.get(path.suffix.lower(), "HEIF" if path.suffix == ".heic" else "TIFF")
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
     image.save(path, format=fmt)
     return path
 
@@ -94,7 +97,9 @@ def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
     reasons = {item["source"]: item["reason"] for item in dataset.skipped}
     assert reasons["oil/empty.jpg"] == "empty file (0 bytes)"
     assert reasons["oil/notes.txt"] == "unsupported file type .txt"
-    assert reasons["scratch/text.png"] == "not an image (no JPEG, PNG, BMP, WebP or TIFF content)"
+    assert reasons["scratch/text.png"] == (
+        "not an image (no JPEG, PNG, BMP, WebP, TIFF or HEIC content)"
+    )
     assert reasons["stain/truncated.jpg"].startswith("unreadable or truncated image")
     assert sum(sum(c.values()) for c in dataset.counts.values()) == 24
     manifest = json.loads((dataset.root / MANIFEST).read_text())
@@ -126,6 +131,7 @@ def test_bmp_is_converted_to_png(tmp_path: Path) -> None:
         ("phone.webp", "RGB", "WEBP RGB to RGB PNG"),
         ("camera.tif", "I;16", "16-bit I;16 to 8-bit RGB PNG"),
         ("scan.TIFF", "CMYK", "TIFF CMYK to RGB PNG"),
+        ("IMG_0042.heic", "RGB", "HEIF RGB to RGB PNG"),
     ],
 )
 def test_webp_and_tiff_are_converted_to_png(
@@ -139,7 +145,7 @@ def test_webp_and_tiff_are_converted_to_png(
     assert entry["path"].endswith(f"/{name}.png")
     with Image.open(dataset.root / entry["path"]) as image, Image.open(original) as before:
         assert (image.format, image.mode, image.size) == ("PNG", "RGB", (60, 40))
-        if mode == "RGB":  # lossy WebP, so close rather than equal
+        if mode == "RGB":  # lossy WebP and HEIC, so close rather than equal
             difference = np.abs(np.asarray(image, int) - np.asarray(before.convert("RGB"), int))
             assert difference.mean() < 8
 
