@@ -248,17 +248,16 @@ def check_image(path: Path, relative: str = "", class_name: str = "") -> Checked
             image_format = image.format or ""
             mode = image.mode
             width, height = image.size
-            converted, conversion = _convert(image, image_format)
+            unusable = _unusable(image_format, mode)
+            converted, conversion = (None, "") if unusable else _convert(image, image_format)
     except UnidentifiedImageError:
         return _replace(skipped, reason=f"not an image (no {FORMAT_NAMES} content)")
     except Image.DecompressionBombError as error:
         return _replace(skipped, reason=f"image too large: {error}")
     except (OSError, SyntaxError, ValueError) as error:
         return _replace(skipped, reason=f"unreadable or truncated image: {error}")
-    if image_format not in IMAGE_FORMATS:
-        return _replace(skipped, reason=f"unsupported image format {image_format} ({mode})")
-    if converted is None and conversion:
-        return _replace(skipped, reason=conversion)
+    if unusable:
+        return _replace(skipped, reason=unusable)
     if min(width, height) < 16:
         return _replace(skipped, reason=f"too small ({width}x{height})")
     payload = converted if converted is not None else contents
@@ -280,13 +279,20 @@ def _replace(checked: CheckedImage, reason: str) -> CheckedImage:
     return CheckedImage(checked.source, checked.relative, checked.class_name, reason=reason)
 
 
+def _unusable(image_format: str, mode: str) -> str:
+    """Why an image of this format and pixel mode cannot be used; empty when it can."""
+    if image_format not in IMAGE_FORMATS:
+        return f"unsupported image format {image_format} ({mode})"
+    if mode in {"F", "I;16S"} or mode.startswith("I;32"):
+        return f"unsupported pixel mode {mode} (save it as 8- or 16-bit)"
+    return ""
+
+
 def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
     """8-bit RGB JPEG/PNG pass through (``None``); anything else becomes an 8-bit RGB PNG,
-    with a description of the conversion, or ``None`` and the reason it cannot be."""
+    with a description of the conversion."""
     if image.mode == "RGB" and image_format in {"JPEG", "PNG"}:
         return None, ""
-    if image.mode in {"F", "I;16S", "I;32S"} or image.mode.startswith("I;32"):
-        return None, f"unsupported pixel mode {image.mode} (save it as 8- or 16-bit)"
     frames = getattr(image, "n_frames", 1)
     if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
         pixels = np.asarray(image, dtype=np.uint32)
