@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from defects.training import data
+    from defects.training import contract, data
     from defects.training import model as models
     from defects.training.train import parse_hyperparameters
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     history = network.fit(
         in_memory,
         epochs=arguments.epochs,
-        steps_per_epoch=data.steps_per_epoch(len(train_labels), arguments.batch_size),
+        steps_per_epoch=contract.steps_per_epoch(len(train_labels), arguments.batch_size),
         validation_data=data.batches(
             tf.data.Dataset.from_tensor_slices((validation_images, validation_labels)),
             len(validation_labels),

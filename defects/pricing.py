@@ -243,15 +243,25 @@ def _seconds(
             return None, f"no relative speed for {target} in the price table"
         factor = target_speed / measured_speed
         scaled = f", x{factor:g} for {target}"
-    epochs = int(str(hyperparameters["epochs"]))
+    epochs, epochs_text = _epochs(hyperparameters, images)
     fit = images * epochs / (measured.images_per_second * factor)
     overhead = table.overhead_seconds if target is not None else 0.0
     basis = (
         f"job {measured.job_name} on {measured.instance_type or measured.backend}: "
-        f"{measured.images_per_second:g} img/s{scaled}; {images} images x {epochs} epochs"
+        f"{measured.images_per_second:g} img/s{scaled}; {images} images x {epochs_text}"
         + (f" + {overhead:g} s start-up" if overhead else "")
     )
     return fit + overhead, basis
+
+
+def _epochs(hyperparameters: Mapping[str, object], images: int) -> tuple[int, str]:
+    """The epochs to price and how to say it: ``--epochs auto`` is priced at its cap (it
+    stops earlier when validation stops improving)."""
+    given = contract.serialise(hyperparameters)
+    if given["epochs"] == contract.AUTO:
+        cap = contract.epoch_cap(images, int(given["batch_size"]))
+        return cap, f"at most {cap} epochs (auto)"
+    return int(given["epochs"]), f"{given['epochs']} epochs"
 
 
 def approve(

@@ -2,10 +2,11 @@
 
 With ``--epochs auto`` (the default) the entry point trains until the validation macro-F1
 stops improving: it stops after ``PATIENCE`` epochs without a better value and keeps the
-weights of the best epoch. The cap on epochs is sized from the dataset: at least
-``MIN_STEPS`` optimizer steps and ``MIN_EPOCHS`` epochs. A fixed epoch count starves small
-sets: 60 photos per class of another generator reached 0.36 after 24 epochs (144 steps) and
-0.944 after 96 (576 steps). The learning rate decays (cosine) to zero over that cap, the
+weights of the best epoch. The cap on epochs is sized from the dataset
+(:func:`defects.training.contract.epoch_cap`, which the host's price estimate uses too): at
+least ``MIN_STEPS`` optimizer steps and ``MIN_EPOCHS`` epochs. A fixed epoch count starves
+small sets: 60 photos per class of another generator reached 0.36 after 24 epochs (144
+steps) and 0.944 after 96 (576 steps). The learning rate decays (cosine) to zero over that cap, the
 budget the run may take, and no run stops before half of it (``earliest_stop``), where the
 rate has halved: on ELPV's solar cells the validation macro-F1 wanders for tens of epochs
 at the initial rate and rises as it decays (test accuracy 0.80 after 30 epochs, 0.84 after
@@ -28,7 +29,6 @@ Standard library, NumPy and Keras only: this runs inside the training container.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -40,29 +40,9 @@ import numpy as np
 AUTO = "auto"
 MONITOR = "val_macro_f1"
 PATIENCE = 10
-MIN_EPOCHS = 60
-MIN_STEPS = 1000
-MAX_EPOCHS = 200
 
 # The best epoch's weights, beside the epoch checkpoint.
 BEST_WEIGHTS = "best-weights.npz"
-
-
-def steps_per_epoch(train_count: int, batch_size: int) -> int:
-    return max(1, -(-train_count // batch_size))
-
-
-def epoch_cap(
-    train_count: int,
-    batch_size: int,
-    min_steps: int = MIN_STEPS,
-    min_epochs: int = MIN_EPOCHS,
-    max_epochs: int = MAX_EPOCHS,
-) -> int:
-    """The most epochs an early-stopped run may take: enough for ``min_steps`` optimizer
-    steps and ``min_epochs`` passes over the data, at most ``max_epochs``."""
-    needed = math.ceil(min_steps / steps_per_epoch(train_count, batch_size))
-    return max(1, min(max_epochs, max(min_epochs, needed)))
 
 
 def earliest_stop(cap: int) -> int:

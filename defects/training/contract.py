@@ -113,6 +113,31 @@ def job_environment(
     return environment
 
 
+# The cap of an ``--epochs auto`` run, sized from the dataset (why these figures:
+# defects.training.budget).
+MIN_EPOCHS = 60
+MIN_STEPS = 1000
+MAX_EPOCHS = 200
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    """Optimizer steps in one pass over ``count`` images (the last batch may be short)."""
+    return max(1, -(-count // batch_size))
+
+
+def epoch_cap(
+    train_count: int,
+    batch_size: int,
+    min_steps: int = MIN_STEPS,
+    min_epochs: int = MIN_EPOCHS,
+    max_epochs: int = MAX_EPOCHS,
+) -> int:
+    """The most epochs an early-stopped run may take: enough for ``min_steps`` optimizer
+    steps and ``min_epochs`` passes over the data, at most ``max_epochs``."""
+    needed = math.ceil(min_steps / steps_per_epoch(train_count, batch_size))
+    return max(1, min(max_epochs, max(min_epochs, needed)))
+
+
 IMAGE_SIDE_RANGE = (16, 1024)
 
 

@@ -289,10 +289,6 @@ def channel_dataset(
     )
 
 
-def steps_per_epoch(count: int, batch_size: int) -> int:
-    return -(-count // batch_size)
-
-
 def batches(
     dataset: tf.data.Dataset,
     count: int,

@@ -38,6 +38,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from defects.training import contract
+
 ARCHITECTURES = ("default", "article")
 # Filters of the default network's four blocks, after its 16-filter stem.
 BLOCK_FILTERS = (16, 32, 96, 192)
@@ -168,9 +170,8 @@ def build_and_compile(
     ``epochs`` (the run's length, or its cap when it stops early) and sparse categorical
     cross-entropy."""
     network = make_model((*image_shape, 3), num_classes, architecture=architecture)
-    steps_per_epoch = -(-train_count // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate, decay_steps=max(epochs * steps_per_epoch, 1)
+        learning_rate, decay_steps=epochs * contract.steps_per_epoch(train_count, batch_size)
     )
     network.compile(
         optimizer=keras.optimizers.Adam(learning_rate=schedule),

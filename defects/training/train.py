@@ -165,7 +165,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     )
 
     early = arguments.epochs == contract.AUTO
-    epochs = budget.epoch_cap(len(training), arguments.batch_size) if early else arguments.epochs
+    epochs = contract.epoch_cap(len(training), arguments.batch_size) if early else arguments.epochs
     with strategy.scope():
         network = models.build_and_compile(
             shape,
@@ -255,7 +255,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             train_data,
             epochs=epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=data.steps_per_epoch(len(training), arguments.batch_size),
+            steps_per_epoch=contract.steps_per_epoch(len(training), arguments.batch_size),
             class_weight=class_weight,
             shuffle=False,  # The dataset shuffles itself, reproducibly.
             callbacks=callbacks,

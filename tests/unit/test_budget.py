@@ -17,26 +17,34 @@ from defects.training import budget, contract
 
 def test_the_epoch_cap_gives_small_datasets_enough_optimizer_steps() -> None:
     # 168 photos in batches of 32: 6 steps an epoch, so 1,000 steps take 167 epochs.
-    assert budget.epoch_cap(168, 32) == 167
+    assert contract.epoch_cap(168, 32) == 167
     # 784 photos: 25 steps an epoch; the floor of 60 epochs gives more than 1,000 steps.
-    assert budget.epoch_cap(784, 32) == budget.MIN_EPOCHS == 60
+    assert contract.epoch_cap(784, 32) == contract.MIN_EPOCHS == 60
 
 
 def test_the_epoch_cap_has_a_floor_and_a_ceiling() -> None:
-    assert budget.epoch_cap(100_000, 32) == budget.MIN_EPOCHS
-    assert budget.epoch_cap(8, 32) == budget.MAX_EPOCHS
+    assert contract.epoch_cap(100_000, 32) == contract.MIN_EPOCHS
+    assert contract.epoch_cap(8, 32) == contract.MAX_EPOCHS
 
 
-def _monitored(scores: list[float], earliest_stop: int) -> tuple[int | None, int]:
-    """Feed ``scores`` to early stopping epoch by epoch: the epoch it stopped after (or
-    None) and the best epoch (1-based)."""
-    stopping = budget.ResumableEarlyStopping(patience=3, earliest_stop=earliest_stop)
+def _monitored(
+    scores: list[float],
+    earliest_stop: int,
+    losses: list[float] | None = None,
+    stopping: budget.ResumableEarlyStopping | None = None,
+) -> tuple[int | None, int]:
+    """Feed ``scores`` (and validation ``losses``) to early stopping epoch by epoch: the
+    epoch it stopped after (or None) and the best epoch (1-based)."""
+    stopping = stopping or budget.ResumableEarlyStopping(patience=3, earliest_stop=earliest_stop)
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     stopping.set_model(model)
     model.stop_training = False
     stopping.on_train_begin()
     for epoch, score in enumerate(scores):
-        stopping.on_epoch_end(epoch, {budget.MONITOR: score})
+        logs = {budget.MONITOR: score}
+        if losses is not None:
+            logs["val_loss"] = losses[epoch]
+        stopping.on_epoch_end(epoch, logs)
         if model.stop_training:
             return epoch + 1, stopping.best_epoch + 1
     return None, stopping.best_epoch + 1

@@ -67,6 +67,18 @@ def test_a_tuning_job_costs_its_number_of_trials(tmp_path: Path) -> None:
     assert six.ceiling_usd() == pytest.approx(6 * 6 * G4DN_PRICE)
 
 
+def test_epochs_auto_is_priced_at_its_cap(tmp_path: Path) -> None:
+    # The default settings: 100 images in batches of 32 take 4 steps an epoch, so the cap is
+    # 200 epochs (1,000 steps, at most 200): 100 x 200 at 50 img/s here, 4x there: 100 s.
+    _finished_job(tmp_path, "here", 50.0, backend="process")
+    backend = SageMakerBackend(resolve({"runs_dir": tmp_path}, environ={}))
+    defaults = contract.hyperparameter_defaults()
+    assert defaults["epochs"] == contract.AUTO
+    found = pricing.estimate(backend, _dataset(), [defaults], CloudOptions())
+    assert found.seconds_per_job == 100.0 + 180.0
+    assert "100 images x at most 200 epochs (auto)" in found.basis
+
+
 def test_a_measurement_of_other_settings_does_not_count(tmp_path: Path) -> None:
     _finished_job(tmp_path, "other", 50.0, backend="process")
     record = json.loads((tmp_path / "other" / "job.json").read_text())
