@@ -282,7 +282,11 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         "earliest_stop": earliest_stop,
         "stopped_early": stopped,
         "stop_reason": budget.stop_reason(epochs_run, epochs, early_stopping, stopped),
-        "kept": "the best epoch's weights" if early else "the last epoch's weights",
+        "kept": (
+            f"the best epoch's weights (by {budget.MONITOR}; of equals, the lower val_loss)"
+            if early
+            else "the last epoch's weights"
+        ),
         "resumed_after_epoch": initial_epoch or None,
     }
     print(

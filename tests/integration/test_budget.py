@@ -77,7 +77,8 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path: Path, swapped: dict[str, 
     run = _run(tmp_path / "ml", swapped, "--epochs", "auto", "--image_size", "24")
     history, training = run["history"], run["metrics"]["training"]
     scores = history[budget.MONITOR]
-    best = int(np.argmax(scores)) + 1
+    # The best macro-F1; of equals, the lower validation loss.
+    best = max(range(len(scores)), key=lambda i: (scores[i], -history["val_loss"][i])) + 1
     assert training["kept_epoch"] == history["kept_epoch"] == best
     assert training["stopped_early"] is True
     # Out of patience PATIENCE epochs after the best, but never before half the cap.
@@ -120,6 +121,7 @@ def test_a_restart_keeps_the_early_stopping_state(tmp_path: Path, swapped: dict[
     state["extra"]["early_stopping"] = {
         "best": 1.0,
         "best_epoch": kept - 1,
+        "best_loss": 0.0,
         "wait": wait,
         "stopped": False,
     }

@@ -62,6 +62,27 @@ def test_an_improvement_before_the_earliest_epoch_restarts_the_patience() -> Non
     assert _monitored(scores, earliest_stop=6) == (9, 6)
 
 
+def test_a_tie_goes_to_the_lower_validation_loss_without_restarting_the_patience() -> None:
+    # A small validation split reaches 1.0 at epoch 2 and stays there while the loss falls.
+    scores = [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    losses = [0.9, 0.6, 0.4, 0.3, 0.5, 0.2, 0.1]
+    assert _monitored(scores, earliest_stop=0) == (5, 2)
+    # The same stop (patience counts from epoch 2), the weights of epoch 4.
+    assert _monitored(scores, earliest_stop=0, losses=losses) == (5, 4)
+    # A higher score still wins over a lower loss.
+    assert _monitored([0.5, 0.8, 0.7], earliest_stop=0, losses=[0.3, 0.9, 0.1]) == (None, 2)
+
+
+def test_a_restored_best_keeps_its_loss() -> None:
+    stopping = budget.ResumableEarlyStopping(patience=10)
+    state = {"best": 0.9, "best_epoch": 1, "best_loss": 0.2, "wait": 0}
+    stopping.restore(state, [np.zeros(1)])
+    # Epoch 3 ties the restored best with a higher loss, epoch 4 with a lower one.
+    scores, losses = [0.5, 0.5, 0.9, 0.9], [1.0, 1.0, 0.3, 0.1]
+    assert _monitored(scores, 0, losses, stopping) == (None, 4)
+    assert stopping.state()["best_loss"] == pytest.approx(0.1)
+
+
 def test_the_earliest_stop_is_half_the_cap() -> None:
     assert budget.earliest_stop(60) == 30
     assert budget.earliest_stop(1) == 1
