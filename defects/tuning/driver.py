@@ -19,7 +19,7 @@ from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage
 from defects.errors import ConfigError
 from defects.settings import Settings, resolve
-from defects.training.contract import HyperparameterValue
+from defects.training.contract import AUTO, HyperparameterValue
 from defects.tuning import cloud, record
 from defects.tuning.local import LocalSearch
 from defects.tuning.record import TuningRecord
@@ -39,24 +39,27 @@ _COSTLY = ("model", "image_size", "batch_size", "precision")
 BeforeTuning = Callable[[PreparedDataset, list[dict[str, HyperparameterValue]], int], None]
 
 
-def costliest(spec: TuningSpec, fixed: Mapping[str, HyperparameterValue]) -> list[dict[str, Any]]:
-    """The trials' most expensive settings: the most epochs, and every value (or end) of
-    the searched settings that change the speed."""
-    base: dict[str, Any] = dict(fixed)
-    epochs = [item for item in spec.ranges if item.name == "epochs"]
-    if epochs:
-        item = epochs[0]
-        base["epochs"] = max(int(str(v)) for v in (*item.values, item.low, item.high) if v)
-    combos = [base]
+def costliest(
+    spec: TuningSpec, fixed: Mapping[str, HyperparameterValue], dataset: PreparedDataset
+) -> list[dict[str, Any]]:
+    """The trials' most expensive settings: the most epochs (and ``auto``, priced at its
+    cap, when it is among the values), every value (or end) of the searched settings that
+    change the speed, and the image size ``auto`` chooses for ``dataset``."""
+    combos: list[dict[str, Any]] = [dict(fixed)]
     for item in spec.ranges:
         choices: list[Any] = (
             list(item.values) if item.kind == "categorical" else [item.low, item.high]
         )
-        if item.kind == "integer":
+        if item.name == "epochs":
+            numbers = [int(str(value)) for value in choices if str(value) != AUTO]
+            choices = [max(numbers)] if numbers else []
+            if len(numbers) < len(item.values or ()):
+                choices.append(AUTO)
+        elif item.kind == "integer":
             choices = [int(value or 0) for value in choices]
-        if item.name in _COSTLY:
+        if item.name == "epochs" or item.name in _COSTLY:
             combos = [{**combo, item.name: value} for combo in combos for value in choices]
-    return combos
+    return [pipeline.resolve_image_size(combo, dataset) for combo in combos]
 
 
 def _begin(
@@ -108,7 +111,7 @@ def dry_run(
     )
     dataset = pipeline.prepare_data(data, per_class, classes, data_dir, int(fixed["seed"]))
     if before_launch is not None:
-        before_launch(dataset, costliest(spec, fixed), spec.max_jobs)
+        before_launch(dataset, costliest(spec, fixed, dataset), spec.max_jobs)
     layout = backend.layout(offline=True)
     channels = layout.channels(dataset.dataset_id, SPLITS)
     run_dir = backend.settings.runs_dir / name
@@ -144,7 +147,7 @@ def tune(
     backend.check()
     dataset = pipeline.prepare_data(data, per_class, classes, data_dir, int(fixed["seed"]))
     if before_launch is not None:
-        before_launch(dataset, costliest(spec, fixed), spec.max_jobs)
+        before_launch(dataset, costliest(spec, fixed, dataset), spec.max_jobs)
     tuning_dir = backend.settings.runs_dir / name
     tuning = TuningRecord(
         name=name,

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from defects.dataset.prepare import PreparedDataset
 from defects.errors import ConfigError
-from defects.tuning.spec import Range, make_spec, parse_range
+from defects.training import contract
+from defects.tuning.driver import costliest
+from defects.tuning.spec import Range, TuningSpec, make_spec, parse_range
 
 
 def test_two_numbers_of_a_float_hyperparameter_are_a_continuous_range() -> None:
@@ -113,3 +116,28 @@ def test_the_command_line_offers_the_objectives_and_strategies_of_the_spec() -> 
 
     assert tuple(spec.OBJECTIVES) == tune_commands.OBJECTIVES
     assert tuple(spec.STRATEGIES) == tune_commands.STRATEGIES
+
+
+def _photos_dataset(width: int, height: int) -> PreparedDataset:
+    files = [{"path": "train/a/x.png", "split": "train", "width": width, "height": height}]
+    return PreparedDataset(Path("."), {"dataset_id": "x", "files": files})
+
+
+def test_the_costliest_trials_take_the_most_epochs_and_auto() -> None:
+    fixed = {**contract.hyperparameter_defaults(), "epochs": 5}
+    spec = TuningSpec(ranges=(parse_range("epochs=20,auto,8"), parse_range("batch_size=8,32")))
+    found = costliest(spec, fixed, _photos_dataset(1920, 1080))
+    assert sorted((str(c["epochs"]), c["batch_size"]) for c in found) == [
+        ("20", 8),
+        ("20", 32),
+        ("auto", 8),
+        ("auto", 32),
+    ]
+    # Priced as the entry point will train it: at the size auto chooses for these photos.
+    assert {c["image_size"] for c in found} == {"384x216"}
+
+
+def test_the_costliest_trial_of_an_integer_range_is_its_high_end() -> None:
+    spec = TuningSpec(ranges=(parse_range("epochs=2:8"),))
+    found = costliest(spec, contract.hyperparameter_defaults(), _photos_dataset(64, 64))
+    assert [(c["epochs"], c["image_size"]) for c in found] == [(8, "64")]
