@@ -84,6 +84,25 @@ def load_model(model: str | Path) -> LoadedModel:
     location = locate_model(model)
     # The archive is checked before Keras and TensorFlow take seconds to import.
     folder, temporary = _model_dir(location)
+    model_file = location if location.suffix == ".keras" else folder / contract.KERAS_MODEL_FILE
+    names_file = folder / contract.CLASS_NAMES_FILE
+    problem = None
+    if not model_file.is_file():
+        problem = DataError(
+            f"No {contract.KERAS_MODEL_FILE} in {folder}.",
+            hint="Point at a finished job's folder (runs/<job>) or at its model.tar.gz.",
+        )
+    elif not names_file.is_file():
+        problem = DataError(
+            f"{model_file.name} has no {contract.CLASS_NAMES_FILE} beside it in {folder}: "
+            "the class names are saved there, not in the model.",
+            hint="Copy class_names.json from the job's model/ folder beside the model, or "
+            "point at the job's folder (runs/<job>) or its model.tar.gz.",
+        )
+    if problem is not None:
+        if temporary is not None:
+            temporary.cleanup()
+        raise problem
 
     from defects.tfnoise import quiet_tensorflow_start
 
@@ -94,13 +113,6 @@ def load_model(model: str | Path) -> LoadedModel:
         # The first device query is when TensorFlow looks for a GPU (and says so).
         tf.config.list_logical_devices()
 
-    model_file = location if location.suffix == ".keras" else folder / contract.KERAS_MODEL_FILE
-    names_file = folder / contract.CLASS_NAMES_FILE
-    if not model_file.is_file() or not names_file.is_file():
-        raise DataError(
-            f"{folder} lacks {contract.KERAS_MODEL_FILE} or {contract.CLASS_NAMES_FILE}.",
-            hint="Point at a finished job's folder (runs/<job>) or at its model.tar.gz.",
-        )
     # The model's own layers (the orientation mean of square inputs) must be registered.
     import defects.training.model  # noqa: F401
 

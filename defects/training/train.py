@@ -151,7 +151,9 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     keras.mixed_precision.set_global_policy(precision)
     strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
 
-    shape, size_note = arguments.image_size, "asked for"
+    # A concrete size came as the hyperparameter: from the user, or from the host, which
+    # resolves auto from the manifest and records both in job.json.
+    shape, size_note = arguments.image_size, "the image_size hyperparameter"
     if shape == contract.AUTO:
         sizes = data.image_sizes(training)
         if not sizes:

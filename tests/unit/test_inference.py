@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from defects.cli import main
-from defects.errors import UnsafeArchive
-from defects.inference import evaluate
+from defects.errors import DataError, UnsafeArchive
+from defects.inference import evaluate, load_model
 from defects.prediction import predict
 
 
@@ -69,3 +69,27 @@ def test_the_predict_command_reports_a_refused_archive_without_a_traceback(
     assert exit_info.value.code == 1
     assert "archive refused" in err and "is a symbolic link" in err
     assert "Traceback" not in err
+
+
+def test_a_keras_file_without_its_class_names_is_refused_with_the_fix(tmp_path: Path) -> None:
+    model = tmp_path / "exported.keras"
+    model.write_bytes(b"not read: the check comes first")
+    with pytest.raises(DataError) as raised:
+        load_model(model)
+    assert "exported.keras has no class_names.json beside it" in str(raised.value)
+    assert "class_names.json" in (raised.value.hint or "")
+
+
+def test_an_archive_without_class_names_is_refused_and_nothing_stays_behind(
+    tmp_path: Path, temporary_root: Path
+) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        member = tarfile.TarInfo("model.keras")
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"abc"))
+    archive = tmp_path / "model.tar.gz"
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(DataError, match="has no class_names.json beside it"):
+        load_model(archive)
+    assert list(temporary_root.iterdir()) == []
