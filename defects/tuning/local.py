@@ -33,7 +33,7 @@ from defects.errors import DefectsError, MetricNotFound
 from defects.storage import Storage
 from defects.training.contract import HyperparameterValue
 from defects.training.metric_log import values
-from defects.tuning.record import FINISHED, Trial, TuningRecord, mark_trial_job
+from defects.tuning.record import FINISHED, TIE_BREAK_METRIC, Trial, TuningRecord, mark_trial_job
 from defects.tuning.spec import TuningSpec
 
 POLL_SECONDS = 0.5
@@ -169,6 +169,10 @@ class LocalSearch:
         # Trials are jobs like any other, one level down: runs/<tuning-job>/<trial>/.
         self.trial_backend = backends.create(replace(backend.settings, runs_dir=tuning_dir))
         self.definition = self.spec.objective_definition
+        # The final validation loss breaks ties between equal objectives (record.ranked).
+        self.loss_definition = next(
+            (d for d in self.spec.metric_definitions if d["Name"] == TIE_BREAK_METRIC), None
+        )
 
     def run(self) -> TuningRecord:
         record, spec = self.record, self.spec
@@ -304,6 +308,8 @@ class LocalSearch:
                     "(defects/training/metric_log.py) before tuning in the cloud.",
                 )
             trial.state, trial.objective, trial.values = "completed", found[-1], found
+            losses = values(self.loss_definition, full) if self.loss_definition else []
+            trial.validation_loss = losses[-1] if losses else None
             study.tell(item.optuna_trial, found[-1])
         mark_trial_job(run_dir, self.record.name, trial)
         self.record.write(self.tuning_dir)

@@ -23,6 +23,8 @@ PLOT_FILE = "tune.png"
 BEST_DIR = "best"
 # Trial states that count against --max-jobs (as SageMaker counts them).
 FINISHED = ("completed", "stopped", "failed")
+# Of trials with the same objective, the one with the lower final value of this ranks first.
+TIE_BREAK_METRIC = "validation:loss"
 
 
 @dataclass
@@ -39,6 +41,9 @@ class Trial:
     # When it started and ended on this machine (seconds since the epoch).
     started_at: float | None = None
     ended_at: float | None = None
+    # The final validation loss its log gave: of trials with the same objective, the one
+    # with the lower loss ranks first (as the entry point keeps the epoch).
+    validation_loss: float | None = None
 
 
 @dataclass
@@ -58,9 +63,17 @@ class TuningRecord:
         return [trial for trial in self.trials if trial.state in FINISHED]
 
     def ranked(self) -> list[Trial]:
-        """Trials with an objective, best first; then the others in their order."""
+        """Trials with an objective, best first; then the others in their order. Equal
+        objectives, common on a small validation split, go by the lower validation loss."""
         scored = [t for t in self.trials if t.objective is not None and math.isfinite(t.objective)]
-        scored.sort(key=lambda t: t.objective or 0.0, reverse=self.spec.maximize)
+        sign = -1.0 if self.spec.maximize else 1.0
+
+        def rank(trial: Trial) -> tuple[float, float]:
+            loss = trial.validation_loss
+            tie = loss if loss is not None and math.isfinite(loss) else math.inf
+            return (sign * (trial.objective or 0.0), tie)
+
+        scored.sort(key=rank)
         return scored + [t for t in self.trials if t not in scored]
 
     def best(self) -> Trial | None:

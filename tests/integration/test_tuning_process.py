@@ -44,6 +44,8 @@ def test_every_trial_completes_with_an_objective(tuned: tuple[TuningRecord, Path
     tuning, _ = tuned
     assert [trial.state for trial in tuning.trials] == ["completed"] * 6
     assert all(trial.objective is not None for trial in tuning.trials)
+    # The final validation loss, which breaks ties between equal objectives.
+    assert all(trial.validation_loss is not None for trial in tuning.trials)
 
 
 def test_two_trials_run_at_a_time_and_never_more(tuned: tuple[TuningRecord, Path]) -> None:
@@ -73,6 +75,8 @@ def test_the_best_trial_has_the_highest_macro_f1(tuned: tuple[TuningRecord, Path
     best = tuning.best()
     assert best is not None
     assert best.objective == max(trial.objective or 0.0 for trial in tuning.trials)
+    tied = [t for t in tuning.trials if t.objective == best.objective]
+    assert best.validation_loss == min(t.validation_loss or float("inf") for t in tied)
 
 
 def test_every_metric_definition_matches_the_entry_points_log(
