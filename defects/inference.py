@@ -54,28 +54,50 @@ def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
     )
 
 
-def _model_dir(location: Path) -> tuple[Path, Any]:
-    """The folder holding model.keras for any accepted form of ``location``."""
+def _model_dir(location: Path) -> tuple[Path, Path, Any]:
+    """For any accepted form of ``location``: the model file, the folder holding it and
+    class_names.json, and the temporary folder an archive was unpacked into (or None)."""
     if location.is_file() and location.name.endswith((".tar.gz", ".tgz")):
         temporary = tempfile.TemporaryDirectory(prefix="defects-model-")
         folder = Path(temporary.name) / "model"
         try:
             safe_extract(location, folder)
+            return (*_model_files(folder / contract.KERAS_MODEL_FILE, folder), temporary)
         except DataError:
             temporary.cleanup()
             raise
-        return folder, temporary
     if location.is_file():
-        return location.parent, None
+        folder = location.parent
+        model_file = location if location.suffix == ".keras" else folder / contract.KERAS_MODEL_FILE
+        return (*_model_files(model_file, folder), None)
     for candidate in (location, location / "model"):
         if (candidate / contract.KERAS_MODEL_FILE).is_file():
-            return candidate, None
+            return (*_model_files(candidate / contract.KERAS_MODEL_FILE, candidate), None)
     if (location / contract.MODEL_ARCHIVE).is_file():
         return _model_dir(location / contract.MODEL_ARCHIVE)
-    raise DataError(
-        f"No {contract.KERAS_MODEL_FILE} found in {location}.",
+    raise _no_model(location)
+
+
+def _no_model(folder: Path) -> DataError:
+    return DataError(
+        f"No {contract.KERAS_MODEL_FILE} found in {folder}.",
         hint="Point at a finished job's folder (runs/<job>) or at its model.tar.gz.",
     )
+
+
+def _model_files(model_file: Path, folder: Path) -> tuple[Path, Path]:
+    """``model_file`` and ``folder``, once both the model and its class names (saved beside
+    it, not in it) are there."""
+    if not model_file.is_file():
+        raise _no_model(folder)
+    if not (folder / contract.CLASS_NAMES_FILE).is_file():
+        raise DataError(
+            f"{model_file.name} has no {contract.CLASS_NAMES_FILE} beside it in {folder}: "
+            "the class names are saved there, not in the model.",
+            hint="Copy class_names.json from the job's model/ folder beside the model, or "
+            "point at the job's folder (runs/<job>) or its model.tar.gz.",
+        )
+    return model_file, folder
 
 
 def load_model(model: str | Path) -> LoadedModel:
@@ -83,26 +105,7 @@ def load_model(model: str | Path) -> LoadedModel:
     ``.keras`` file) with its class names."""
     location = locate_model(model)
     # The archive is checked before Keras and TensorFlow take seconds to import.
-    folder, temporary = _model_dir(location)
-    model_file = location if location.suffix == ".keras" else folder / contract.KERAS_MODEL_FILE
-    names_file = folder / contract.CLASS_NAMES_FILE
-    problem = None
-    if not model_file.is_file():
-        problem = DataError(
-            f"No {contract.KERAS_MODEL_FILE} in {folder}.",
-            hint="Point at a finished job's folder (runs/<job>) or at its model.tar.gz.",
-        )
-    elif not names_file.is_file():
-        problem = DataError(
-            f"{model_file.name} has no {contract.CLASS_NAMES_FILE} beside it in {folder}: "
-            "the class names are saved there, not in the model.",
-            hint="Copy class_names.json from the job's model/ folder beside the model, or "
-            "point at the job's folder (runs/<job>) or its model.tar.gz.",
-        )
-    if problem is not None:
-        if temporary is not None:
-            temporary.cleanup()
-        raise problem
+    model_file, folder, temporary = _model_dir(location)
 
     from defects.tfnoise import quiet_tensorflow_start
 
@@ -117,7 +120,7 @@ def load_model(model: str | Path) -> LoadedModel:
     import defects.training.model  # noqa: F401
 
     network = keras.models.load_model(model_file)
-    class_names = json.loads(names_file.read_text())
+    class_names = json.loads((folder / contract.CLASS_NAMES_FILE).read_text())
     image_shape = (int(network.input_shape[1]), int(network.input_shape[2]))
     return LoadedModel(network, class_names, image_shape, location, temporary)
 

@@ -170,9 +170,7 @@ class LocalSearch:
         self.trial_backend = backends.create(replace(backend.settings, runs_dir=tuning_dir))
         self.definition = self.spec.objective_definition
         # The final validation loss breaks ties between equal objectives (record.ranked).
-        self.loss_definition = next(
-            (d for d in self.spec.metric_definitions if d["Name"] == TIE_BREAK_METRIC), None
-        )
+        self.loss_definition = self.spec.definition(TIE_BREAK_METRIC)
 
     def run(self) -> TuningRecord:
         record, spec = self.record, self.spec

@@ -161,7 +161,14 @@ class TuningSpec:
 
     @property
     def objective_definition(self) -> dict[str, str]:
-        return next(d for d in self.metric_definitions if d["Name"] == self.objective_metric)
+        definition = self.definition(self.objective_metric)
+        if definition is None:
+            raise ConfigError(f"No metric definition for the objective {self.objective_metric}.")
+        return definition
+
+    def definition(self, metric: str) -> dict[str, str] | None:
+        """The metric definition named ``metric``, if the spec has one."""
+        return next((d for d in self.metric_definitions if d["Name"] == metric), None)
 
     @property
     def searched(self) -> tuple[str, ...]:
@@ -285,7 +292,6 @@ def check(spec: TuningSpec, max_jobs_given: bool = True) -> TuningSpec:
         raise ConfigError("--max-jobs and --max-parallel-jobs must be at least 1.")
     if spec.seed < 0:
         raise ConfigError(f"The search seed must be 0 or more, not {spec.seed}.")
-    names = {d["Name"] for d in spec.metric_definitions}
-    if spec.objective_metric not in names:
-        raise ConfigError(f"No metric definition for the objective {spec.objective_metric}.")
+    # An objective without a metric definition is refused here, before anything starts.
+    spec.objective_definition  # noqa: B018
     return spec
