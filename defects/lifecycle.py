@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from defects.backends.base import CloudOptions
+from defects.console import log
 from defects.errors import ConfigError, ResultsPending, StorageError, TrainingInterrupted
 from defects.jobs import read_record, this_process, write_record
 
 LOCK_FILE = ".lock"
 # Statuses a job may be resumed from by training again; "unfetched" is finished instead.
 RETRAINABLE = ("interrupted", "failed", "running", "preparing")
+# Backends whose job is a child of this command: it ends when the command is interrupted.
+ON_THIS_MACHINE = ("process", "local")
 
 
 def reserve(runs_dir: Path, job_name: str) -> Path:
@@ -91,6 +94,14 @@ def held(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
             latest["status"] = status_of(error)
             latest["error"] = str(error) or type(error).__name__
             write_record(run_dir, latest)
+            if latest["status"] == "interrupted" and latest.get("backend") in ON_THIS_MACHINE:
+                # (A SageMaker job says what became of it when it is interrupted.)
+                log.warning(
+                    "Job %s was interrupted; `defects train --resume %s` continues it from "
+                    "its last completed epoch.",
+                    run_dir.name,
+                    run_dir.name,
+                )
             raise
 
 

@@ -4,6 +4,7 @@ a job, and SIGTERM's exit status."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -80,6 +81,31 @@ def test_whatever_ends_a_held_job_is_written_into_its_record(tmp_path: Path) -> 
     record = read_record(tmp_path)
     assert record["status"] == "interrupted"
     assert record["error"] == "Terminated"
+
+
+@pytest.mark.parametrize(
+    ("backend", "error", "hinted"),
+    [
+        ("process", KeyboardInterrupt(), True),
+        ("local", signals.Terminated(), True),
+        # A SageMaker job goes on without this command; the backend says what became of it.
+        ("sagemaker", KeyboardInterrupt(), False),
+        ("process", TrainingFailed("exit 1"), False),
+    ],
+)
+def test_an_interrupted_job_on_this_machine_says_how_to_continue_it(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    backend: str,
+    error: BaseException,
+    hinted: bool,
+) -> None:
+    run_dir = tmp_path / "defects-1"
+    run_dir.mkdir()
+    held = lifecycle.held(run_dir, {"status": "running", "backend": backend})
+    with caplog.at_level(logging.WARNING, logger="defects"), pytest.raises(type(error)), held:
+        raise error
+    assert ("`defects train --resume defects-1` continues it" in caplog.text) == hinted
 
 
 def test_sigterm_exits_143_and_ctrl_c_130() -> None:
