@@ -324,8 +324,11 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         "training": training_record,
         "fit_seconds": round(fit_seconds, 3),
         "train_images": len(training),
-        "train_images_per_second": round(
-            len(training) * (epochs_run - initial_epoch) / max(fit_seconds, 1e-9), 1
+        # Of the epochs trained by this process; none when a resumed run had stopped already.
+        "train_images_per_second": (
+            round(len(training) * (epochs_run - initial_epoch) / max(fit_seconds, 1e-9), 1)
+            if epochs_run > initial_epoch
+            else None
         ),
         # The validation batches are cached and in file order: no second decode.
         "validation": evaluate(validation_data, validation.labels),

@@ -107,6 +107,26 @@ def test_fixed_epochs_run_exactly_and_keep_the_last(
     )
 
 
+def test_a_restart_after_the_stop_trains_nothing_and_keeps_the_best_epoch(
+    tmp_path: Path, swapped: dict[str, Path]
+) -> None:
+    # Interrupted after the last epoch's checkpoint (while the model was being saved).
+    first = _run(tmp_path / "first", swapped, "--epochs", "auto", "--image_size", "24")
+    shutil.copytree(
+        tmp_path / "first" / contract.CHECKPOINTS_PATH,
+        tmp_path / "second" / contract.CHECKPOINTS_PATH,
+    )
+    second = _run(tmp_path / "second", swapped, "--epochs", "auto", "--image_size", "24")
+    before, after = first["metrics"], second["metrics"]
+    assert after["training"]["resumed_after_epoch"] == before["training"]["epochs_run"]
+    assert after["training"]["epochs_run"] == before["training"]["epochs_run"]
+    assert after["training"]["kept_epoch"] == before["training"]["kept_epoch"]
+    assert after["validation"]["macro_f1"] == pytest.approx(before["validation"]["macro_f1"])
+    # No epoch trained here, so no throughput was measured (the price estimate skips it).
+    assert after["train_images_per_second"] is None
+    assert before["train_images_per_second"] > 0
+
+
 def test_a_restart_keeps_the_early_stopping_state(tmp_path: Path, swapped: dict[str, Path]) -> None:
     first = _run(tmp_path / "first", swapped, "--epochs", "auto", "--image_size", "24")
     kept = first["metrics"]["training"]["kept_epoch"]
