@@ -42,8 +42,10 @@ def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
         from defects.settings import resolve
 
         runs_dir = resolve().runs_dir
-    from defects.jobs import find_job
+    from defects.jobs import LATEST, find_job
 
+    if str(model) == LATEST:
+        return _latest_model(runs_dir)
     found = find_job(runs_dir, str(model))
     if found.is_dir():
         return found
@@ -51,6 +53,43 @@ def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
         f"No job or model {str(model)!r}: neither {path} nor {found} exists.",
         hint="Give a job's name or folder under runs/ (or latest), a model.tar.gz, a model "
         "folder or a .keras file.",
+    )
+
+
+def _has_model(folder: Path) -> bool:
+    return any(
+        path.is_file()
+        for path in (
+            folder / contract.MODEL_PATH / contract.KERAS_MODEL_FILE,
+            folder / contract.KERAS_MODEL_FILE,
+            folder / contract.MODEL_ARCHIVE,
+        )
+    )
+
+
+def _latest_model(runs_dir: Path) -> Path:
+    """The folder of the newest job that has a model: a newer job still running, failed
+    or interrupted is passed over, and said so."""
+    from defects.console import log
+    from defects.jobs import list_jobs
+
+    jobs = list_jobs(runs_dir)
+    for index, job in enumerate(jobs):
+        if _has_model(job.run_dir):
+            if index:
+                log.info(
+                    "Using the model of %s, the newest job with one (%s newer without one: %s).",
+                    job.name,
+                    index,
+                    ", ".join(f"{newer.name} {newer.status}" for newer in jobs[:index]),
+                )
+            return job.run_dir
+    raise DataError(
+        f"None of the {len(jobs)} job(s) in {runs_dir} has a model yet."
+        if jobs
+        else f"There are no jobs in {runs_dir}, so none has a model.",
+        hint="Train one with `defects run`, or give a model.tar.gz, a model folder or a "
+        ".keras file (--runs-dir for another runs folder).",
     )
 
 

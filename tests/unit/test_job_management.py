@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -80,6 +81,29 @@ def test_jobs_table_shows_each_job(runs: Path, capsys: pytest.CaptureFixture[str
 
 def test_latest_is_the_newest_job(runs: Path) -> None:
     assert find_job(runs, "latest") == runs / "gone"
+
+
+def test_a_model_of_latest_is_the_newest_job_that_has_one(
+    runs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from defects.inference import locate_model
+
+    with caplog.at_level(logging.INFO, logger="defects"):
+        assert locate_model("latest", runs) == runs / "done"
+    # The newer jobs without a model are named, so nobody mistakes whose model answered.
+    assert "gone interrupted, broken failed" in caplog.text
+
+
+def test_a_model_of_latest_when_no_job_has_one_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs_dir = tmp_path / "runs"
+    job_folder(runs_dir, "broken", "failed", "2026-12-01T11:00:00+00:00", error="out of memory")
+    photo = synthetic_photos(tmp_path / "photos", "n1") / "good" / "0001.png"
+    code, _, err = _run(capsys, "predict", "latest", str(photo), "--runs-dir", str(runs_dir))
+    assert code == 1
+    assert "None of the 1 job(s)" in err and "has a model yet" in err
+    assert "Traceback" not in err
 
 
 def test_a_trial_is_found_by_its_name(runs: Path) -> None:
