@@ -89,6 +89,33 @@ def process_alive(record: dict[str, Any]) -> bool | None:
     return True
 
 
+def container_tree(run_dir: Path) -> Path:
+    """Where a job that trains on this machine (``process``, ``local``) keeps the training
+    container's ``/opt/ml`` tree: in its own folder."""
+    return run_dir.resolve() / "opt" / "ml"
+
+
+def checkpoint_history(run_dir: Path) -> dict[str, Any] | None:
+    """The history so far of a job training, or stopped, on this machine, as ``history.json``
+    has it, from its last epoch checkpoint; None without a readable one. ``best_epoch`` is
+    the best epoch so far of a run with early stopping."""
+    path = container_tree(run_dir) / contract.CHECKPOINTS_PATH / contract.CHECKPOINT_STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+        completed = int(state["epoch"])
+        history = {
+            key: [float(value) for value in values[:completed]]
+            for key, values in dict(state["history"]).items()
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    record: dict[str, Any] = {"epoch": list(range(1, completed + 1)), **history}
+    stopping = (state.get("extra") or {}).get("early_stopping") or {}
+    if isinstance(stopping.get("best_epoch"), int) and stopping.get("best") is not None:
+        record["best_epoch"] = stopping["best_epoch"] + 1
+    return record
+
+
 def true_status(record: dict[str, Any]) -> str:
     """The recorded status, except that a running (or preparing) job whose process is gone was
     interrupted (killed, or its machine restarted) before it could say so."""

@@ -24,6 +24,7 @@ from defects.backends import compose, modeltrainer
 from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
+from defects.jobs import container_tree
 from defects.progress import JobOutput, LineBuffer
 from defects.storage import Storage
 from defects.storage.s3 import s3_errors
@@ -168,7 +169,7 @@ class LocalBackend(Backend):
         error: Exception | None = None
         # Outside the container root, which every attempt starts afresh: the same folder as
         # the process backend's, kept for the next attempt.
-        checkpoints = job.run_dir.resolve() / "opt" / "ml" / contract.CHECKPOINTS_PATH
+        checkpoints = container_tree(job.run_dir) / contract.CHECKPOINTS_PATH
         checkpoints.mkdir(parents=True, exist_ok=True)
         with job.log_path.open("a") as job_log, JobOutput() as output:
             lines = LineBuffer(output)

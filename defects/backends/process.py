@@ -12,6 +12,7 @@ from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
 from defects.entrypoint import entry_point_command, run_entry_point
+from defects.jobs import container_tree
 from defects.progress import JobOutput
 from defects.storage import S3Uri, Storage
 from defects.storage.s3 import download
@@ -33,7 +34,7 @@ class ProcessBackend(Backend):
         ]
 
     def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
-        base = job.run_dir.resolve() / "opt" / "ml"
+        base = container_tree(job.run_dir)
         # What an earlier attempt left goes, except its checkpoints: the next one resumes.
         for leftover in base.iterdir() if base.is_dir() else []:
             if leftover.name != contract.CHECKPOINTS_PATH:
@@ -65,7 +66,7 @@ class ProcessBackend(Backend):
         return replace(result, details={"entry_point_seconds": round(seconds, 3)})
 
     def upload_pending(self, job: TrainingJob, store: Storage) -> TrainingResult | None:
-        base = job.run_dir.resolve() / "opt" / "ml"
+        base = container_tree(job.run_dir)
         if not (base / contract.MODEL_PATH / contract.KERAS_MODEL_FILE).is_file():
             return None
         return upload_results(

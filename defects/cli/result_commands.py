@@ -25,7 +25,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     --detach is first fetched from S3, once it has finished."""
     from defects import pipeline
     from defects.errors import JobNotFound
-    from defects.jobs import load_json
+    from defects.jobs import checkpoint_history, load_json, read_record, true_status
     from defects.settings import resolve
 
     try:
@@ -41,7 +41,15 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     if not history_path.exists() and not Path(job).is_dir():
         settings = pipeline.settings_of_job(run_dir, resolve({"runs_dir": runs_dir}))
         pipeline.collect(run_dir.name, make_backend(settings))
-    record = load_json(history_path)
+    # A job training, or stopped, on this machine has no history.json yet: its last epoch
+    # checkpoint has the epochs so far.
+    so_far = None if history_path.exists() else checkpoint_history(run_dir)
+    if so_far is not None:
+        status = true_status(read_record(run_dir))
+        so_far["status"] = status
+        record = so_far
+    else:
+        record = load_json(history_path)
     if as_json:
         out.print_json(data=record)
         return
@@ -49,14 +57,25 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
 
     names = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
     keys = [k for k in names if k in record]
-    table = Table("epoch", *keys, title=f"history of {job}")
+    title = f"history of {job}" + (f" so far ({record['status']})" if so_far else "")
+    table = Table("epoch", *keys, title=title)
     kept = record.get("kept_epoch")
+    best = record.get("best_epoch")
     for index, epoch in enumerate(record.get("epoch", [])):
-        mark = " (kept)" if epoch == kept else ""
+        mark = " (kept)" if epoch == kept else " (best)" if epoch == best else ""
         table.add_row(f"{epoch}{mark}", *(f"{record[k][index]:.4f}" for k in keys))
     out.print(table)
     if record.get("stop_reason"):
         out.print(f"Kept epoch {kept}: {record['stop_reason']}.")
+    if so_far:
+        out.print(
+            f"{len(so_far['epoch'])} epoch(s) completed, from the job's last checkpoint"
+            + (
+                f"; `defects train --resume {run_dir.name}` continues it."
+                if status in ("interrupted", "failed")
+                else "."
+            )
+        )
 
 
 @click.command()

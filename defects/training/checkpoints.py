@@ -27,9 +27,9 @@ from typing import Any
 
 import keras
 
-from defects.training import interruption
+from defects.training import contract, interruption
 
-STATE_FILE = "state.json"
+STATE_FILE = contract.CHECKPOINT_STATE_FILE
 # Two slots, so that the folder never grows (SageMaker uploads every file in it).
 _MODEL_FILES = ("model-0.keras", "model-1.keras")
 _PARTIAL_FILE = "partial.keras"

@@ -51,6 +51,8 @@ INTERRUPTED_REASON = "Training was interrupted"
 INPUT_DATA_PATH = "input/data"
 INPUT_CONFIG_PATH = "input/config"
 CHECKPOINTS_PATH = "checkpoints"
+# In the checkpoint folder: the last completed epoch, its history and state (checkpoints.py).
+CHECKPOINT_STATE_FILE = "state.json"
 
 TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"

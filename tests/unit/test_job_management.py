@@ -106,6 +106,48 @@ def test_a_model_of_latest_when_no_job_has_one_is_a_clear_error(
     assert "Traceback" not in err
 
 
+def _checkpoint(run_dir: Path, state: object) -> None:
+    folder = run_dir / "opt" / "ml" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+def test_history_of_a_job_without_results_is_its_last_checkpoints(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "gone" was running when its process died: interrupted after three epochs.
+    _checkpoint(
+        runs / "gone",
+        {
+            "epoch": 3,
+            "history": {"loss": [0.9, 0.7, 0.6], "val_macro_f1": [0.41, 0.83, 0.62]},
+            "extra": {"early_stopping": {"best": 0.83, "best_epoch": 1, "wait": 1}},
+            "model_file": "model-0.keras",
+        },
+    )
+    code, out, _ = _run(capsys, "history", "gone")
+    assert code == 0
+    assert "so far (interrupted)" in out and "2 (best)" in out and "0.8300" in out
+    assert "3 epoch(s) completed" in out and "`defects train --resume gone`" in out
+    code, out, _ = _run(capsys, "history", "gone", "--json")
+    assert json.loads(out) == {
+        "epoch": [1, 2, 3],
+        "loss": [0.9, 0.7, 0.6],
+        "val_macro_f1": [0.41, 0.83, 0.62],
+        "best_epoch": 2,
+        "status": "interrupted",
+    }
+
+
+def test_history_with_an_unreadable_checkpoint_says_there_is_none(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _checkpoint(runs / "gone", {"epoch": "three"})
+    code, _, err = _run(capsys, "history", "gone")
+    assert code == 1
+    assert "history.json does not exist" in err and "Traceback" not in err
+
+
 def test_a_trial_is_found_by_its_name(runs: Path) -> None:
     assert find_job(runs, "trial-1") == runs / "tune-1" / "trial-1"
 
