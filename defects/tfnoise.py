@@ -25,6 +25,9 @@ _NOISE = re.compile(
     r"|[IWE]\d{4} [\d:.]+\s+\d+ (?:port|cudart_stub|cuda_platform|cuda_executor|"
     r"cuda_diagnostics|cpu_feature_guard|cuda_dnn|cuda_fft|cuda_blas|computation_placer|"
     r"gpu_device|cpu_allocator_impl)\.cc:\d+\] .*"
+    # oneDNN's notice when a uint8 image op (the decode-and-resize graph) falls back to Eigen.
+    r"|[IWE]\d{4} [\d:.]+\s+\d+ util\.cc:\d+\] oneDNN supports DT_UINT8 only on "
+    r"platforms with AVX-512\. .*"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
     r"compiler flags\."
 )

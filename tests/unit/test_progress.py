@@ -33,6 +33,8 @@ NOISE = [
     "optimized to use available CPU instructions in performance-critical operations.",
     "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild "
     "TensorFlow with the appropriate compiler flags.",
+    "E0000 00:00:1796338043.444165   15818 util.cc:131] oneDNN supports DT_UINT8 only on "
+    "platforms with AVX-512. Falling back to the default Eigen-based implementation if present.",
 ]
 EPOCH = "Epoch 2/3 - 2s - loss: 0.5000 - accuracy: 0.8000 - val_loss: 0.6000 - val_accuracy: 0.7500"
 # What tuning reads: it stays in the job log, the epoch line says the same to a person.
@@ -114,7 +116,14 @@ def test_tensorflow_start_up_lines_are_noise(line: str) -> None:
     assert is_noise(line)
 
 
-@pytest.mark.parametrize("line", [EPOCH, "E0000 00:00:1.0  1 conv_ops.cc:9] real failure"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        EPOCH,
+        "E0000 00:00:1.0  1 conv_ops.cc:9] real failure",
+        "E0000 00:00:1.0  1 util.cc:9] another message of a util.cc",
+    ],
+)
 def test_other_lines_are_not_noise(line: str) -> None:
     assert not is_noise(line)
 
