@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -99,6 +100,11 @@ class _LiveTexts(ProgressColumn):
         return Text("  ".join(texts[key] for key in ("step", "times", "accuracy") if texts[key]))
 
 
+# Where several jobs print at once (parallel tuning trials), the name each one's lines carry;
+# a JobOutput takes the one of the thread that makes it.
+OUTPUT_LABEL: ContextVar[str | None] = ContextVar("output_label", default=None)
+
+
 class JobOutput:
     """Renders a training job's output lines; a context manager around the live line.
 
@@ -107,6 +113,8 @@ class JobOutput:
     def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
         self.console = console or err
         self.live = self.console.is_terminal if live is None else live
+        label = OUTPUT_LABEL.get()
+        self.prefix = f"[{label}] " if label else ""
         self.last: dict[str, Any] | None = None
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -142,6 +150,7 @@ class JobOutput:
         if text.startswith(METRIC_PREFIX):
             log.debug("%s", text)
             return
+        text = self.prefix + text
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
@@ -149,6 +158,7 @@ class JobOutput:
 
     def _show(self, event: dict[str, Any]) -> None:
         texts = describe(event)
+        texts["epoch"] = self.prefix + texts["epoch"]
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("{task.description}"),

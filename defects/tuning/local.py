@@ -30,6 +30,7 @@ from defects.backends.base import Backend
 from defects.console import log
 from defects.dataset.prepare import PreparedDataset
 from defects.errors import DefectsError, MetricNotFound
+from defects.progress import OUTPUT_LABEL
 from defects.storage import Storage
 from defects.training.contract import HyperparameterValue
 from defects.training.metric_log import values
@@ -236,6 +237,9 @@ class LocalSearch:
         """Run one trial in this (pool) thread; its outcome, never raised."""
         with item.lock:
             item.thread_id = threading.get_ident()
+        if self.spec.max_parallel_jobs > 1:
+            # Trials print at once: each line says whose it is.
+            OUTPUT_LABEL.set(f"trial {item.trial.number}")
         item.trial.started_at = time.time()
         outcome: BaseException | None = None
         try:

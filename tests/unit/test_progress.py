@@ -6,13 +6,14 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
-from defects.progress import JobOutput, LineBuffer, describe, plain
+from defects.progress import OUTPUT_LABEL, JobOutput, LineBuffer, describe, plain
 from defects.tfnoise import is_noise
 
 PROGRESS = (
@@ -95,6 +96,24 @@ def test_automatic_epochs_say_until_validation_stops_improving() -> None:
 
 def test_the_compose_prefix_goes_and_the_line_stays() -> None:
     assert plain("\x1b[36malgo-1_1  |\x1b[0m a | b\n") == "a | b"
+
+
+def test_lines_of_jobs_printing_at_once_carry_their_label() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=False, width=140)
+
+    def trial(label: str | None) -> None:
+        if label:
+            OUTPUT_LABEL.set(label)
+        with JobOutput(console=console, live=False) as output:
+            output.feed(EPOCH)
+
+    # Each in a thread of its own, as the tuning driver runs trials.
+    for label in ("trial 3", None):
+        worker = threading.Thread(target=trial, args=(label,))
+        worker.start()
+        worker.join()
+    assert buffer.getvalue().splitlines() == [f"[trial 3] {EPOCH}", EPOCH]
 
 
 def test_a_line_written_in_pieces_is_rendered_once_whole() -> None:
