@@ -9,7 +9,7 @@ from typing import Any
 
 from defects.dataset.prepare import load_manifest
 from defects.errors import DataError
-from defects.jobs import LOG_FILE, RECORD_FILE, job_info, read_record
+from defects.jobs import LOG_FILE, RECORD_FILE, checkpoint_history, job_info, read_record
 from defects.training import contract
 
 # Files of a job folder worth pointing at, in the order a person looks at them.
@@ -63,6 +63,13 @@ def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, Any] | None
     }
 
 
+def _history(run_dir: Path) -> dict[str, Any]:
+    """``history.json``, or the epochs so far of a job training or stopped on this machine."""
+    if (run_dir / contract.HISTORY_FILE).is_file():
+        return _json_or_empty(run_dir / contract.HISTORY_FILE)
+    return checkpoint_history(run_dir) or {}
+
+
 def describe_job(run_dir: Path, runs_dir: Path) -> dict[str, Any]:
     """Everything the records say about one job."""
     if not (run_dir / RECORD_FILE).is_file():
@@ -73,7 +80,7 @@ def describe_job(run_dir: Path, runs_dir: Path) -> dict[str, Any]:
     record = read_record(run_dir)
     info = job_info(run_dir, runs_dir)
     metrics = _json_or_empty(run_dir / contract.METRICS_FILE)
-    history = _json_or_empty(run_dir / contract.HISTORY_FILE)
+    history = _history(run_dir)
     details = dict(record.get("details") or {})
     folder = run_dir.resolve()
     timings = {
@@ -147,7 +154,7 @@ def compare_jobs(run_dirs: list[Path], runs_dir: Path) -> dict[str, Any]:
             "dataset_id": described["dataset"]["id"],
         }
         parameters[name] = described["hyperparameters"]
-        histories[name] = _json_or_empty(run_dir / contract.HISTORY_FILE)
+        histories[name] = _history(run_dir)
     keys = sorted({key for values in parameters.values() for key in values})
     differing = {
         key: {name: parameters[name].get(key) for name in names}

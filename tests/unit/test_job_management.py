@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from defects.job_reports import compare_jobs
 from defects.jobs import find_job, list_jobs
 from tests.jobfolders import job_folder, prepared_dataset, synthetic_photos
 from tests.jobfolders import run_cli as _run
@@ -203,6 +204,23 @@ def test_compare_shows_differing_hyperparameters_and_draws_curves(
     assert compared["metrics"]["tune-1/trial-1"]["validation_accuracy"] == 0.8
     assert (runs / "compare.png").stat().st_size > 0
     assert err == "Validation curves of every job: runs/compare.png\n"
+
+
+def test_compare_counts_the_checkpointed_epochs_of_an_interrupted_job(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _checkpoint(
+        runs / "gone",
+        {"epoch": 2, "history": {"loss": [1.2, 0.9], "val_accuracy": [0.4, 0.6]}},
+    )
+    code, out, _ = _run(capsys, "compare", "done", "gone", "--json")
+    assert code == 0
+    compared = json.loads(out)
+    assert compared["metrics"]["gone"]["status"] == "interrupted"
+    assert compared["metrics"]["gone"]["epochs_run"] == 2
+    # Its curves are drawn from the same epochs.
+    histories = compare_jobs([runs / "done", runs / "gone"], runs)["histories"]
+    assert histories["gone"]["val_accuracy"] == [0.4, 0.6]
 
 
 def test_compare_needs_two_jobs(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
