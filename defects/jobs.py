@@ -110,9 +110,12 @@ def checkpoint_history(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     record: dict[str, Any] = {"epoch": list(range(1, completed + 1)), **history}
-    stopping = (state.get("extra") or {}).get("early_stopping") or {}
-    if isinstance(stopping.get("best_epoch"), int) and stopping.get("best") is not None:
-        record["best_epoch"] = stopping["best_epoch"] + 1
+    extra = state.get("extra")
+    stopping = extra.get("early_stopping") if isinstance(extra, dict) else None
+    if isinstance(stopping, dict) and stopping.get("best") is not None:
+        best = stopping.get("best_epoch")
+        if isinstance(best, int) and 0 <= best < completed:
+            record["best_epoch"] = best + 1
     return record
 
 

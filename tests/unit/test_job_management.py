@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,10 +144,17 @@ def test_history_of_a_job_without_results_is_its_last_checkpoints(
 def test_history_with_an_unreadable_checkpoint_says_there_is_none(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _checkpoint(runs / "gone", {"epoch": "three"})
-    code, _, err = _run(capsys, "history", "gone")
-    assert code == 1
-    assert "history.json does not exist" in err and "Traceback" not in err
+    for state in ({"epoch": "three"}, ["a", "list"], {"epoch": 1, "history": {"loss": [None]}}):
+        shutil.rmtree(runs / "gone" / "opt", ignore_errors=True)
+        _checkpoint(runs / "gone", state)
+        code, _, err = _run(capsys, "history", "gone")
+        assert code == 1
+        assert "history.json does not exist" in err and "Traceback" not in err
+    # Odd early-stopping state only loses the mark of the best epoch.
+    shutil.rmtree(runs / "gone" / "opt")
+    _checkpoint(runs / "gone", {"epoch": 1, "history": {"loss": [0.5]}, "extra": ["odd"]})
+    code, out, _ = _run(capsys, "history", "gone")
+    assert code == 0 and "(best)" not in out and "0.5000" in out
 
 
 def test_a_trial_is_found_by_its_name(runs: Path) -> None:
