@@ -114,8 +114,9 @@ def train(
     requested_size = hyperparameters.get("image_size")
     hyperparameters = resolve_image_size(hyperparameters, dataset)
     job = training_job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
+    previous = read_record(run_dir)
     record: dict[str, Any] = {
-        **read_record(run_dir),  # What `run` recorded when it reserved the name.
+        **previous,  # What `run` recorded when it reserved the name, or an earlier attempt.
         "job_name": job_name,
         "backend": backend.name,
         "bucket": store.layout.bucket,
@@ -132,8 +133,12 @@ def train(
         **this_process(),
     }
     record.pop("error", None)  # An earlier attempt's.
+    # A resumed job keeps its first start, and its duration counts the earlier attempts.
+    earlier = float(record.pop("seconds", None) or 0)
+    if earlier and previous.get("started"):
+        record["started"] = previous["started"]
     write_record(run_dir, record)
-    started = time.perf_counter()
+    started = time.perf_counter() - earlier
     try:
         result = backend.train(job, store)
     except BaseException as error:

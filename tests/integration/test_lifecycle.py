@@ -69,12 +69,15 @@ def test_the_record_of_a_stopped_job_says_interrupted(stopped: Stopped) -> None:
     record = json.loads((stopped.root / "runs" / JOB / "job.json").read_text())
     assert record["status"] == "interrupted"
     assert stopped.epochs_done in {2, 3}
+    assert record["seconds"] > 0
+    assert f"`defects train --resume {JOB}` continues it" in " ".join(stopped.output.split())
 
 
 def test_resume_ends_with_the_history_of_an_unbroken_run(
     stopped: Stopped, tiny_photos: Path, moto_endpoint: str, tmp_path: Path
 ) -> None:
     runs = stopped.root / "runs"
+    first = json.loads((runs / JOB / "job.json").read_text())
     code, out, err = run_cli("train", "--resume", JOB, "--runs-dir", str(runs), "--json")
     assert code == 0, err[-3000:]
     assert f"succeeded: job {JOB} on process" in err
@@ -98,7 +101,11 @@ def test_resume_ends_with_the_history_of_an_unbroken_run(
     assert resumed["epoch"] == expected["epoch"] == [1, 2, 3, 4]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert resumed[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
-    assert json.loads((runs / JOB / "job.json").read_text())["status"] == "completed"
+    record = json.loads((runs / JOB / "job.json").read_text())
+    assert record["status"] == "completed"
+    # One job: its first start, and a duration that counts the interrupted attempt too.
+    assert record["started"] == first["started"]
+    assert record["seconds"] >= first["seconds"] + record["details"]["entry_point_seconds"]
 
     code, _, err = run_cli("train", "--resume", JOB, "--runs-dir", str(runs))
     assert code == 2
