@@ -33,6 +33,7 @@ from defects.jobs import (
     JobResult,
     RunResult,
     check_job_name,
+    checkpoint_history,
     load_json,
     new_job_name,
     read_record,
@@ -265,10 +266,15 @@ def collect(job_name: str, backend: Backend) -> Path | None:
 
 
 def plot(run_dir: Path) -> list[Path]:
-    """Draw ``curves.png`` and ``confusion.png`` from a job's history and metrics."""
+    """Draw ``curves.png`` and ``confusion.png`` from a job's history and metrics; for a job
+    still training, or interrupted, on this machine, the curves of its epochs so far."""
     from defects.plots import plot_confusion, plot_curves
 
     run_dir = Path(run_dir)
+    so_far = None if (run_dir / contract.HISTORY_FILE).is_file() else checkpoint_history(run_dir)
+    if so_far is not None:
+        title = f"{run_dir.name}, {len(so_far['epoch'])} epoch(s) so far"
+        return [plot_curves(so_far, run_dir / PLOTS[0], title=title)]
     history = load_json(run_dir / contract.HISTORY_FILE)
     metrics = load_json(run_dir / contract.METRICS_FILE)
     return [

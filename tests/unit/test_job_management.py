@@ -231,6 +231,22 @@ def test_compare_counts_the_checkpointed_epochs_of_an_interrupted_job(
     assert histories["gone"]["val_accuracy"] == [0.4, 0.6]
 
 
+def test_plot_of_an_interrupted_job_draws_its_epochs_so_far(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = {
+        "loss": [1.2, 0.9],
+        "val_loss": [1, 2],
+        "accuracy": [0.3, 0.5],
+        "val_accuracy": [0.2, 0.4],
+    }
+    _checkpoint(runs / "gone", {"epoch": 2, "history": history})
+    code, out, _ = _run(capsys, "plot", "gone")
+    assert code == 0
+    assert out.split() == [str(Path("runs") / "gone" / "curves.png")]
+    assert (runs / "gone" / "curves.png").stat().st_size > 0
+
+
 def test_compare_needs_two_jobs(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "compare", "done")
     assert code == 2
