@@ -175,7 +175,13 @@ def job_info(run_dir: Path, runs_dir: Path) -> JobInfo:
     seconds = record.get("seconds")
     started = _started(record.get("started"))
     if status == "running" and started is not None:
-        seconds = (datetime.now(UTC) - started).total_seconds()
+        # A resumed job: its earlier attempts, and this one since it resumed.
+        found = record.get("resumed")
+        resumed: dict[str, Any] = found if isinstance(found, dict) else {}
+        since = _started(resumed.get("at")) or started
+        earlier = resumed.get("earlier_seconds") if resumed.get("at") else 0
+        earlier = earlier if isinstance(earlier, int | float) else 0
+        seconds = (datetime.now(UTC) - since).total_seconds() + earlier
     hyperparameters = record.get("hyperparameters") or {}
     image_size = metrics.get("image_size") or hyperparameters.get("image_size")
     return JobInfo(

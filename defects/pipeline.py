@@ -137,6 +137,7 @@ def train(
     # A resumed job keeps its first start, and its duration counts the earlier attempts.
     earlier = float(record.pop("seconds", None) or 0)
     if earlier and previous.get("started"):
+        record["resumed"] = {"at": record["started"], "earlier_seconds": round(earlier, 3)}
         record["started"] = previous["started"]
     write_record(run_dir, record)
     started = time.perf_counter() - earlier

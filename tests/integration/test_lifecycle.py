@@ -105,6 +105,7 @@ def test_resume_ends_with_the_history_of_an_unbroken_run(
     assert record["status"] == "completed"
     # One job: its first start, and a duration that counts the interrupted attempt too.
     assert record["started"] == first["started"]
+    assert record["resumed"]["earlier_seconds"] == pytest.approx(first["seconds"])
     assert record["seconds"] >= first["seconds"] + record["details"]["entry_point_seconds"]
 
     code, _, err = run_cli("train", "--resume", JOB, "--runs-dir", str(runs))

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,18 @@ def test_a_running_job_whose_process_lives_is_running(runs: Path) -> None:
     record["pid"] = os.getpid()
     (runs / "gone" / "job.json").write_text(json.dumps(record))
     assert list_jobs(runs)[0].status == "running"
+
+
+def test_a_resumed_running_job_counts_its_earlier_attempts_not_the_pause(runs: Path) -> None:
+    record = json.loads((runs / "gone" / "job.json").read_text())
+    # First started days ago, interrupted after 100 s, resumed 10 s ago.
+    resumed_at = datetime.now(UTC) - timedelta(seconds=10)
+    record["pid"] = os.getpid()
+    record["resumed"] = {"at": resumed_at.isoformat(), "earlier_seconds": 100.0}
+    (runs / "gone" / "job.json").write_text(json.dumps(record))
+    job = list_jobs(runs)[0]
+    assert job.status == "running"
+    assert job.seconds is not None and 109 <= job.seconds <= 130
 
 
 def test_jobs_json_has_metrics_and_data(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
