@@ -56,14 +56,12 @@ def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
     )
 
 
-def _has_model(folder: Path) -> bool:
-    return any(
-        path.is_file()
-        for path in (
-            folder / contract.MODEL_PATH / contract.KERAS_MODEL_FILE,
-            folder / contract.KERAS_MODEL_FILE,
-            folder / contract.MODEL_ARCHIVE,
-        )
+def _model_candidates(folder: Path) -> tuple[Path, ...]:
+    """Where a model can be in ``folder`` (a model folder or a job's), in the order tried."""
+    return (
+        folder / contract.KERAS_MODEL_FILE,
+        folder / contract.MODEL_PATH / contract.KERAS_MODEL_FILE,
+        folder / contract.MODEL_ARCHIVE,
     )
 
 
@@ -75,7 +73,7 @@ def _latest_model(runs_dir: Path) -> Path:
 
     jobs = list_jobs(runs_dir)
     for index, job in enumerate(jobs):
-        if _has_model(job.run_dir):
+        if any(path.is_file() for path in _model_candidates(job.run_dir)):
             if index:
                 log.info(
                     "Using the model of %s, the newest job with one (%s newer without one: %s).",
@@ -109,11 +107,9 @@ def _model_dir(location: Path) -> tuple[Path, Path, Any]:
         folder = location.parent
         model_file = location if location.suffix == ".keras" else folder / contract.KERAS_MODEL_FILE
         return (*_model_files(model_file, folder), None)
-    for candidate in (location, location / "model"):
-        if (candidate / contract.KERAS_MODEL_FILE).is_file():
-            return (*_model_files(candidate / contract.KERAS_MODEL_FILE, candidate), None)
-    if (location / contract.MODEL_ARCHIVE).is_file():
-        return _model_dir(location / contract.MODEL_ARCHIVE)
+    for candidate in _model_candidates(location):
+        if candidate.is_file():
+            return _model_dir(candidate)
     raise _no_model(location)
 
 
