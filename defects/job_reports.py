@@ -9,7 +9,7 @@ from typing import Any
 
 from defects.dataset.prepare import load_manifest
 from defects.errors import DataError
-from defects.jobs import LOG_FILE, RECORD_FILE, checkpoint_history, job_info, read_record
+from defects.jobs import LOG_FILE, RECORD_FILE, history_so_far, job_info, read_record
 from defects.training import contract
 
 # Files of a job folder worth pointing at, in the order a person looks at them.
@@ -65,9 +65,7 @@ def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, Any] | None
 
 def _history(run_dir: Path) -> dict[str, Any]:
     """``history.json``, or the epochs so far of a job training or stopped on this machine."""
-    if (run_dir / contract.HISTORY_FILE).is_file():
-        return _json_or_empty(run_dir / contract.HISTORY_FILE)
-    return checkpoint_history(run_dir) or {}
+    return history_so_far(run_dir) or _json_or_empty(run_dir / contract.HISTORY_FILE)
 
 
 def describe_job(run_dir: Path, runs_dir: Path) -> dict[str, Any]:

@@ -95,10 +95,13 @@ def container_tree(run_dir: Path) -> Path:
     return run_dir.resolve() / "opt" / "ml"
 
 
-def checkpoint_history(run_dir: Path) -> dict[str, Any] | None:
+def history_so_far(run_dir: Path) -> dict[str, Any] | None:
     """The history so far of a job training, or stopped, on this machine, as ``history.json``
-    has it, from its last epoch checkpoint; None without a readable one. ``best_epoch`` is
-    the best epoch so far of a run with early stopping."""
+    has it, from its last epoch checkpoint; None once the job has its ``history.json``, or
+    without a readable checkpoint. ``best_epoch`` is the best epoch so far of a run with
+    early stopping."""
+    if (run_dir / contract.HISTORY_FILE).is_file():
+        return None
     path = container_tree(run_dir) / contract.CHECKPOINTS_PATH / contract.CHECKPOINT_STATE_FILE
     try:
         state = json.loads(path.read_text())

@@ -33,7 +33,7 @@ from defects.jobs import (
     JobResult,
     RunResult,
     check_job_name,
-    checkpoint_history,
+    history_so_far,
     load_json,
     new_job_name,
     read_record,
@@ -272,7 +272,7 @@ def plot(run_dir: Path) -> list[Path]:
     from defects.plots import plot_confusion, plot_curves
 
     run_dir = Path(run_dir)
-    so_far = None if (run_dir / contract.HISTORY_FILE).is_file() else checkpoint_history(run_dir)
+    so_far = history_so_far(run_dir)
     if so_far is not None:
         title = f"{run_dir.name}, {len(so_far['epoch'])} epoch(s) so far"
         return [plot_curves(so_far, run_dir / PLOTS[0], title=title)]

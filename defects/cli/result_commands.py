@@ -25,7 +25,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     --detach is first fetched from S3, once it has finished."""
     from defects import pipeline
     from defects.errors import JobNotFound
-    from defects.jobs import checkpoint_history, load_json, read_record, true_status
+    from defects.jobs import history_so_far, load_json, read_record, true_status
     from defects.settings import resolve
 
     try:
@@ -43,7 +43,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
         pipeline.collect(run_dir.name, make_backend(settings))
     # A job training, or stopped, on this machine has no history.json yet: its last epoch
     # checkpoint has the epochs so far.
-    so_far = None if history_path.exists() else checkpoint_history(run_dir)
+    so_far = history_so_far(run_dir)
     if so_far is not None:
         status = true_status(read_record(run_dir))
         so_far["status"] = status
