@@ -16,10 +16,13 @@ three and exits with ``exit_code``; anything else is an internal error and gets 
     ├── TrainingFailed       the entry point exited non-zero; carries its failure reason
     │   ├── TrainingInterrupted  stopped by a signal (spot reclaim, SIGTERM): resumable
     │   └── MetricNotFound   a tuning metric definition matched no line of a trial's log
-    └── NotConfirmed         a paid launch above the confirmation threshold was not confirmed
+    ├── NotConfirmed         a paid launch above the confirmation threshold was not confirmed
+    └── DiskError            the disk is full, read-only or not ours to write (from an OSError)
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class DefectsError(Exception):
@@ -85,3 +88,39 @@ class MetricNotFound(TrainingFailed):
 
 class NotConfirmed(DefectsError):
     headline = "launch not confirmed"
+
+
+class DiskError(DefectsError):
+    headline = "cannot write to the disk"
+
+
+DISK_FULL_HINT = (
+    "Free some space: `defects gc` removes data no job needs, `defects rm JOB` a job's "
+    "folder, `df -h` shows what is free; or work in a folder on a larger disk (the job "
+    "folders go to --runs-dir or DEFECTS_RUNS_DIR)."
+)
+_FREE_SPACE_HINT = f"{DISK_FULL_HINT} Then run the command again."
+_PERMISSION_HINT = (
+    "Run the command in a folder you can write to, or point --runs-dir (DEFECTS_RUNS_DIR) there."
+)
+# The operating system's errors that are about the machine, not about defects: the user can
+# fix them, so they get a message and a hint instead of a traceback.
+_OS_ERRORS = {
+    errno.ENOSPC: ("the disk is full", "No space left on the device", _FREE_SPACE_HINT),
+    errno.EDQUOT: ("the disk quota is used up", "Disk quota exceeded", _FREE_SPACE_HINT),
+    errno.EROFS: ("the disk is read-only", "The file system is read-only", _PERMISSION_HINT),
+    errno.EACCES: ("permission denied", "Permission denied", _PERMISSION_HINT),
+}
+
+
+def from_os_error(error: OSError) -> DefectsError | None:
+    """The error to show for an ``OSError`` about the machine (disk full, read-only,
+    permission denied), or None for any other (a bug's, kept with its traceback)."""
+    known = _OS_ERRORS.get(error.errno or 0)
+    if known is None:
+        return None
+    headline, what, hint = known
+    # A copy or a move names its source first and its destination, where it writes, second.
+    where = error.filename2 or error.filename or ""
+    message = f"{what}: {where}." if where else f"{what}."
+    return DiskError(message, hint=hint, headline=headline)

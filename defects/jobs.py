@@ -59,8 +59,13 @@ def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     """Write ``job.json`` whole or not at all (a reader never sees half a record)."""
     path = run_dir / RECORD_FILE
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record, indent=2))
-    partial.replace(path)
+    try:
+        partial.write_text(json.dumps(record, indent=2))
+        partial.replace(path)
+    except BaseException:
+        # A full disk leaves the record as it was, and no half-written copy beside it.
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:

@@ -24,7 +24,12 @@ from typing import Any
 
 from defects.backends.base import CloudOptions
 from defects.console import log
-from defects.errors import ConfigError, ResultsPending, StorageError, TrainingInterrupted
+from defects.errors import (
+    ConfigError,
+    DefectsError,
+    ResultsPending,
+    TrainingInterrupted,
+)
 from defects.jobs import read_record, this_process, write_record
 
 LOCK_FILE = ".lock"
@@ -93,7 +98,11 @@ def held(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
             latest = read_record(run_dir)
             latest["status"] = status_of(error)
             latest["error"] = str(error) or type(error).__name__
-            write_record(run_dir, latest)
+            try:
+                write_record(run_dir, latest)
+            except OSError as unwritten:
+                # (A full disk.) The error that ended the job is the one to report.
+                log.warning("Could not record how job %s ended: %s", run_dir.name, unwritten)
             if latest["status"] == "interrupted" and latest.get("backend") in ON_THIS_MACHINE:
                 # (A SageMaker job says what became of it when it is interrupted.)
                 log.warning(
@@ -105,7 +114,7 @@ def held(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
             raise
 
 
-def results_pending(job_name: str, error: StorageError, run_dir: Path) -> ResultsPending:
+def results_pending(job_name: str, error: DefectsError, run_dir: Path) -> ResultsPending:
     """A failed fetch after a successful training, as the error that says how to finish."""
     return ResultsPending(
         f"Job {job_name} trained, but fetching its results into {run_dir} failed: {error.message}",

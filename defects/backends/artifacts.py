@@ -3,11 +3,18 @@ the failure reason, and put the archives at the job's output keys."""
 
 from __future__ import annotations
 
+import shutil
 import tarfile
 from pathlib import Path
 
 from defects.backends.base import TrainingJob, TrainingResult
-from defects.errors import DefectsError, ResultsPending, TrainingFailed, TrainingInterrupted
+from defects.errors import (
+    DISK_FULL_HINT,
+    DefectsError,
+    ResultsPending,
+    TrainingFailed,
+    TrainingInterrupted,
+)
 from defects.storage import Storage
 from defects.storage.s3 import upload_file
 from defects.training import contract
@@ -30,14 +37,29 @@ def failure_reason(failure_file: Path, fallback: str) -> str:
     return fallback
 
 
+# Below this much free space, an entry point that failed without a word (it could not
+# write its failure reason) is taken to have run out of disk.
+_NEARLY_FULL_BYTES = 64 * 1024 * 1024
+
+
 def training_failed(failure_file: Path, fallback: str, job: TrainingJob) -> TrainingFailed:
     """The entry point's failure as an error: :class:`TrainingInterrupted` (resumable) when
-    a signal stopped it, with the way to go on."""
+    a signal stopped it, with the way to go on; a full disk says so (the job resumes once
+    there is space)."""
     reason = failure_reason(failure_file, fallback)
+    resume = f"`defects train --resume {job.name}` continues it from its last completed epoch."
     if reason.startswith(contract.INTERRUPTED_REASON):
-        return TrainingInterrupted(
-            reason,
-            hint=f"`defects train --resume {job.name}` continues it from its last completed epoch.",
+        return TrainingInterrupted(reason, hint=resume)
+    if reason == fallback:
+        free = shutil.disk_usage(job.run_dir).free
+        if free < _NEARLY_FULL_BYTES:
+            reason = (
+                f"{fallback} {contract.DISK_FULL_REASON} for the job's folder, it seems: "
+                f"{free / 1e6:.1f} MB free."
+            )
+    if contract.DISK_FULL_REASON in reason:
+        return TrainingFailed(
+            reason, hint=f"{DISK_FULL_HINT} Then {resume}", headline="the disk is full"
         )
     return TrainingFailed(reason, hint=f"The full log is in {job.log_path}.")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import NoReturn
 
 import click
 
@@ -29,7 +30,7 @@ from defects.cli import (  # noqa: E402
     tune_commands,
 )
 from defects.console import err, setup_logging  # noqa: E402
-from defects.errors import DefectsError  # noqa: E402
+from defects.errors import DefectsError, from_os_error  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -94,7 +95,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as error:
         err.print("interrupted")
         sys.exit(signals.exit_status(error))
+    except OSError as error:
+        known = from_os_error(error)
+        if known is None:
+            _internal_error()
+        _report(known)
+        sys.exit(known.exit_code)
     except Exception:  # noqa: BLE001 - the last resort: say it is ours, keep the traceback.
-        err.print("[bold red]internal error[/] (a bug in defects; please report it):")
-        traceback.print_exc()
-        sys.exit(1)
+        _internal_error()
+
+
+def _internal_error() -> NoReturn:
+    err.print("[bold red]internal error[/] (a bug in defects; please report it):")
+    traceback.print_exc()
+    sys.exit(1)

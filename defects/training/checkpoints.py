@@ -57,8 +57,12 @@ class ResumeState:
 
 def _write_atomically(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def read_state(directory: Path) -> ResumeState | None:
@@ -139,8 +143,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # The slot the last saved state does not name.
             model_file = _MODEL_FILES[self.state.model_file == _MODEL_FILES[0]]
             partial = self.directory / _PARTIAL_FILE
-            self.model.save(partial)
-            os.replace(partial, self.directory / model_file)
+            try:
+                self.model.save(partial)
+                os.replace(partial, self.directory / model_file)
+            except BaseException:
+                # A full disk: the half-written file goes, the last checkpoint stays.
+                partial.unlink(missing_ok=True)
+                raise
             for name, provide in self.extra_state.items():
                 self.state.extra[name] = provide()
             self.state.model_file = model_file

@@ -48,6 +48,8 @@ OUTPUT_DATA_PATH = "output/data"
 FAILURE_PATH = "output/failure"
 # How the failure reason of an entry point stopped by a signal begins: such a job resumes.
 INTERRUPTED_REASON = "Training was interrupted"
+# How the failure reason of a run stopped by a full disk begins (it can be resumed).
+DISK_FULL_REASON = "No space left on the device"
 INPUT_DATA_PATH = "input/data"
 INPUT_CONFIG_PATH = "input/config"
 CHECKPOINTS_PATH = "checkpoints"

@@ -14,20 +14,23 @@ friends, or let a backend do it.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 import tarfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from defects.training import contract, interruption, metric_log
 
 if TYPE_CHECKING:
     from defects.training.checkpoints import ResumeState
+
+_Error = TypeVar("_Error", bound=BaseException)
 
 _USER_ERROR_EXIT = 1
 _INTERNAL_ERROR_EXIT = 2
@@ -432,28 +435,51 @@ def main(argv: list[str] | None = None) -> int:
         return _USER_ERROR_EXIT
     except Exception as error:  # noqa: BLE001 - anything else is a bug; keep the traceback.
         # A signal raised deep inside TensorFlow can surface as another error around it.
-        interrupted = _interruption_in(error)
+        interrupted = _cause_in(error, interruption.Interrupted)
         if interrupted is not None:
             reason = _interrupted_reason(interrupted)
             _write_failure(reason)
             print(reason, file=sys.stderr, flush=True)
             return interruption.EXIT_STATUS
+        if _disk_full(error):
+            # Not a bug: the machine's disk. The last completed epoch's checkpoint is kept.
+            reason = (
+                f"{contract.DISK_FULL_REASON}: the checkpoints, the model and the outputs "
+                "need space on the disk of the job's folder."
+            )
+            _write_failure(reason)
+            print(f"error: {reason}", file=sys.stderr, flush=True)
+            return _USER_ERROR_EXIT
         traceback.print_exc()
         _write_failure(f"Internal error in the training entry point: {error!r}")
         return _INTERNAL_ERROR_EXIT
     return 0
 
 
-def _interruption_in(error: BaseException) -> interruption.Interrupted | None:
-    """The :class:`~interruption.Interrupted` this error was raised while handling, if any."""
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised while handling (Keras and TensorFlow wrap
+    what went wrong beneath them)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, interruption.Interrupted):
-            return current
+        yield current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+
+
+def _cause_in(error: BaseException, kind: type[_Error]) -> _Error | None:
+    """The first error of ``kind`` in ``error``'s chain."""
+    return next((cause for cause in _chain(error) if isinstance(cause, kind)), None)
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether ``error`` comes of a full disk: Python's ``OSError``, or TensorFlow's error
+    of a failed write (its C++ code gives the system's message)."""
+    return any(
+        (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT))
+        or any(text in str(cause) for text in ("No space left on device", "Disk quota exceeded"))
+        for cause in _chain(error)
+    )
 
 
 if __name__ == "__main__":
