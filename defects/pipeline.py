@@ -27,7 +27,7 @@ from defects.cleanup import drop_backend_copies
 from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
 from defects.entrypoint import ENTRY_SCRIPT, source_dir
-from defects.errors import ConfigError, DefectsError, StorageError, TrainingFailed
+from defects.errors import ConfigError, DataError, DefectsError, StorageError, TrainingFailed
 from defects.jobs import (
     DetachedJob,
     JobResult,
@@ -400,7 +400,8 @@ def execute(
             return DetachedJob(name, backend.name, settings.runs_dir / name)
         try:
             run_dir = fetch(name, store, settings.runs_dir)
-        except StorageError as error:
+        except (StorageError, DataError) as error:
+            # (DataError: the archives could not be unpacked here, a full disk say.)
             raise lifecycle.results_pending(name, error, settings.runs_dir / name) from error
     plot(run_dir)
     return job_result(name, backend.name, started, run_dir)

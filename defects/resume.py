@@ -23,9 +23,10 @@ from typing import Any
 from defects import backends, lifecycle, pipeline
 from defects.backends.base import Backend, Confirm, TrainingJob
 from defects.console import log
-from defects.errors import ConfigError, ResultsPending, StorageError
+from defects.errors import ConfigError, DataError, ResultsPending, StorageError
 from defects.jobs import JOB_NAME, JobResult, RunResult, read_record, write_record
 from defects.settings import Settings
+from defects.storage import s3
 from defects.training import contract
 
 
@@ -135,10 +136,12 @@ def _upload_and_fetch(job_name: str, backend: Backend, run_dir: Path) -> None:
     job = TrainingJob(job_name, {}, {}, run_dir, source_dir=run_dir / "code")
     try:
         with backend.open_storage() as store:
+            # An embedded S3 server starts empty for every command.
+            s3.ensure_bucket(store.s3, store.layout.bucket, store.region)
             if backend.upload_pending(job, store) is not None:
                 log.info("Uploaded the results of job %s from %s.", job_name, run_dir)
             pipeline.fetch(job_name, store, backend.settings.runs_dir)
     except ResultsPending:
         raise
-    except StorageError as error:
+    except (StorageError, DataError) as error:
         raise lifecycle.results_pending(job_name, error, run_dir) from error

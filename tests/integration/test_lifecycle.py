@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from defects import pipeline
-from defects.errors import ResultsPending, StorageError
+from defects.errors import DataError, ResultsPending, StorageError
 from defects.jobs import JobResult
 from defects.settings import resolve
 from tests.cloud.conftest import run_cli
@@ -154,6 +154,41 @@ def test_a_failed_upload_keeps_the_model_and_fetch_finishes_the_job(
     assert code == 0, err[-3000:]
     assert "succeeded: job unsaved on process" in err
     assert json.loads(out)["status"] == "completed"
+    assert json.loads((run_dir / "job.json").read_text())["status"] == "completed"
+    assert (run_dir / "history.json").is_file() and (run_dir / "model" / "model.keras").is_file()
+    assert (run_dir / "job.log").read_text().count("Hyperparameters: ") == 1  # Not retrained.
+
+
+def test_results_that_could_not_be_unpacked_are_kept_and_fetch_finishes_with_a_new_server(
+    tiny_photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `fetch` starts its own embedded S3 server, empty: the kept model goes into a bucket
+    # that the training's server had and this one has not.
+    extract = pipeline.safe_extract
+
+    def full(archive: Path, *args: object, **kwargs: object) -> list[Path]:
+        raise DataError(f"Could not extract {archive}: No space left on device.")
+
+    monkeypatch.setattr(pipeline, "safe_extract", full)
+    runs = tmp_path / "runs"
+    with pytest.raises(ResultsPending, match="No space left on device"):
+        pipeline.run(
+            data=tiny_photos,
+            settings=resolve({"runs_dir": runs}),
+            hyperparameters={**TINY, "epochs": 1},
+            job_name="unpacked",
+            data_dir=tmp_path / "data",
+        )
+    run_dir = runs / "unpacked"
+    assert json.loads((run_dir / "job.json").read_text())["status"] == "unfetched"
+    assert (run_dir / "opt" / "ml" / "model" / "model.keras").is_file()
+
+    monkeypatch.setattr(pipeline, "safe_extract", extract)
+    # A command of its own, as a user runs it: moto's state lives as long as its process.
+    fetching = start_defects("fetch", "unpacked", "--runs-dir", "runs", cwd=tmp_path)
+    output, _ = fetching.communicate(timeout=300)
+    assert fetching.returncode == 0, output[-3000:]
+    assert "succeeded: job unpacked on process" in output
     assert json.loads((run_dir / "job.json").read_text())["status"] == "completed"
     assert (run_dir / "history.json").is_file() and (run_dir / "model" / "model.keras").is_file()
     assert (run_dir / "job.log").read_text().count("Hyperparameters: ") == 1  # Not retrained.
