@@ -39,6 +39,11 @@ class CheckpointMismatch(Exception):
     """The checkpoint belongs to a different run (other hyperparameters or data)."""
 
 
+class CheckpointDamaged(Exception):
+    """The checkpoint cannot be read: damaged by something other than this program, whose
+    saves are atomic (a disk error, a hand edit, an interrupted copy)."""
+
+
 @dataclass
 class ResumeState:
     """Where a run stands after its last completed epoch."""
@@ -66,13 +71,20 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def read_state(directory: Path) -> ResumeState | None:
-    """The state of the last completed epoch in ``directory``, or None without one."""
+    """The state of the last completed epoch in ``directory``, or None without one; a
+    state file that cannot be read raises :class:`CheckpointDamaged`."""
     path = directory / STATE_FILE
     if not path.is_file():
         return None
-    values = json.loads(path.read_text())
-    known = {name: values[name] for name in ResumeState.__dataclass_fields__ if name in values}
-    state = ResumeState(**known)
+    try:
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+        known = {name: values[name] for name in ResumeState.__dataclass_fields__ if name in values}
+        state = ResumeState(**known)
+        state.epoch = int(state.epoch)
+    except (OSError, ValueError, TypeError) as error:
+        raise CheckpointDamaged(f"The checkpoint state {path} cannot be read ({error})") from error
     if not state.model_file or not (directory / state.model_file).is_file():
         return None
     return state
@@ -99,7 +111,14 @@ def restore(
             f"The checkpoint in {directory} is of a run with other settings "
             f"({', '.join(changed)} differ)"
         )
-    saved = keras.models.load_model(directory / state.model_file)
+    try:
+        saved = keras.models.load_model(directory / state.model_file)
+    except interruption.Interrupted:
+        raise
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a damaged file.
+        raise CheckpointDamaged(
+            f"The checkpoint {directory / state.model_file} cannot be loaded ({error})"
+        ) from error
     model.set_weights(saved.get_weights())
     if saved.optimizer is not None and model.optimizer is not None:
         model.optimizer.build(model.trainable_variables)

@@ -403,13 +403,18 @@ def _restore(
         raise UserError(
             f"{error}: remove the folder to start afresh, or resume with the same settings."
         ) from error
+    except checkpoints.CheckpointDamaged as error:
+        raise UserError(f"{error}: remove the folder to start afresh.") from error
 
 
 def _interrupted_reason(error: interruption.Interrupted) -> str:
     from defects.training import checkpoints
 
     _, _, checkpoint_dir = _output_dirs()
-    state = checkpoints.read_state(checkpoint_dir)
+    try:
+        state = checkpoints.read_state(checkpoint_dir)
+    except checkpoints.CheckpointDamaged:
+        state = None
     done = (
         f"after epoch {state.epoch}; its checkpoint in {checkpoint_dir} lets the next attempt "
         f"continue with epoch {state.epoch + 1}"
