@@ -94,6 +94,7 @@ class DiskError(DefectsError):
     headline = "cannot write to the disk"
 
 
+DISK_FULL_HEADLINE = "the disk is full"
 DISK_FULL_HINT = (
     "Free some space: `defects gc` removes data no job needs, `defects rm JOB` a job's "
     "folder, `df -h` shows what is free; or work in a folder on a larger disk (the job "
@@ -106,11 +107,14 @@ _PERMISSION_HINT = (
 # The operating system's errors that are about the machine, not about defects: the user can
 # fix them, so they get a message and a hint instead of a traceback.
 _OS_ERRORS = {
-    errno.ENOSPC: ("the disk is full", "No space left on the device", _FREE_SPACE_HINT),
+    errno.ENOSPC: (DISK_FULL_HEADLINE, "No space left on the device", _FREE_SPACE_HINT),
     errno.EDQUOT: ("the disk quota is used up", "Disk quota exceeded", _FREE_SPACE_HINT),
     errno.EROFS: ("the disk is read-only", "The file system is read-only", _PERMISSION_HINT),
     errno.EACCES: ("permission denied", "Permission denied", _PERMISSION_HINT),
 }
+
+
+_FULL_HEADLINES = (_OS_ERRORS[errno.ENOSPC][0], _OS_ERRORS[errno.EDQUOT][0])
 
 
 def from_os_error(error: OSError) -> DefectsError | None:
@@ -124,3 +128,18 @@ def from_os_error(error: OSError) -> DefectsError | None:
     where = error.filename2 or error.filename or ""
     message = f"{what}: {where}." if where else f"{what}."
     return DiskError(message, hint=hint, headline=headline)
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is a full disk: what no next trial
+    or retry can pass."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(current, DefectsError) and current.headline in _FULL_HEADLINES:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

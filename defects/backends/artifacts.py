@@ -9,6 +9,7 @@ from pathlib import Path
 
 from defects.backends.base import TrainingJob, TrainingResult
 from defects.errors import (
+    DISK_FULL_HEADLINE,
     DISK_FULL_HINT,
     DefectsError,
     ResultsPending,
@@ -59,7 +60,7 @@ def training_failed(failure_file: Path, fallback: str, job: TrainingJob) -> Trai
             )
     if contract.DISK_FULL_REASON in reason:
         return TrainingFailed(
-            reason, hint=f"{DISK_FULL_HINT} Then {resume}", headline="the disk is full"
+            reason, hint=f"{DISK_FULL_HINT} Then {resume}", headline=DISK_FULL_HEADLINE
         )
     return TrainingFailed(reason, hint=f"The full log is in {job.log_path}.")
 

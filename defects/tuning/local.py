@@ -29,7 +29,14 @@ from defects import backends, pipeline
 from defects.backends.base import Backend
 from defects.console import log
 from defects.dataset.prepare import PreparedDataset
-from defects.errors import DefectsError, MetricNotFound
+from defects.errors import (
+    DISK_FULL_HEADLINE,
+    DISK_FULL_HINT,
+    DefectsError,
+    DiskError,
+    MetricNotFound,
+    disk_full,
+)
 from defects.progress import OUTPUT_LABEL
 from defects.storage import Storage
 from defects.training.contract import HyperparameterValue
@@ -214,7 +221,13 @@ class LocalSearch:
                     mark_trial_job(self.tuning_dir / item.trial.name, record.name, item.trial)
                 interrupted = isinstance(error, KeyboardInterrupt)
                 record.status = "interrupted" if interrupted else "failed"
-                record.write(self.tuning_dir)
+                try:
+                    record.write(self.tuning_dir)
+                except OSError as unwritten:
+                    # (A full disk.) The error that ended the search is the one to report.
+                    log.warning(
+                        "Could not record how tuning job %s ended: %s", record.name, unwritten
+                    )
                 raise
         record.status = "completed"
         record.write(self.tuning_dir)
@@ -292,6 +305,17 @@ class LocalSearch:
         elif outcome is not None:
             trial.state, trial.error = "failed", str(outcome)
             study.tell(item.optuna_trial, state=optuna.trial.TrialState.FAIL)
+            if disk_full(outcome):
+                # Every next trial would fail the same way: stop, resumable once there is space.
+                mark_trial_job(run_dir, self.record.name, trial)
+                self.record.write(self.tuning_dir)
+                raise DiskError(
+                    f"Trial {trial.name} ran out of disk space, and so would the next trials: "
+                    f"the search stops here. ({outcome})",
+                    hint=f"{DISK_FULL_HINT} Then `defects tune --resume {self.record.name}` "
+                    "continues the search, keeping its finished trials.",
+                    headline=DISK_FULL_HEADLINE,
+                )
             if not isinstance(outcome, DefectsError):
                 log.error("Trial %s failed: %r", trial.name, outcome)
         else:

@@ -125,3 +125,51 @@ def test_an_interrupted_tuning_job_resumes_keeping_its_finished_trials(
     ] * 2
     assert [t.name for t in resumed.trials[6:]] == ["tiny-tune-007", "tiny-tune-008"]
     assert resumed.status == "completed"
+
+
+def test_a_full_disk_stops_the_search_and_resume_goes_on(
+    tiny_photos: Path, moto_endpoint: str, tmp_path: Path
+) -> None:
+    import errno
+
+    from defects import pipeline
+    from defects.errors import DataError, DiskError
+
+    spec = make_spec(SEARCH, strategy="random", max_jobs=3, max_parallel_jobs=1, seed=2)
+    settings = resolve({"runs_dir": tmp_path / "runs"})
+    fetch = pipeline.fetch
+    calls: list[str] = []
+
+    def full_on_the_second(job_name: str, *args: object) -> Path:
+        calls.append(job_name)
+        if len(calls) == 2:
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as error:
+                raise DataError(f"Could not extract {job_name}'s model.tar.gz.") from error
+        return fetch(job_name, *args)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        monkeypatch.setattr(pipeline, "fetch", full_on_the_second)
+        with pytest.raises(DiskError, match="the search stops here") as caught:
+            driver.tune(
+                spec,
+                data=tiny_photos,
+                settings=settings,
+                hyperparameters={**TINY, "epochs": 1},
+                job_name="full-tune",
+                data_dir=tmp_path / "data",
+            )
+    assert "`defects tune --resume full-tune` continues the search" in caught.value.hint
+    stopped = record.read(tmp_path / "runs" / "full-tune")
+    # No third trial was started on a full disk.
+    assert [t.state for t in stopped.trials] == ["completed", "failed"]
+    assert stopped.status == "failed"
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_moto(monkeypatch, moto_endpoint)
+        resumed = driver.resume("full-tune", settings)
+    assert resumed.status == "completed"
+    assert [t.state for t in resumed.trials][:2] == ["completed", "failed"]
+    assert resumed.trials[-1].state == "completed"

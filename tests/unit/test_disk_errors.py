@@ -15,7 +15,7 @@ import pytest
 from defects import jobs, lifecycle
 from defects.backends import artifacts
 from defects.backends.base import TrainingJob
-from defects.errors import DiskError, from_os_error
+from defects.errors import DataError, DiskError, TrainingFailed, disk_full, from_os_error
 from defects.training import contract
 from tests.cloud.conftest import run_cli
 
@@ -216,3 +216,28 @@ def test_the_entry_point_stopped_by_a_full_disk_says_why_without_a_traceback(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {contract.DISK_FULL_REASON}")
     assert "Traceback" not in err
+
+
+def _raised_from(error: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise error from cause
+    except BaseException as raised:  # noqa: BLE001
+        return raised
+
+
+@pytest.mark.parametrize(
+    ("error", "full"),
+    [
+        (_full(), True),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+        (_raised_from(DataError("Could not extract model.tar.gz"), _full()), True),
+        (TrainingFailed("No space left on the device", headline="the disk is full"), True),
+        (DataError("Could not extract model.tar.gz: it is not a tar archive."), False),
+        (OSError(errno.EACCES, "Permission denied"), False),
+        (TrainingFailed("The entry point exited with status 2."), False),
+    ],
+)
+def test_a_full_disk_is_told_through_the_errors_wrapped_around_it(
+    error: BaseException, full: bool
+) -> None:
+    assert disk_full(error) == full
