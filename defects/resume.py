@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from defects.backends.base import Backend, Confirm, TrainingJob
 from defects.console import log
 from defects.errors import ConfigError, DataError, ResultsPending, StorageError
 from defects.jobs import JOB_NAME, JobResult, RunResult, read_record, write_record
+from defects.pipeline import BeforeLaunch
 from defects.settings import Settings
 from defects.storage import s3
 from defects.training import contract
@@ -40,8 +42,16 @@ def _record(run_dir: Path) -> dict[str, Any]:
     return record
 
 
-def resume(job_name: str, settings: Settings, confirm: Confirm | None = None) -> RunResult:
-    """Continue ``job_name`` (see the module); returns what ``run`` returns."""
+def resume(
+    job_name: str,
+    settings: Settings,
+    confirm: Confirm | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    before_launch: BeforeLaunch | None = None,
+) -> RunResult:
+    """Continue ``job_name`` (see the module); returns what ``run`` returns. ``overrides``
+    replace cloud options the job was started with (a longer ``max_runtime``, a larger
+    ``volume_size``...); ``before_launch`` is called as by ``run``."""
     run_dir = settings.runs_dir / job_name
     record = _record(run_dir)
     backend = backends.create(pipeline.settings_of_job(run_dir, settings), confirm)
@@ -71,14 +81,16 @@ def resume(job_name: str, settings: Settings, confirm: Confirm | None = None) ->
     if isinstance(dataset_root, str) and Path(dataset_root).is_dir():
         request["data"] = dataset_root  # The very split it trained on.
     parameters = pipeline.hyperparameters_with_defaults(record.get("hyperparameters"))
-    options = lifecycle.options_from_record(record.get("options"))
+    options = replace(lifecycle.options_from_record(record.get("options")), **(overrides or {}))
     backend.check()
     started = time.perf_counter()
     resumed = {"resumed": datetime.now(UTC).isoformat(timespec="seconds")}
     if backend.resumes_in_place:
         log.info("Resuming job %s on %s.", job_name, backend.name)
         with lifecycle.held(run_dir, {**resumed, "status": "preparing"}):
-            return pipeline.execute(backend, parameters, job_name, options, request, started)
+            return pipeline.execute(
+                backend, parameters, job_name, options, request, started, before_launch
+            )
     origin = options.checkpoints_of or job_name
     name = _new_name(settings.runs_dir, origin)
     new_dir = lifecycle.reserve(settings.runs_dir, name)
@@ -96,7 +108,7 @@ def resume(job_name: str, settings: Settings, confirm: Confirm | None = None) ->
         "status": "preparing",
     }
     with lifecycle.held(new_dir, new_record):
-        return pipeline.execute(backend, parameters, name, options, request, started)
+        return pipeline.execute(backend, parameters, name, options, request, started, before_launch)
 
 
 def _new_name(runs_dir: Path, origin: str) -> str:

@@ -176,7 +176,7 @@ def train(data: Path | None, job_name: str | None, resume_job: str | None, **kwa
         settings = pop_settings(kwargs)
         as_json = kwargs.pop("as_json")
         lifecycle_commands.resume_job(
-            resume_job, settings, ["data", "job_name", *kwargs], as_json=as_json
+            resume_job, settings, {"data": data, "job_name": job_name, **kwargs}, as_json=as_json
         )
         return
     if data is None:

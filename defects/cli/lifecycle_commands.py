@@ -4,28 +4,56 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from defects.cli.options import make_backend, print_result, result_json_option, run_dir_of
+from defects.backends.base import CloudOptions
+from defects.cli.options import (
+    CLOUD_OPTION_NAMES,
+    cloud_values,
+    cost_check,
+    make_backend,
+    print_result,
+    result_json_option,
+    run_dir_of,
+)
 from defects.settings import Settings, resolve
 
+# What may change when a job resumes: where and how long it runs, not what it learns.
+_CHANGEABLE_ON_RESUME = (*CLOUD_OPTION_NAMES, "price_per_hour", "yes")
 
-def resume_job(job_name: str, settings: Settings, given: list[str], as_json: bool = False) -> None:
-    """``train --resume JOB``: the job's own data, hyperparameters and options, nothing else."""
-    from defects import resume
+
+def resume_job(
+    job_name: str, settings: Settings, given: dict[str, Any], as_json: bool = False
+) -> None:
+    """``train --resume JOB``: the job's own data and hyperparameters; a SageMaker job's
+    options (time limit, volume, spot...) may be given again, and a paid launch is priced
+    and confirmed as any other."""
+    from defects import pipeline, resume
 
     ctx = click.get_current_context()
-    clashing = [
+    on_command_line = [
         name for name in given if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
     ]
+    clashing = [name for name in on_command_line if name not in _CHANGEABLE_ON_RESUME]
     if clashing:
         flags = ", ".join("--" + name.replace("_", "-") for name in clashing)
         raise click.UsageError(
-            f"--resume continues the job with its own data and settings; drop {flags}."
+            f"--resume continues the job with its own data and hyperparameters; drop {flags}."
         )
-    result = resume.resume(job_name, settings, make_backend(settings).confirm)
+    overrides = cloud_values(
+        {name: given[name] for name in on_command_line if name in CLOUD_OPTION_NAMES}
+    )
+    # The job's own backend prices it (and asks), not the one of this command's settings.
+    backend = make_backend(pipeline.settings_of_job(settings.runs_dir / job_name, settings))
+    cost = {name: given.get(name) for name in ("price_per_hour", "yes")}
+
+    def before_launch(dataset: Any, parameters: Any, options: CloudOptions) -> None:
+        cost_check(backend, dict(cost), options, False)(dataset, [dict(parameters)], 1)
+
+    result = resume.resume(job_name, settings, backend.confirm, overrides, before_launch)
     print_result(result, as_json, settings.runs_dir)
 
 

@@ -282,24 +282,42 @@ def cost_check(
 def pop_cloud(kwargs: dict[str, Any]) -> tuple[bool, CloudOptions]:
     """``--dry-run`` and the cloud options, as one checked :class:`CloudOptions`."""
     dry_run = bool(kwargs.pop("dry_run"))
-    tags: list[tuple[str, str]] = []
-    for text in kwargs.pop("tags"):
-        key, separator, value = text.partition("=")
-        if not separator or not key:
-            raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--tag")
-        tags.append((key, value))
-    given: dict[str, Any] = {
-        "detach": bool(kwargs.pop("detach")),
-        "spot": bool(kwargs.pop("spot")),
-        "max_runtime": kwargs.pop("max_runtime"),
-        "max_wait": kwargs.pop("max_wait"),
-        "volume_size": kwargs.pop("volume_size"),
-        "kms_key": kwargs.pop("kms_key"),
-        "subnets": tuple(kwargs.pop("subnets")),
-        "security_groups": tuple(kwargs.pop("security_groups")),
-        "tags": tuple(tags),
-    }
+    given = cloud_values({name: kwargs.pop(name) for name in CLOUD_OPTION_NAMES})
     return dry_run, CloudOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+# The cloud options' parameters, named as the fields of CloudOptions they set.
+CLOUD_OPTION_NAMES = (
+    "detach",
+    "spot",
+    "max_runtime",
+    "max_wait",
+    "volume_size",
+    "kms_key",
+    "subnets",
+    "security_groups",
+    "tags",
+)
+
+
+def cloud_values(given: dict[str, Any]) -> dict[str, Any]:
+    """The values of the cloud options ``given`` as :class:`CloudOptions` takes them."""
+    values = dict(given)
+    for name in ("detach", "spot"):
+        if name in values:
+            values[name] = bool(values[name])
+    for name in ("subnets", "security_groups"):
+        if name in values:
+            values[name] = tuple(values[name])
+    if "tags" in values:
+        tags: list[tuple[str, str]] = []
+        for text in values["tags"]:
+            key, separator, value = text.partition("=")
+            if not separator or not key:
+                raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--tag")
+            tags.append((key, value))
+        values["tags"] = tuple(tags)
+    return values
 
 
 def _confirm(question: str) -> bool:

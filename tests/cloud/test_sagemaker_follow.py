@@ -146,6 +146,27 @@ def test_failed_job_raises_its_failure_reason(
     assert f"streams {JOB}/..." in caught.value.hint
 
 
+def test_a_job_whose_volume_filled_up_says_how_to_resume_with_a_larger_one(
+    backend: SageMakerBackend, aws_answers: AwsAnswers, workdir: Path
+) -> None:
+    reason = (
+        f"AlgorithmError: {contract.DISK_FULL_REASON}: the checkpoints, the model and the "
+        "outputs need space on the disk of the job's folder., exit code: 1"
+    )
+    aws_answers.amend(
+        "sagemaker.DescribeTrainingJob", TrainingJobStatus="Failed", FailureReason=reason
+    )
+    _started()
+    with pytest.raises(TrainingFailed) as caught:
+        backend.wait(_job(workdir, volume_size=30), backend.layout())
+    assert caught.value.headline == "the disk is full"
+    assert caught.value.message == reason
+    assert caught.value.hint == (
+        "The instance's training volume is full: raise --volume-size (now 30 GB); "
+        f"`defects train --resume {JOB} --volume-size N` continues it from its checkpoints."
+    )
+
+
 def test_stopped_job_points_at_the_time_limit(
     backend: SageMakerBackend, aws_answers: AwsAnswers, workdir: Path
 ) -> None:
@@ -162,7 +183,7 @@ def test_stopped_job_points_at_the_time_limit(
     )
     assert caught.value.hint == (
         f"`defects train --resume {JOB}` continues it from its checkpoints; "
-        "raise --max-runtime (now 3600 s) if it ran out of time."
+        "if it ran out of time, add --max-runtime N (now 3600 s) to give it more."
     )
 
 

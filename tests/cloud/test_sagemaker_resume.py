@@ -50,3 +50,26 @@ def test_resume_starts_a_new_job_on_the_first_attempts_checkpoints(
     record = json.loads((stopped_job.parent / f"{JOB}-resume-1" / "job.json").read_text())
     assert record["resumed_from"] == JOB
     assert record["options"]["checkpoints_of"] == JOB
+
+
+def test_a_job_that_ran_out_of_time_resumes_with_more_and_a_price(
+    stopped_job: Path, requests: list[dict[str, Any]], cli: Cli
+) -> None:
+    code, _, err = cli(
+        "train", "--resume", JOB, "--max-runtime", "7200", "--volume-size", "50", "--yes"
+    )
+    assert code == 1, err  # moto's answer for the new job says Stopped as well.
+    (request,) = requests
+    assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 7200
+    assert request["ResourceConfig"]["VolumeSizeInGB"] == 50
+    assert request["HyperParameters"]["epochs"] == "3"  # What it learns stays the job's own.
+    assert "estimate: 1 job on " in err
+    record = json.loads((stopped_job.parent / f"{JOB}-resume-1" / "job.json").read_text())
+    assert record["options"]["max_runtime"] == 7200
+    assert record["options"]["checkpoints_of"] == JOB
+
+
+def test_resume_still_refuses_other_data_or_hyperparameters(stopped_job: Path, cli: Cli) -> None:
+    code, _, err = cli("train", "--resume", JOB, "--epochs", "9", "--max-runtime", "7200")
+    assert code == 2
+    assert "with its own data and hyperparameters; drop --epochs." in err

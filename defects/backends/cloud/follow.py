@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from defects.backends.base import CloudOptions, Confirm, JobStatus, TrainingJob, TrainingResult
 from defects.backends.cloud.preflight import error_code, error_text
 from defects.console import err, log
-from defects.errors import TrainingFailed, TrainingInterrupted
+from defects.errors import DISK_FULL_HEADLINE, TrainingFailed, TrainingInterrupted
 from defects.storage import Layout
 from defects.training import contract
 
@@ -146,8 +146,17 @@ def result(
     """The finished job's result, or its failure as :class:`TrainingFailed`."""
     status = description["TrainingJobStatus"]
     if status == "Failed":
+        reason = description.get("FailureReason") or "SageMaker reports the job as Failed."
+        if contract.DISK_FULL_REASON in reason:
+            raise TrainingFailed(
+                reason,
+                hint=f"The instance's training volume is full: raise --volume-size (now "
+                f"{options.volume_size} GB); `defects train --resume {job.name} --volume-size N` "
+                "continues it from its checkpoints.",
+                headline=DISK_FULL_HEADLINE,
+            )
         raise TrainingFailed(
-            description.get("FailureReason") or "SageMaker reports the job as Failed.",
+            reason,
             hint=f"The job's log is in {job.log_path} and in CloudWatch ({LOG_GROUP}, "
             f"streams {job.name}/...).",
         )
@@ -156,9 +165,9 @@ def result(
             f"The SageMaker job {job.name} was stopped "
             f"({description.get('SecondaryStatus', 'Stopped')}) before it finished.",
             hint=f"`defects train --resume {job.name}` continues it from its checkpoints; "
-            f"raise --max-runtime (now {options.max_runtime} s)"
-            + (" or --max-wait" if options.spot else "")
-            + " if it ran out of time.",
+            f"if it ran out of time, add --max-runtime N (now {options.max_runtime} s)"
+            + (" or --max-wait N" if options.spot else "")
+            + " to give it more.",
         )
     details: dict[str, Any] = {
         "training_job_arn": description.get("TrainingJobArn"),
