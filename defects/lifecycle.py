@@ -39,9 +39,29 @@ RETRAINABLE = ("interrupted", "failed", "running", "preparing")
 ON_THIS_MACHINE = ("process", "local")
 
 
+def check_runs_dir(runs_dir: Path) -> None:
+    """Refuse a folder of job folders (``--runs-dir``) that cannot be one: it, or the
+    nearest of its parents that exists, is a file. Nothing is made."""
+    for folder in (runs_dir, *runs_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise _not_a_runs_dir(runs_dir)
+            return
+
+
+def _not_a_runs_dir(runs_dir: Path) -> ConfigError:
+    return ConfigError(
+        f"The jobs' folder {runs_dir} cannot be made: it, or a folder on its way, is a file.",
+        hint="Point --runs-dir (DEFECTS_RUNS_DIR) at a folder, or move the file away.",
+    )
+
+
 def reserve(runs_dir: Path, job_name: str) -> Path:
     """Make the job's folder, or refuse a name that is taken (atomically: ``mkdir``)."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise _not_a_runs_dir(runs_dir) from None
     run_dir = runs_dir / job_name
     try:
         run_dir.mkdir()

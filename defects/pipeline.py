@@ -313,6 +313,7 @@ def start(
         )
     options = options or CloudOptions()
     backend.check_options(options)
+    lifecycle.check_runs_dir(settings.runs_dir)
     if (settings.runs_dir / name).exists():
         raise lifecycle.name_taken(settings.runs_dir / name, resume_hint)
     return settings, backend, parameters, name, options

@@ -126,3 +126,30 @@ def test_cloud_options_survive_the_record() -> None:
     )
     recorded = json.loads(json.dumps(lifecycle.options_record(options)))
     assert lifecycle.options_from_record(recorded) == options
+
+
+@pytest.mark.parametrize("runs", ["afile", "afile/runs"])
+def test_a_runs_folder_that_is_a_file_is_refused_before_any_work(tmp_path: Path, runs: str) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(ConfigError, match="is a file") as caught:
+        lifecycle.check_runs_dir(tmp_path / runs)
+    assert "--runs-dir" in caught.value.hint
+    with pytest.raises(ConfigError, match="is a file"):
+        lifecycle.reserve(tmp_path / runs, "defects-1")
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_a_runs_folder_still_to_make_is_fine_and_checking_makes_nothing(tmp_path: Path) -> None:
+    lifecycle.check_runs_dir(tmp_path / "new" / "runs")
+    assert not (tmp_path / "new").exists()
+
+
+def test_tune_refuses_a_runs_folder_that_is_a_file(tmp_path: Path) -> None:
+    from tests.cloud.conftest import run_cli
+
+    (tmp_path / "afile").write_text("")
+    code, _, err = run_cli(
+        "tune", "--range", "seed=1,2", "--runs-dir", str(tmp_path / "afile"), "--dry-run"
+    )
+    assert code == 2
+    assert "is a file" in err and "Traceback" not in err
