@@ -145,7 +145,7 @@ def load_model(model: str | Path) -> LoadedModel:
     from defects.tfnoise import quiet_tensorflow_start
 
     with quiet_tensorflow_start():
-        import keras
+        import keras  # noqa: F401 - its start-up notices are silenced here
         import tensorflow as tf
 
         # The first device query is when TensorFlow looks for a GPU (and says so).
@@ -154,10 +154,50 @@ def load_model(model: str | Path) -> LoadedModel:
     # The model's own layers (the orientation mean of square inputs) must be registered.
     import defects.training.model  # noqa: F401
 
-    network = keras.models.load_model(model_file)
-    class_names = json.loads((folder / contract.CLASS_NAMES_FILE).read_text())
+    try:
+        network = _load_network(model_file)
+        class_names = _class_names(folder / contract.CLASS_NAMES_FILE, network.output_shape[-1])
+    except BaseException:
+        if temporary is not None:
+            temporary.cleanup()
+        raise
     image_shape = (int(network.input_shape[1]), int(network.input_shape[2]))
     return LoadedModel(network, class_names, image_shape, location, temporary)
+
+
+def _load_network(model_file: Path) -> Any:
+    import keras
+
+    try:
+        return keras.models.load_model(model_file)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a damaged file.
+        raise DataError(
+            f"{model_file} cannot be loaded: {error}",
+            hint="A job's model.tar.gz holds the model as the training saved it: point at "
+            "it (runs/<job>/model.tar.gz).",
+            headline="the model cannot be loaded",
+        ) from error
+
+
+def _class_names(path: Path, classes: int) -> list[str]:
+    """The class names saved beside a model: one name for each of its ``classes`` outputs."""
+    try:
+        names = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        names = error
+    if not (
+        isinstance(names, list)
+        and len(names) == classes
+        and all(isinstance(name, str) and name for name in names)
+    ):
+        raise DataError(
+            f"{path} does not hold the model's {classes} class names (a JSON list of "
+            "strings, in the order of the model's outputs).",
+            hint="A job's model.tar.gz holds it as the training saved it: point at it "
+            "(runs/<job>/model.tar.gz).",
+            headline="the model cannot be loaded",
+        )
+    return names
 
 
 def _split_dir(data: Path, split: str) -> Path:

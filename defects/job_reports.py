@@ -9,7 +9,14 @@ from typing import Any
 
 from defects.dataset.prepare import load_manifest
 from defects.errors import DataError
-from defects.jobs import LOG_FILE, RECORD_FILE, history_so_far, job_info, read_record
+from defects.jobs import (
+    LOG_FILE,
+    RECORD_FILE,
+    history_so_far,
+    job_info,
+    json_object,
+    read_record,
+)
 from defects.training import contract
 
 # Files of a job folder worth pointing at, in the order a person looks at them.
@@ -24,13 +31,6 @@ ARTIFACTS = (
     LOG_FILE,
     RECORD_FILE,
 )
-
-
-def _json_or_empty(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text())) if path.is_file() else {}
-    except json.JSONDecodeError:
-        return {}
 
 
 def _dataset(record: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, Any] | None
 
 def _history(run_dir: Path) -> dict[str, Any]:
     """``history.json``, or the epochs so far of a job training or stopped on this machine."""
-    return history_so_far(run_dir) or _json_or_empty(run_dir / contract.HISTORY_FILE)
+    return history_so_far(run_dir) or json_object(run_dir / contract.HISTORY_FILE)
 
 
 def describe_job(run_dir: Path, runs_dir: Path) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def describe_job(run_dir: Path, runs_dir: Path) -> dict[str, Any]:
         )
     record = read_record(run_dir)
     info = job_info(run_dir, runs_dir)
-    metrics = _json_or_empty(run_dir / contract.METRICS_FILE)
+    metrics = json_object(run_dir / contract.METRICS_FILE)
     history = _history(run_dir)
     details = dict(record.get("details") or {})
     folder = run_dir.resolve()

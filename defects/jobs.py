@@ -55,6 +55,78 @@ def load_json(path: Path) -> Any:
         raise DataError(f"{path} is not valid JSON: {error}.") from error
 
 
+def json_object(path: Path) -> dict[str, Any]:
+    """A job file's JSON object; empty when the file is missing, unreadable or not an object
+    (damaged by hand or by the disk): listings and reports show what they can."""
+    try:
+        value = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# The per-epoch entries of history.json: numbers, one per epoch.
+_PER_EPOCH = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
+
+
+def _damaged(path: Path, what: str) -> DataError:
+    return DataError(
+        f"{path} is damaged: {what}.",
+        hint=f"The job's {contract.OUTPUT_ARCHIVE} holds it as the training wrote it: "
+        f"`tar -xzf {path.parent / contract.OUTPUT_ARCHIVE} -C {path.parent} {path.name}`.",
+        headline="a job file is damaged",
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def load_history(path: Path) -> dict[str, Any]:
+    """``history.json``, checked: per-epoch lists of numbers, one per epoch."""
+    history = load_json(path)
+    if not isinstance(history, dict):
+        raise _damaged(path, "it is not a JSON object")
+    epochs = history.get("epoch")
+    if not isinstance(epochs, list) or not all(isinstance(e, int) for e in epochs):
+        raise _damaged(path, "its 'epoch' is not a list of epoch numbers")
+    for key in _PER_EPOCH:
+        values = history.get(key, epochs)
+        if not isinstance(values, list) or len(values) != len(epochs):
+            raise _damaged(path, f"its {key!r} is not a list of {len(epochs)} values")
+        if not all(_is_number(value) for value in values):
+            raise _damaged(path, f"its {key!r} holds something other than numbers")
+    for key in ("kept_epoch", "best_epoch"):
+        if history.get(key) is not None and not isinstance(history[key], int):
+            raise _damaged(path, f"its {key!r} is not an epoch number")
+    return history
+
+
+def load_metrics(path: Path) -> dict[str, Any]:
+    """``metrics.json``, checked as far as the confusion matrix of its validation split."""
+    metrics = load_json(path)
+    if not isinstance(metrics, dict):
+        raise _damaged(path, "it is not a JSON object")
+    validation = metrics.get("validation")
+    if not isinstance(validation, dict):
+        raise _damaged(path, "its 'validation' is not an object")
+    names, matrix = validation.get("class_names"), validation.get("confusion_matrix")
+    square = (
+        isinstance(names, list)
+        and isinstance(matrix, list)
+        and len(matrix) == len(names)
+        and all(
+            isinstance(row, list)
+            and len(row) == len(names)
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in row)
+            for row in matrix
+        )
+    )
+    if not square:
+        raise _damaged(path, "its validation confusion matrix is not one row of counts per class")
+    return metrics
+
+
 def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     """Write ``job.json`` whole or not at all (a reader never sees half a record)."""
     path = run_dir / RECORD_FILE
@@ -167,18 +239,15 @@ class JobInfo:
 
 
 def _metric(metrics: dict[str, Any], split: str, name: str) -> float | None:
-    value = (metrics.get(split) or {}).get(name)
-    return float(value) if isinstance(value, int | float) else None
+    scores = metrics.get(split)
+    value = scores.get(name) if isinstance(scores, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def job_info(run_dir: Path, runs_dir: Path) -> JobInfo:
     """What the records in ``run_dir`` say about its job."""
     record = read_record(run_dir)
-    metrics_path = run_dir / contract.METRICS_FILE
-    try:
-        metrics = dict(json.loads(metrics_path.read_text())) if metrics_path.is_file() else {}
-    except json.JSONDecodeError:
-        metrics = {}
+    metrics = json_object(run_dir / contract.METRICS_FILE)
     status = true_status(record)
     seconds = record.get("seconds")
     started = _started(record.get("started"))
@@ -308,7 +377,7 @@ class JobResult:
     @property
     def history(self) -> dict[str, Any]:
         """The per-epoch history (``history.json``)."""
-        return dict(load_json(self.run_dir / contract.HISTORY_FILE))
+        return load_history(self.run_dir / contract.HISTORY_FILE)
 
     @property
     def validation_accuracy(self) -> float:

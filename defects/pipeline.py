@@ -34,7 +34,9 @@ from defects.jobs import (
     RunResult,
     check_job_name,
     history_so_far,
+    load_history,
     load_json,
+    load_metrics,
     new_job_name,
     read_record,
     this_process,
@@ -276,8 +278,8 @@ def plot(run_dir: Path) -> list[Path]:
     if so_far is not None:
         title = f"{run_dir.name}, {len(so_far['epoch'])} epoch(s) so far"
         return [plot_curves(so_far, run_dir / PLOTS[0], title=title)]
-    history = load_json(run_dir / contract.HISTORY_FILE)
-    metrics = load_json(run_dir / contract.METRICS_FILE)
+    history = load_history(run_dir / contract.HISTORY_FILE)
+    metrics = load_metrics(run_dir / contract.METRICS_FILE)
     return [
         plot_curves(history, run_dir / PLOTS[0], title=run_dir.name),
         plot_confusion(

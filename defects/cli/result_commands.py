@@ -25,7 +25,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     --detach is first fetched from S3, once it has finished."""
     from defects import pipeline
     from defects.errors import JobNotFound
-    from defects.jobs import history_so_far, load_json, read_record, true_status
+    from defects.jobs import history_so_far, load_history, read_record, true_status
     from defects.settings import resolve
 
     try:
@@ -49,7 +49,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
         so_far["status"] = status
         record = so_far
     else:
-        record = load_json(history_path)
+        record = load_history(history_path)
     if as_json:
         out.print_json(data=record)
         return

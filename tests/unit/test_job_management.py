@@ -320,3 +320,54 @@ def test_plot_takes_latest(runs: Path, capsys: pytest.CaptureFixture[str]) -> No
         str(runs / "tune-1" / "trial-1" / "curves.png"),
         str(runs / "tune-1" / "trial-1" / "confusion.png"),
     ]
+
+
+DAMAGED_METRICS = ["[1, 2]", '{"validation": 5, "test": [1]}', "{not json", '"text"']
+
+
+@pytest.mark.parametrize("damage", DAMAGED_METRICS)
+def test_a_damaged_metrics_file_leaves_the_listing_whole(
+    runs: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    (runs / "done" / "metrics.json").write_text(damage)
+    code, out, err = _run(capsys, "jobs", "--runs-dir", str(runs), "--json")
+    assert code == 0, err
+    listed = {job["name"]: job for job in json.loads(out)}
+    assert listed["done"]["validation_accuracy"] is None
+    assert listed["tune-1/trial-1"]["validation_accuracy"] == 0.8
+    for command in (["describe", "done"], ["compare", "done", "tune-1/trial-1"]):
+        code, _, err = _run(capsys, *command, "--runs-dir", str(runs))
+        assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ('{"epoch": "x", "loss": [1]}', "its 'epoch' is not a list of epoch numbers"),
+        ('{"epoch": [1, 2], "loss": [0.5]}', "its 'loss' is not a list of 2 values"),
+        ('{"epoch": [1], "val_loss": ["a"]}', "its 'val_loss' holds something other than"),
+        ('{"epoch": [1], "kept_epoch": "one"}', "its 'kept_epoch' is not an epoch number"),
+        ("[]", "it is not a JSON object"),
+    ],
+)
+def test_history_and_plot_name_a_damaged_history_and_how_to_restore_it(
+    runs: Path, capsys: pytest.CaptureFixture[str], damage: str, said: str
+) -> None:
+    (runs / "done" / "history.json").write_text(damage)
+    for command in ("history", "plot"):
+        code, _, err = _run(capsys, command, "done", "--runs-dir", str(runs))
+        assert code == 1
+        assert "error: a job file is damaged" in err and said in " ".join(err.split())
+        assert "output.tar.gz" in err and "Traceback" not in err
+
+
+def test_plot_names_a_damaged_confusion_matrix(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = runs / "done" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["validation"]["confusion_matrix"] = [[1, 2], [3]]
+    path.write_text(json.dumps(metrics))
+    code, _, err = _run(capsys, "plot", "done", "--runs-dir", str(runs))
+    assert code == 1
+    assert "validation confusion matrix is not one row of counts per class" in err

@@ -169,3 +169,37 @@ def test_webp_tiff_and_heic_photos_are_answered_as_their_png_would_be(
         assert answers[suffix].error == ""
         for name, value in answers[".png"].probabilities.items():
             assert answers[suffix].probabilities[name] == pytest.approx(value, abs=tolerance)
+
+
+@pytest.mark.parametrize(
+    "names", ['["good", "oil"]', '{"good": 0}', "not json", '["good", "oil", "scratch", 4]']
+)
+def test_class_names_that_do_not_fit_the_model_are_a_clear_error(
+    model_dir: Path, photos: Path, cli: CLI, tmp_path: Path, names: str
+) -> None:
+    import shutil
+
+    damaged = tmp_path / "model"
+    shutil.copytree(model_dir, damaged)
+    (damaged / "class_names.json").write_text(names)
+    code, _, err = cli("predict", str(damaged), str(photos / "photo0.jpg"))
+    assert code == 1
+    assert "error: the model cannot be loaded" in err
+    assert "does not hold the model's 4 class names" in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+def test_a_truncated_model_file_is_a_clear_error(
+    model_dir: Path, photos: Path, cli: CLI, tmp_path: Path
+) -> None:
+    import shutil
+
+    damaged = tmp_path / "model"
+    shutil.copytree(model_dir, damaged)
+    model = damaged / "model.keras"
+    model.write_bytes(model.read_bytes()[:200])
+    code, _, err = cli("predict", str(damaged), str(photos / "photo0.jpg"))
+    assert code == 1
+    assert "error: the model cannot be loaded" in err
+    assert "model.keras cannot be loaded" in " ".join(err.split())
+    assert "Traceback" not in err
