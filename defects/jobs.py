@@ -127,17 +127,21 @@ def load_metrics(path: Path) -> dict[str, Any]:
     return metrics
 
 
-def write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    """Write ``job.json`` whole or not at all (a reader never sees half a record)."""
-    path = run_dir / RECORD_FILE
+def write_json(path: Path, value: object) -> None:
+    """Write a JSON file whole or not at all (a reader never sees half of it)."""
     partial = path.with_suffix(".json.partial")
     try:
-        partial.write_text(json.dumps(record, indent=2))
+        partial.write_text(json.dumps(value, indent=2))
         partial.replace(path)
     except BaseException:
-        # A full disk leaves the record as it was, and no half-written copy beside it.
+        # A full disk leaves the file as it was, and no half-written copy beside it.
         partial.unlink(missing_ok=True)
         raise
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    """Write ``job.json`` whole or not at all."""
+    write_json(run_dir / RECORD_FILE, record)
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from defects.jobs import load_json, read_record, write_record
+from defects.errors import DataError
+from defects.jobs import load_json, read_record, write_json, write_record
 from defects.training.contract import HyperparameterValue
 from defects.tuning.spec import TuningSpec
 
@@ -118,16 +119,20 @@ class TuningRecord:
     def write(self, tuning_dir: Path) -> None:
         """Write ``tune.json`` whole or not at all."""
         tuning_dir.mkdir(parents=True, exist_ok=True)
-        path = tuning_dir / TUNE_FILE
-        partial = path.with_suffix(".json.partial")
-        import json
-
-        partial.write_text(json.dumps(self.to_dict(), indent=2))
-        partial.replace(path)
+        write_json(tuning_dir / TUNE_FILE, self.to_dict())
 
 
 def read(tuning_dir: Path) -> TuningRecord:
-    return TuningRecord.from_dict(dict(load_json(tuning_dir / TUNE_FILE)))
+    path = tuning_dir / TUNE_FILE
+    try:
+        return TuningRecord.from_dict(dict(load_json(path)))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise DataError(
+            f"{path} is damaged: {type(error).__name__} {error}.",
+            hint="It is the tuning job's record, written by `defects tune`; each trial's own "
+            "folder beside it still holds that trial's job.json and results.",
+            headline="a job file is damaged",
+        ) from error
 
 
 def mark_trial_job(run_dir: Path, tuning_job: str, trial: Trial) -> None:

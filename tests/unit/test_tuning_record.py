@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from defects.errors import DataError
 from defects.tuning.record import Trial, TuningRecord, read
 from defects.tuning.spec import TuningSpec, parse_range
 
@@ -50,3 +53,16 @@ def test_a_record_written_before_the_loss_was_kept_still_reads(tmp_path: Path) -
     loaded = read(tmp_path)
     assert loaded.trials[0].validation_loss is None
     assert loaded.best().number == 1  # type: ignore[union-attr]
+
+
+def test_a_damaged_tune_json_is_named_and_a_written_one_leaves_nothing_beside_it(
+    tmp_path: Path,
+) -> None:
+    _record("macro-f1", [_trial(1, 0.5, 0.4)]).write(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tune.json"]
+    assert read(tmp_path).trials[0].objective == 0.5
+    for damage in ("[1]", '{"tuning_job_name": "x"}', json.dumps({"spec": 3})):
+        (tmp_path / "tune.json").write_text(damage)
+        with pytest.raises(DataError, match="tune.json is damaged") as caught:
+            read(tmp_path)
+        assert caught.value.headline == "a job file is damaged"
