@@ -112,8 +112,7 @@ _OS_ERRORS = {
     errno.EROFS: ("the disk is read-only", "The file system is read-only", _PERMISSION_HINT),
     errno.EACCES: ("permission denied", "Permission denied", _PERMISSION_HINT),
 }
-
-
+# The headlines of the errors that say a disk is full.
 _FULL_HEADLINES = (_OS_ERRORS[errno.ENOSPC][0], _OS_ERRORS[errno.EDQUOT][0])
 
 

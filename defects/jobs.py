@@ -11,7 +11,7 @@ import socket
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from defects.errors import ConfigError, DataError
 from defects.training import contract
@@ -78,7 +78,7 @@ def _damaged(path: Path, what: str) -> DataError:
     )
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -245,7 +245,7 @@ class JobInfo:
 def _metric(metrics: dict[str, Any], split: str, name: str) -> float | None:
     scores = metrics.get(split)
     value = scores.get(name) if isinstance(scores, dict) else None
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return float(value) if _is_number(value) else None
 
 
 def job_info(run_dir: Path, runs_dir: Path) -> JobInfo:
