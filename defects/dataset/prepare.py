@@ -74,6 +74,12 @@ class PreparedDataset:
         sizes = ", ".join(f"{split} {sum(self.counts[split].values())}" for split in SPLITS)
         classes = ", ".join(self.manifest["classes"])
         line = f"dataset {self.dataset_id} (classes {classes}): {sizes} images in {self.root}"
+        given = self.manifest.get("given_splits")
+        if given:
+            taken = [split for split in SPLITS if split not in given]
+            folders = ", ".join(f"{given[split]}/" for split in SPLITS if split in given)
+            line += f"; the source's own splits kept ({folders})"
+            line += f", {' and '.join(taken)} taken from train" if taken else ""
         if self.skipped:
             line += f"; skipped {len(self.skipped)} file(s), reasons in {self.root / MANIFEST}"
         return line
@@ -156,8 +162,12 @@ def classes_in(source: Path) -> list[str]:
     """The classes of ``source`` when none are named: good, oil, scratch and stain when it
     has a folder for each (other folders are then ignored, as with ``--classes``); else
     its sub-folders that hold files, sorted, or those of its only sub-folder when the
-    classes sit one level down (an unzipped archive's top folder)."""
+    classes sit one level down (an unzipped archive's top folder). A source divided into
+    splits already has the classes of its ``train`` folder."""
     _check_source(source)
+    splits = given_splits(source)
+    if splits is not None:
+        return classes_in(splits["train"])
     try:
         find_class_folders(source, DEFAULT_CLASSES)
         return list(DEFAULT_CLASSES)
@@ -179,6 +189,48 @@ def classes_in(source: Path) -> list[str]:
             "or name the class folders with --classes.",
         )
     return classes
+
+
+# Folder names (any letter case) that say a source comes divided into splits already, each
+# holding the class folders: the splits they are.
+SPLIT_FOLDERS = {
+    "train": "train",
+    "training": "train",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+}
+
+
+def given_splits(source: Path) -> dict[str, Path] | None:
+    """The split folders of a source that comes divided (``train/``, ``val/``, ``test/``,
+    each with the class folders inside, at the top or one level down), by the split each
+    is; None for a folder of class folders. A folder named ``train`` that holds images
+    itself is a class, not a split."""
+    _check_source(source)
+    folders = _subfolders(source)
+    single = len(folders) == 1 and not _holds_files(source, nested=False)
+    if single and folders[0].name.lower() not in SPLIT_FOLDERS:
+        folders = _subfolders(folders[0])
+    named = [(folder, SPLIT_FOLDERS.get(folder.name.lower())) for folder in folders]
+    if not named or any(split is None for _, split in named):
+        return None
+    if any(_holds_files(folder, nested=False) or not _subfolders(folder) for folder, _ in named):
+        return None
+    found: dict[str, Path] = {}
+    for folder, split in named:
+        assert split is not None
+        if split in found:
+            raise DataError(
+                f"Both {found[split].name}/ and {folder.name}/ in {folder.parent} are the "
+                f"{split} split.",
+                hint="Keep one folder per split (train/, val/, test/), or merge them.",
+            )
+        found[split] = folder
+    return found if "train" in found else None
 
 
 def find_class_folders(source: Path, classes: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
@@ -315,9 +367,10 @@ def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
     return buffer.getvalue(), description + " PNG" + first
 
 
-def _target_name(checked: CheckedImage) -> str:
-    # The path inside the class folder, flattened: nested sub-folders cannot collide.
-    name = checked.relative.split("/", 1)[1].replace("/", "__")
+def _target_name(checked: CheckedImage, depth: int = 1) -> str:
+    # The path inside the class folder (``depth`` folders down the source), flattened:
+    # nested sub-folders cannot collide.
+    name = checked.relative.split("/", depth)[depth].replace("/", "__")
     if checked.converted is not None and Path(name).suffix.lower() != ".png":
         # shot.bmp and shot.webp beside shot.png: shot.bmp.png, shot.webp.png, shot.png.
         name += ".png"
@@ -353,6 +406,44 @@ def _split(
     return assignment
 
 
+def _split_given(
+    checked: list[CheckedImage],
+    classes: Sequence[str],
+    given: dict[str, str],
+    validation: float,
+    test: float,
+    seed: int,
+) -> dict[str, str]:
+    """The splits a divided source gives; a split it lacks (validation, test) is taken
+    from each class's train images with its fraction, as :func:`_split` would."""
+    from sklearn.model_selection import train_test_split
+
+    assignment = {c.relative: given[c.relative] for c in checked}
+    for name in classes:
+        for split, fraction in (("test", test), ("validation", validation)):
+            if split in given.values():
+                continue
+            train = sorted(
+                c.relative
+                for c in checked
+                if c.class_name == name and assignment[c.relative] == "train"
+            )
+            if len(train) < 2:
+                break
+            count = min(max(1, round(len(train) * fraction)), len(train) - 1)
+            _, taken = train_test_split(train, test_size=count, random_state=seed)
+            for relative in taken:
+                assignment[relative] = split
+        for split in SPLITS:
+            if not any(assignment[c.relative] == split for c in checked if c.class_name == name):
+                raise DataError(
+                    f"The class {name!r} has no usable image for the {split} split.",
+                    hint="Every class needs images in train/ (two at least when a split is "
+                    "taken from it) and in each split folder the source has.",
+                )
+    return assignment
+
+
 def prepare(
     source: Path,
     out_dir: Path | None = None,
@@ -371,6 +462,7 @@ def prepare(
     folders (:func:`classes_in`).
     """
     source = source.expanduser()
+    splits = given_splits(source)
     if classes is None:
         classes = classes_in(source)
     if len(set(classes)) != len(classes) or len(classes) < 2:
@@ -380,13 +472,29 @@ def prepare(
         )
     if not (0 < validation < 0.5 and 0 < test < 0.5 and validation + test < 0.8):
         raise DataError("Validation and test fractions must each be in (0, 0.5).")
-    folders, ignored = find_class_folders(source, classes)
+    # Where each class's images are: (the source's split, or None to split; class; folder).
+    places: list[tuple[str | None, str, Path]] = []
+    ignored: list[str] = []
+    if splits is None:
+        folders, ignored = find_class_folders(source, classes)
+        places = [(None, name, folder) for name, folder in folders.items()]
+    else:
+        for split, split_folder in splits.items():
+            folders, unused = find_class_folders(split_folder, classes)
+            places += [(split, name, folder) for name, folder in folders.items()]
+            ignored += [f"{split_folder.name}/{name}" for name in unused]
 
     jobs: list[tuple[Path, str, str]] = []
-    for name, folder in folders.items():
+    given: dict[str, str] = {}
+    for given_split, name, folder in places:
+        # A divided source's images are named from its split folder: train/<class>/<file>.
+        prefix = f"{folder.parent.name}/{name}" if given_split else name
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
-                jobs.append((path, f"{name}/{path.relative_to(folder).as_posix()}", name))
+                relative = f"{prefix}/{path.relative_to(folder).as_posix()}"
+                jobs.append((path, relative, name))
+                if given_split:
+                    given[relative] = given_split
     on_total(len(jobs))
 
     def check(job: tuple[Path, str, str]) -> CheckedImage:
@@ -412,14 +520,18 @@ def prepare(
             + ".",
             hint=f"Put {FORMAT_NAMES} images ({' '.join(IMAGE_SUFFIXES)}) in every class folder.",
         )
-    assignment = _split(kept, classes, validation, test, seed)
+    if splits is None:
+        assignment = _split(kept, classes, validation, test, seed)
+    else:
+        assignment = _split_given(kept, classes, given, validation, test, seed)
+    depth = 1 if splits is None else 2
 
     files = []
     for checked in sorted(kept, key=lambda c: c.relative):
         split = assignment[checked.relative]
         entry: dict[str, Any] = {
             "source": checked.relative,
-            "path": f"{split}/{checked.class_name}/{_target_name(checked)}",
+            "path": f"{split}/{checked.class_name}/{_target_name(checked, depth)}",
             "class": checked.class_name,
             "split": split,
             "bytes": checked.size,
@@ -441,6 +553,7 @@ def prepare(
             "classes": list(classes),
             "seed": seed,
             "fractions": [validation, test],
+            "given_splits": sorted(splits) if splits else None,
             "files": [(f["path"], f["sha256"]) for f in files],
         },
         sort_keys=True,
@@ -460,6 +573,11 @@ def prepare(
         "classes": list(classes),
         "seed": seed,
         "fractions": {"validation": validation, "test": test},
+        # A source divided already: its split folders, by split (a split it lacks was taken
+        # from train with the fraction above).
+        "given_splits": {split: folder.name for split, folder in splits.items()}
+        if splits
+        else None,
         "counts": counts,
         "ignored_folders": ignored,
         "skipped": skipped,

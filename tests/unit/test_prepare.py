@@ -320,3 +320,69 @@ def test_prepared_folder_is_recognised(tmp_path: Path) -> None:
     dataset = prepare(_dataset(tmp_path / "src"), data_dir=tmp_path / "data")
     again = load_manifest(dataset.root)
     assert again is not None and again.dataset_id == dataset.dataset_id
+
+
+def _divided(root: Path, splits: dict[str, int], names: tuple[str, ...] = ("ok", "dent")) -> Path:
+    """A source divided into split folders, each with the class folders inside."""
+    for split_index, (folder, per_class) in enumerate(splits.items()):
+        for class_index, name in enumerate(names):
+            for i in range(per_class):
+                seed = 1000 * split_index + 100 * class_index + i
+                _photo(root / folder / name / f"{i}.jpg", seed=seed)
+    return root
+
+
+def test_a_source_divided_into_train_and_test_keeps_its_test_split(tmp_path: Path) -> None:
+    source = _divided(tmp_path / "src", {"train": 10, "test": 3})
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert dataset.manifest["classes"] == ["dent", "ok"]
+    assert dataset.manifest["given_splits"] == {"train": "train", "test": "test"}
+    by_split = {
+        split: {f["source"] for f in dataset.files() if f["split"] == split} for split in SPLITS
+    }
+    assert by_split["test"] == {f"test/{c}/{i}.jpg" for c in ("ok", "dent") for i in range(3)}
+    # Validation is taken from train, never from test.
+    assert all(source.startswith("train/") for source in by_split["validation"])
+    assert dataset.counts["validation"] == {"dent": 2, "ok": 2}
+    assert dataset.counts["train"] == {"dent": 8, "ok": 8}
+    assert (dataset.root / "test" / "ok" / "0.jpg").is_file()
+    assert "the source's own splits kept (train/, test/), validation taken from train" in (
+        " ".join(dataset.summary().split())
+    )
+
+
+def test_split_folders_of_other_names_and_cases_one_level_down(tmp_path: Path) -> None:
+    _divided(tmp_path / "src" / "cells", {"Training": 6, "valid": 2, "Testing": 2})
+    dataset = prepare(tmp_path / "src", data_dir=tmp_path / "data")
+    assert dataset.manifest["given_splits"] == {
+        "train": "Training",
+        "validation": "valid",
+        "test": "Testing",
+    }
+    assert dataset.counts == {
+        "train": {"dent": 6, "ok": 6},
+        "validation": {"dent": 2, "ok": 2},
+        "test": {"dent": 2, "ok": 2},
+    }
+
+
+def test_folders_named_train_and_test_that_hold_images_are_classes(tmp_path: Path) -> None:
+    source = _classes(tmp_path / "src", ("train", "test"))
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert dataset.manifest["classes"] == ["test", "train"]
+    assert dataset.manifest["given_splits"] is None
+
+
+def test_a_class_missing_from_a_split_folder_is_named(tmp_path: Path) -> None:
+    source = _divided(tmp_path / "src", {"train": 6, "test": 2})
+    for photo in (source / "test" / "dent").iterdir():
+        photo.unlink()
+    (source / "test" / "dent").rmdir()
+    with pytest.raises(DataError, match="No folder for class\\(es\\) dent"):
+        prepare(source, data_dir=tmp_path / "data")
+
+
+def test_two_folders_for_one_split_are_refused(tmp_path: Path) -> None:
+    source = _divided(tmp_path / "src", {"train": 4, "val": 1, "validation": 1})
+    with pytest.raises(DataError, match="are the validation split"):
+        prepare(source, data_dir=tmp_path / "data")
