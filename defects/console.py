@@ -57,9 +57,9 @@ class Bar:
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[Bar]:
+def progress(description: str, total: int | None, disabled: bool = False) -> Iterator[Bar]:
     """A progress bar on stderr (``total`` None until :meth:`Bar.set_total`). Quiet when
-    stderr is not a terminal."""
+    stderr is not a terminal, or when ``disabled``."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -67,6 +67,6 @@ def progress(description: str, total: int | None) -> Iterator[Bar]:
         TimeRemainingColumn(),
         console=err,
         transient=True,
-        disable=not err.is_terminal,
+        disable=disabled or not err.is_terminal,
     ) as bar:
         yield Bar(bar, bar.add_task(description, total=total))

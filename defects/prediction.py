@@ -11,7 +11,7 @@ class, in the order the photos were given, and never stops the others.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +95,16 @@ def _screen(path: Path) -> tuple[str, bytes]:
 
 
 def iter_predictions(
-    model: str | Path | LoadedModel, images: Images, batch_size: int = BATCH_SIZE
+    model: str | Path | LoadedModel,
+    images: Images,
+    batch_size: int = BATCH_SIZE,
+    on_total: Callable[[int], None] = lambda count: None,
 ) -> Iterator[Prediction]:
-    """One :class:`Prediction` per photo, in the order found, as the batches finish."""
+    """One :class:`Prediction` per photo, in the order found, as the batches finish;
+    ``on_total`` learns how many there will be once the photos are found."""
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     paths, errors = find_images(images)
+    on_total(len(paths) + len(errors))
     yield from errors
     if not paths:
         return

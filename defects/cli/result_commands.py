@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from defects.cli.options import json_option, make_backend, run_dir_of, runs_dir_option
-from defects.console import err, log, out
+from defects.console import err, log, out, progress
 from defects.training import contract
 
 
@@ -198,21 +198,28 @@ def predict(
     if output == "csv":
         writer.writerow(["path", "class", *names])
     failed = 0
-    for prediction in iter_predictions(loaded, images, batch_size):
-        if prediction.error:
-            failed += 1
-            err.print(f"[yellow]skipped[/] {prediction.path}: {prediction.error}", highlight=False)
-            continue
-        if output == "jsonl":
-            click.echo(json.dumps(prediction.as_dict()))
-            continue
-        digits = 6 if output == "csv" else 3
-        row = [str(prediction.path), prediction.label or ""]
-        row += [f"{prediction.probabilities[name]:.{digits}f}" for name in names]
-        if output == "csv":
-            writer.writerow(row)
-        else:
-            rows.append(row)
+    # A bar on stderr while the answers go to a file or a pipe, or wait for the table; answers
+    # printed to the terminal one by one show the progress themselves.
+    shown = "Classifying photos" if output == "table" or not sys.stdout.isatty() else None
+    with progress(shown or "", None, disabled=shown is None) as advance:
+        for prediction in iter_predictions(loaded, images, batch_size, advance.set_total):
+            advance(1)
+            if prediction.error:
+                failed += 1
+                err.print(
+                    f"[yellow]skipped[/] {prediction.path}: {prediction.error}", highlight=False
+                )
+                continue
+            if output == "jsonl":
+                click.echo(json.dumps(prediction.as_dict()))
+                continue
+            digits = 6 if output == "csv" else 3
+            row = [str(prediction.path), prediction.label or ""]
+            row += [f"{prediction.probabilities[name]:.{digits}f}" for name in names]
+            if output == "csv":
+                writer.writerow(row)
+            else:
+                rows.append(row)
     if output == "table" and rows:
         _print_table(["image", "class", *names], rows)
     if failed:

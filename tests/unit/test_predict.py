@@ -203,3 +203,17 @@ def test_a_truncated_model_file_is_a_clear_error(
     assert "error: the model cannot be loaded" in err
     assert "model.keras cannot be loaded" in " ".join(err.split())
     assert "Traceback" not in err
+
+
+def test_the_number_of_answers_is_known_before_the_first(model_dir: Path, photos: Path) -> None:
+    from defects.inference import load_model
+    from defects.prediction import iter_predictions
+
+    totals: list[int] = []
+    answers = 0
+    for _ in iter_predictions(
+        load_model(model_dir), [str(photos), "missing.jpg"], 2, totals.append
+    ):
+        answers += 1
+        assert totals == [6]  # Five photos and a missing file, each answered once.
+    assert answers == 6
