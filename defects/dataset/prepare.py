@@ -215,8 +215,9 @@ def given_splits(source: Path) -> dict[str, Path] | None:
     single = len(folders) == 1 and not _holds_files(source, nested=False)
     if single and folders[0].name.lower() not in SPLIT_FOLDERS:
         folders = _subfolders(folders[0])
-    named = [(folder, SPLIT_FOLDERS.get(folder.name.lower())) for folder in folders]
-    if not named or any(split is None for _, split in named):
+    # Other folders beside the splits (masks/, docs/) are ignored, and reported.
+    named = [(f, split) for f in folders if (split := SPLIT_FOLDERS.get(f.name.lower()))]
+    if not named:
         return None
     if any(_holds_files(folder, nested=False) or not _subfolders(folder) for folder, _ in named):
         return None
@@ -479,10 +480,16 @@ def prepare(
         folders, ignored = find_class_folders(source, classes)
         places = [(None, name, folder) for name, folder in folders.items()]
     else:
+        level = next(iter(splits.values())).parent
+        ignored = [
+            folder.relative_to(source).as_posix()
+            for folder in _subfolders(level)
+            if folder not in splits.values()
+        ]
         for split, split_folder in splits.items():
             folders, unused = find_class_folders(split_folder, classes)
             places += [(split, name, folder) for name, folder in folders.items()]
-            ignored += [f"{split_folder.name}/{name}" for name in unused]
+            ignored += [f"{split_folder.relative_to(source).as_posix()}/{name}" for name in unused]
 
     jobs: list[tuple[Path, str, str]] = []
     given: dict[str, str] = {}

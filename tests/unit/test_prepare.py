@@ -386,3 +386,12 @@ def test_two_folders_for_one_split_are_refused(tmp_path: Path) -> None:
     source = _divided(tmp_path / "src", {"train": 4, "val": 1, "validation": 1})
     with pytest.raises(DataError, match="are the validation split"):
         prepare(source, data_dir=tmp_path / "data")
+
+
+def test_other_folders_beside_the_splits_are_ignored_and_reported(tmp_path: Path) -> None:
+    source = _divided(tmp_path / "src", {"train": 6, "test": 2})
+    _photo(source / "masks" / "ok" / "0.png", seed=7)
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert dataset.manifest["given_splits"] == {"train": "train", "test": "test"}
+    assert dataset.manifest["ignored_folders"] == ["masks"]
+    assert not any(f["source"].startswith("masks/") for f in dataset.files())
