@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,9 @@ def _run(base: Path, channels: dict[str, Path], *arguments: str) -> dict:
 
 def _draw(folder: Path, brightness: dict[str, int], count: int, mode: str = "RGB") -> None:
     """``count`` 24x24 images per class, each class its own brightness plus noise."""
-    rng = np.random.default_rng(len(str(folder)))
+    # Seeded by the folder's own name, not its place: the same images in every temporary
+    # folder.
+    rng = np.random.default_rng(zlib.crc32(folder.name.encode()))
     for name, level in brightness.items():
         (folder / name).mkdir(parents=True, exist_ok=True)
         for index in range(count):
@@ -81,12 +84,15 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path: Path, swapped: dict[str, 
     best = max(range(len(scores)), key=lambda i: (scores[i], -history["val_loss"][i])) + 1
     assert training["kept_epoch"] == history["kept_epoch"] == best
     assert training["stopped_early"] is True
-    # Out of patience PATIENCE epochs after the best, but never before half the cap.
+    # Out of patience PATIENCE epochs after the best score was first reached (an equal score
+    # with a lower loss later is kept, but does not restart the patience), and never before
+    # half the cap.
+    first_best = scores.index(max(scores)) + 1
     assert training["earliest_stop"] == budget.earliest_stop(training["epoch_cap"])
     assert (
         training["epochs_run"]
         == len(scores)
-        == max(best + budget.PATIENCE, training["earliest_stop"])
+        == max(first_best + budget.PATIENCE, training["earliest_stop"])
     )
     assert training["epochs_run"] < training["epoch_cap"]
     assert "did not improve" in training["stop_reason"] == history["stop_reason"]
