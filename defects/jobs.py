@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from defects.errors import ConfigError, DataError
+from defects.errors import ConfigError, DataError, JobNotFound
 from defects.training import contract
 
 if TYPE_CHECKING:
@@ -281,13 +281,45 @@ def job_info(run_dir: Path, runs_dir: Path) -> JobInfo:
     )
 
 
+def _link_on_the_way(runs_dir: Path, folder: Path) -> Path | None:
+    """The first symbolic link from ``runs_dir`` down to ``folder`` (itself included)."""
+    try:
+        parts = folder.relative_to(runs_dir).parts
+    except ValueError:
+        return None
+    current = runs_dir
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
+def refuse_links(runs_dir: Path, folder: Path) -> Path:
+    """``folder`` (a job's, under ``runs_dir``), unless a symbolic link leads there: a job
+    folder is never followed out of the runs folder, where its files are written."""
+    link = _link_on_the_way(runs_dir, folder)
+    if link is not None:
+        raise JobNotFound(
+            f"{link} is a symbolic link (to {os.readlink(link)}); defects never follows one "
+            "to a job's folder: it would read and write the job's files there.",
+            hint="Move the folder itself under the runs folder, or point --runs-dir "
+            "(DEFECTS_RUNS_DIR) at the folder that holds it.",
+        )
+    return folder
+
+
 def job_folders(runs_dir: Path) -> list[Path]:
     """Every folder under ``runs_dir`` with a record, one level deep or two (the trials of
-    a tuning job sit in ``runs/<tuning-job>/<trial>/``)."""
+    a tuning job sit in ``runs/<tuning-job>/<trial>/``); none reached by a symbolic link."""
     if not runs_dir.is_dir():
         return []
     found = [*runs_dir.glob(f"*/{RECORD_FILE}"), *runs_dir.glob(f"*/*/{RECORD_FILE}")]
-    return [path.parent for path in found if path.is_file() and not path.parent.is_symlink()]
+    return [
+        path.parent
+        for path in found
+        if path.is_file() and _link_on_the_way(runs_dir, path.parent) is None
+    ]
 
 
 def list_jobs(runs_dir: Path) -> list[JobInfo]:
@@ -343,12 +375,16 @@ def find_job(runs_dir: Path, job: str) -> Path:
             )
         return jobs[0].run_dir
     path = Path(job)
-    if path.is_dir():
-        return path
+    if path.is_dir() and not (runs_dir / job).is_symlink():
+        return path  # A folder named on purpose (a symbolic link planted in runs/ is not).
     direct = runs_dir / job
-    if direct.exists() or not JOB_NAME.match(job):
-        return direct
-    nested = [folder for folder in runs_dir.glob(f"*/{job}") if (folder / RECORD_FILE).is_file()]
+    if direct.exists() or direct.is_symlink() or not JOB_NAME.match(job):
+        return refuse_links(runs_dir, direct)
+    nested = [
+        folder
+        for folder in runs_dir.glob(f"*/{job}")
+        if (folder / RECORD_FILE).is_file() and _link_on_the_way(runs_dir, folder) is None
+    ]
     return nested[0] if len(nested) == 1 else direct
 
 

@@ -25,7 +25,7 @@ from defects import backends, lifecycle, pipeline
 from defects.backends.base import Backend, Confirm, TrainingJob
 from defects.console import log
 from defects.errors import ConfigError, DataError, ResultsPending, StorageError
-from defects.jobs import JOB_NAME, JobResult, RunResult, read_record, write_record
+from defects.jobs import JOB_NAME, JobResult, RunResult, read_record, refuse_links, write_record
 from defects.pipeline import BeforeLaunch
 from defects.settings import Settings
 from defects.storage import s3
@@ -52,7 +52,7 @@ def resume(
     """Continue ``job_name`` (see the module); returns what ``run`` returns. ``overrides``
     replace cloud options the job was started with (a longer ``max_runtime``, a larger
     ``volume_size``...); ``before_launch`` is called as by ``run``."""
-    run_dir = settings.runs_dir / job_name
+    run_dir = refuse_links(settings.runs_dir, settings.runs_dir / job_name)
     record = _record(run_dir)
     backend = backends.create(pipeline.settings_of_job(run_dir, settings), confirm)
     status = str(record.get("status"))

@@ -18,6 +18,7 @@ from defects.console import log
 from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage
 from defects.errors import ConfigError
+from defects.jobs import refuse_links
 from defects.settings import Settings, resolve
 from defects.training.contract import AUTO, HyperparameterValue
 from defects.tuning import cloud, record
@@ -216,7 +217,7 @@ def resume(name: str, settings: Settings | None = None) -> TuningRecord:
     """Continue an interrupted local tuning job, keeping its finished trials (or follow a
     detached cloud one to its end)."""
     settings = settings or resolve()
-    tuning_dir = settings.runs_dir / name
+    tuning_dir = refuse_links(settings.runs_dir, settings.runs_dir / name)
     if not (tuning_dir / record.TUNE_FILE).is_file():
         raise ConfigError(
             f"{tuning_dir} holds no tuning job ({record.TUNE_FILE} is missing).",

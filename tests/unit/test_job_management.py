@@ -371,3 +371,37 @@ def test_plot_names_a_damaged_confusion_matrix(
     code, _, err = _run(capsys, "plot", "done", "--runs-dir", str(runs))
     assert code == 1
     assert "validation confusion matrix is not one row of counts per class" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--resume", "evil"],
+        ["fetch", "evil"],
+        ["plot", "evil"],
+        ["history", "evil"],
+        ["describe", "evil"],
+        ["evaluate", "evil"],
+        ["tune", "--resume", "evil"],
+    ],
+)
+def test_a_job_folder_reached_by_a_link_planted_in_runs_is_never_followed(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    outside = tmp_path / "outside"
+    shutil.copytree(runs / "broken", outside)
+    (runs / "evil").symlink_to(outside)
+    before = sorted(p.relative_to(outside) for p in outside.rglob("*"))
+    code, _, err = _run(capsys, *command, "--runs-dir", str(runs))
+    assert code == 1
+    assert "is a symbolic link" in err and "never follows one" in err
+    assert sorted(p.relative_to(outside) for p in outside.rglob("*")) == before
+
+
+def test_a_trial_under_a_linked_tuning_folder_is_neither_listed_nor_found(
+    runs: Path, tmp_path: Path
+) -> None:
+    shutil.move(runs / "tune-1", tmp_path / "tune-elsewhere")
+    (runs / "tune-1").symlink_to(tmp_path / "tune-elsewhere")
+    assert "tune-1/trial-1" not in [job.name for job in list_jobs(runs)]
+    assert find_job(runs, "trial-1") == runs / "trial-1"
