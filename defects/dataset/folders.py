@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from defects.console import log
+from defects.errors import DataError
 
 
 def lock_path(folder: Path) -> Path:
@@ -50,6 +51,13 @@ def built_in_place(folder: Path) -> Iterator[Path]:
     the temporary name is the same for every job, and an earlier one is a leftover of an
     interrupted build. An existing ``folder`` must be empty, or an incomplete build of ours."""
     partial = folder.with_name(folder.name + ".partial")
+    for path in (folder, partial):
+        if path.is_symlink():
+            raise DataError(
+                f"{path} is a symbolic link (to {os.readlink(path)}); defects builds its data "
+                "folders itself and never writes through one.",
+                hint="Remove the link; the folder is made again where it was.",
+            )
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from defects.dataset import folders, shards, steps
 from defects.dataset.prepare import prepare
 
@@ -118,3 +120,18 @@ def test_a_second_packer_waits_and_reuses_the_first_ones_shards(
     waiter.join(timeout=30)
     assert taken == [packing, *rest]
     assert len(taken) == count
+
+
+@pytest.mark.parametrize("linked", ["data", "data.partial"])
+def test_a_data_folder_is_never_built_through_a_symbolic_link(tmp_path: Path, linked: str) -> None:
+    from defects.dataset.folders import built_in_place
+    from defects.errors import DataError
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "file").write_text("keep")
+    (tmp_path / linked).symlink_to(precious)
+    with pytest.raises(DataError, match="is a symbolic link"), built_in_place(tmp_path / "data"):
+        pass
+    assert [p.name for p in precious.iterdir()] == ["file"]
+    assert (precious / "file").read_text() == "keep"
