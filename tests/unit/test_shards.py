@@ -85,3 +85,19 @@ class _NoS3:
 
     def dataset_uri(self, dataset_id: str) -> object:
         raise AssertionError("staging must check the files before touching S3")
+
+
+@pytest.mark.parametrize("linked", ["shards", "shards/train"])
+def test_shards_are_never_packed_or_removed_through_a_symbolic_link(
+    dataset: PreparedDataset, tmp_path: Path, linked: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "part-00000.tar").write_bytes(b"someone else's archive")
+    link = dataset.root / linked
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+    with pytest.raises(DataError, match="is a symbolic link"):
+        shards.shards_for(dataset)
+    assert [p.name for p in outside.iterdir()] == ["part-00000.tar"]
+    assert (outside / "part-00000.tar").read_bytes() == b"someone else's archive"
