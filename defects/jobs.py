@@ -172,8 +172,10 @@ def process_alive(record: dict[str, Any]) -> bool | None:
 
 def container_tree(run_dir: Path) -> Path:
     """Where a job that trains on this machine (``process``, ``local``) keeps the training
-    container's ``/opt/ml`` tree: in its own folder."""
-    return run_dir.resolve() / "opt" / "ml"
+    container's ``/opt/ml`` tree: in its own folder, never through a symbolic link (a new
+    attempt clears what the last one left there)."""
+    root = run_dir.resolve()
+    return refuse_links(root, root / "opt" / "ml")
 
 
 def history_so_far(run_dir: Path) -> dict[str, Any] | None:
