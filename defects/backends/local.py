@@ -24,7 +24,7 @@ from defects.backends import compose, modeltrainer
 from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
-from defects.jobs import container_tree
+from defects.jobs import container_tree, refuse_links
 from defects.progress import JobOutput, LineBuffer
 from defects.storage import Storage
 from defects.storage.s3 import s3_errors
@@ -157,8 +157,10 @@ class LocalBackend(Backend):
         }
 
     def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
-        # The folder name is the compose project name: one per job, never reused.
-        root = job.run_dir.resolve() / f"sm-{job.name.lower()}"
+        # The folder name is the compose project name: one per job, never reused. It is
+        # cleared first, so never through a symbolic link.
+        folder = job.run_dir.resolve()
+        root = refuse_links(folder, folder / f"sm-{job.name.lower()}")
         if root.exists():
             self._remove_tree(root)
         root.mkdir(parents=True)
