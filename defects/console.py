@@ -15,8 +15,11 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# No console markup or emoji codes: what is printed holds file paths, class names and
+# messages with brackets ([ranges], a folder named "dent[1]"), shown as they are; styles
+# are given as styles (rich.text.Text).
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
+out = Console(soft_wrap=True, markup=False, emoji=False)
 log = logging.getLogger("defects")
 
 

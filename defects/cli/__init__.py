@@ -72,10 +72,12 @@ for _command in (
 
 
 def _report(error: DefectsError) -> None:
-    err.print(f"[bold red]error:[/] [bold]{error.headline}[/]", highlight=False)
+    from rich.text import Text
+
+    err.print(Text.assemble(("error:", "bold red"), " ", (error.headline, "bold")))
     err.print(error.message, highlight=False)
     if error.hint:
-        err.print(f"[bold]hint:[/] {error.hint}", highlight=False)
+        err.print(Text.assemble(("hint:", "bold"), f" {error.hint}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _internal_error() -> NoReturn:
-    err.print("[bold red]internal error[/] (a bug in defects; please report it):")
+    err.print("internal error", style="bold red", end="")
+    err.print(" (a bug in defects; please report it):")
     traceback.print_exc()
     sys.exit(1)

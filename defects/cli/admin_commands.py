@@ -71,6 +71,8 @@ def doctor(every: bool, as_json: bool, **kwargs: Any) -> None:
     scripts and CI can stop early; the fix is printed next to each failure."""
     from dataclasses import asdict, replace
 
+    from rich.text import Text
+
     from defects.backends import BACKENDS, backend_class, check_name
 
     settings = pop_settings(kwargs)
@@ -87,10 +89,10 @@ def doctor(every: bool, as_json: bool, **kwargs: Any) -> None:
         out.print_json(data=report)
     else:
         for name, items in report.items():
-            out.print(f"[bold]{name}[/]", highlight=False)
+            out.print(name, style="bold", highlight=False)
             for item in items:
-                mark = "[green]ok[/]" if item["ok"] else "[red]FAIL[/]"
-                out.print(f"  {mark} {item['name']}: {item['detail']}", highlight=False)
+                mark = ("ok", "green") if item["ok"] else ("FAIL", "red")
+                out.print(Text.assemble("  ", mark, f" {item['name']}: {item['detail']}"))
                 if not item["ok"] and item["hint"]:
                     out.print(f"       fix: {item['hint']}", highlight=False)
     sys.exit(1 if failed else 0)

@@ -143,8 +143,9 @@ def stage(dataset: Path, **kwargs: Any) -> None:
     with backend.open_storage() as store:
         if store.emulated and not settings.s3_endpoint:
             err.print(
-                "[yellow]The embedded S3 server stops with this command; run `defects s3 "
-                "serve` and set AWS_ENDPOINT_URL_S3 to keep staged data.[/]"
+                "The embedded S3 server stops with this command; run `defects s3 serve` and "
+                "set AWS_ENDPOINT_URL_S3 to keep staged data.",
+                style="yellow",
             )
         channels = steps.stage(prepared, store)
     out.print_json(data=channels)

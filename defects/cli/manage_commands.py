@@ -90,11 +90,12 @@ def print_wide(table: Any) -> None:
     from rich.console import Console
 
     natural = Measurement.get(out, out.options.update(width=1000), table).maximum
-    Console(width=max(out.width, natural), soft_wrap=True).print(table)
+    Console(width=max(out.width, natural), soft_wrap=True, markup=False).print(table)
 
 
 def _jobs_table(found: list[JobInfo]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(
         "name", "backend", "status", "started", "duration", "val acc", "test acc",
@@ -102,9 +103,9 @@ def _jobs_table(found: list[JobInfo]) -> Any:
     )  # fmt: skip
     for job in found:
         colour = _COLOURS.get(job.status, "cyan")
-        status = f"[{colour}]{job.status}[/]"
+        status = Text(job.status, style=colour)
         if job.remote_status:
-            status += f" ({job.remote_status})"
+            status.append(f" ({job.remote_status})")
         table.add_row(
             job.name,
             job.backend,

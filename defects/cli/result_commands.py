@@ -185,6 +185,8 @@ def predict(
     MODEL is a job's name or folder, a model.tar.gz, or a .keras file. Each photo gets its
     class and the probability of every class on stdout; a file that cannot be used gets its
     reason on stderr, and the exit status 1."""
+    from rich.text import Text
+
     from defects.inference import load_model, locate_model
     from defects.prediction import iter_predictions
 
@@ -207,7 +209,7 @@ def predict(
             if prediction.error:
                 failed += 1
                 err.print(
-                    f"[yellow]skipped[/] {prediction.path}: {prediction.error}", highlight=False
+                    Text.assemble(("skipped", "yellow"), f" {prediction.path}: {prediction.error}")
                 )
                 continue
             if output == "jsonl":

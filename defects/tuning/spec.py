@@ -204,8 +204,10 @@ def load_spec_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"The spec file {path} does not exist.") from None
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"The spec file {path} is not valid TOML: {error}.") from None
+    except OSError as error:
+        raise ConfigError(f"The spec file {path} cannot be read: {error.strerror}.") from None
     unknown = set(data) - _SPEC_KEYS
     if unknown:
         raise ConfigError(

@@ -175,3 +175,14 @@ def test_preparing_shows_the_number_of_files_as_the_bar_total(
     monkeypatch.setattr(steps, "progress", progress)
     steps.prepare(tiny_photos, tmp_path / "prepared")
     assert totals == [None, 24]
+
+
+def test_brackets_in_a_message_or_hint_are_printed_as_they_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from defects.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["tune", "--dry-run"])
+    err = capsys.readouterr().err
+    assert "or give --spec FILE with [ranges]." in " ".join(err.split())

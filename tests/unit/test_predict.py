@@ -217,3 +217,18 @@ def test_the_number_of_answers_is_known_before_the_first(model_dir: Path, photos
         answers += 1
         assert totals == [6]  # Five photos and a missing file, each answered once.
     assert answers == 6
+
+
+def test_paths_and_names_with_brackets_are_printed_as_they_are(
+    model_dir: Path, tmp_path: Path, cli: CLI
+) -> None:
+    # "[/]" closes a markup tag: printed as markup, it broke the table.
+    folder = tmp_path / "shots[" / "]"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((60, 100, 3), 90, np.uint8)).save(folder / "[bold]a.jpg")
+    (folder / "[red]broken.jpg").write_bytes(b"\xff\xd8\xff" + b"x" * 64)
+    code, out, err = cli("predict", str(model_dir), str(tmp_path / "shots["), "--output", "table")
+    assert code == 1, err
+    assert "[bold]a.jpg" in out.replace("\n", "").replace("│", "").replace(" ", "")
+    assert "skipped" in err and "[red]broken.jpg" in err
+    assert "Traceback" not in err

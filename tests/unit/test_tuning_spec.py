@@ -141,3 +141,13 @@ def test_the_costliest_trial_of_an_integer_range_is_its_high_end() -> None:
     spec = TuningSpec(ranges=(parse_range("epochs=2:8"),))
     found = costliest(spec, contract.hyperparameter_defaults(), _photos_dataset(64, 64))
     assert [(c["epochs"], c["image_size"]) for c in found] == [(8, "64")]
+
+
+def test_a_spec_file_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    from defects.errors import ConfigError
+    from defects.tuning.spec import load_spec_file
+
+    spec = tmp_path / "spec.toml"
+    spec.write_bytes(b"\xff\xfe[ranges]")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_spec_file(spec)
