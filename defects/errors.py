@@ -132,13 +132,10 @@ def from_os_error(error: OSError) -> DefectsError | None:
 def disk_full(error: BaseException) -> bool:
     """Whether ``error``, or an error it was raised from, is a full disk: what no next trial
     or retry can pass."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if isinstance(current, DefectsError) and current.headline in _FULL_HEADLINES:
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    from defects.training.interruption import causes
+
+    return any(
+        (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT))
+        or (isinstance(cause, DefectsError) and cause.headline in _FULL_HEADLINES)
+        for cause in causes(error)
+    )

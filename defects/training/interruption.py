@@ -30,6 +30,17 @@ _deferring = 0
 _pending: int | None = None
 
 
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the errors it was raised from or while handling: Keras and TensorFlow
+    wrap what went wrong beneath them (a signal, a full disk) in errors of their own."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        yield current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     global _pending
     if _deferring:

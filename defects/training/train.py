@@ -21,7 +21,7 @@ import sys
 import tarfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -461,20 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and the errors it was raised while handling (Keras and TensorFlow wrap
-    what went wrong beneath them)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        yield current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-
-
 def _cause_in(error: BaseException, kind: type[_Error]) -> _Error | None:
     """The first error of ``kind`` in ``error``'s chain."""
-    return next((cause for cause in _chain(error) if isinstance(cause, kind)), None)
+    return next((cause for cause in interruption.causes(error) if isinstance(cause, kind)), None)
 
 
 def _disk_full(error: BaseException) -> bool:
@@ -483,7 +472,7 @@ def _disk_full(error: BaseException) -> bool:
     return any(
         (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT))
         or any(text in str(cause) for text in ("No space left on device", "Disk quota exceeded"))
-        for cause in _chain(error)
+        for cause in interruption.causes(error)
     )
 
 
