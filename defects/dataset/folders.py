@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,13 +51,11 @@ def built_in_place(folder: Path) -> Iterator[Path]:
     the temporary name is the same for every job, and an earlier one is a leftover of an
     interrupted build. An existing ``folder`` must be empty, or an incomplete build of ours."""
     partial = folder.with_name(folder.name + ".partial")
-    for path in (folder, partial):
-        if path.is_symlink():
-            raise DataError(
-                f"{path} is a symbolic link (to {os.readlink(path)}); defects builds its data "
-                "folders itself and never writes through one.",
-                hint="Remove the link; the folder is made again where it was.",
-            )
+    refuse_links(
+        (folder, partial),
+        "builds its data folders itself and never writes through one",
+        "the folder is made again where it was",
+    )
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
@@ -67,6 +65,17 @@ def built_in_place(folder: Path) -> Iterator[Path]:
         os.rename(partial, folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def refuse_links(paths: Iterable[Path], what_defects_does: str, remade: str) -> None:
+    """Refuse a symbolic link planted where defects builds (or clears) a folder of its own:
+    nothing is ever written or removed through one."""
+    for path in paths:
+        if path.is_symlink():
+            raise DataError(
+                f"{path} is a symbolic link (to {os.readlink(path)}); defects {what_defects_does}.",
+                hint=f"Remove the link; {remade}.",
+            )
 
 
 def copy_file(source: Path, destination: Path) -> None:

@@ -26,7 +26,6 @@ from typing import Any
 
 from defects.dataset import folders
 from defects.dataset.prepare import SPLITS, PreparedDataset
-from defects.errors import DataError
 
 SHARD_BYTES = 16 * 1024 * 1024
 SHARDS_DIR = "shards"
@@ -171,13 +170,11 @@ def _pack(
     limit: int,
 ) -> Iterator[Shard]:
     built: list[Shard] = []
-    for path in (folder, *(folder / split for split in SPLITS)):
-        if path.is_symlink():
-            raise DataError(
-                f"{path} is a symbolic link (to {os.readlink(path)}); defects packs its shards "
-                "itself and never writes (or removes old shards) through one.",
-                hint="Remove the link; the shards are packed again where it was.",
-            )
+    folders.refuse_links(
+        (folder, *(folder / split for split in SPLITS)),
+        "packs its shards itself and never writes (or removes old shards) through one",
+        "the shards are packed again where it was",
+    )
     (folder / INDEX_FILE).unlink(missing_ok=True)
     for split in SPLITS:
         (folder / split).mkdir(parents=True, exist_ok=True)
