@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,14 +61,21 @@ class ResumeState:
     model_file: str = ""
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
+@contextmanager
+def _replacing(path: Path, partial: Path) -> Iterator[Path]:
+    """``partial``, to be written in the block: it then replaces ``path`` whole; when the
+    block fails (a full disk) it goes, and ``path`` stays as it was."""
     try:
-        partial.write_text(text)
+        yield partial
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    with _replacing(path, path.with_name(path.name + ".partial")) as partial:
+        partial.write_text(text)
 
 
 def read_state(directory: Path) -> ResumeState | None:
@@ -161,14 +169,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.directory.mkdir(parents=True, exist_ok=True)
             # The slot the last saved state does not name.
             model_file = _MODEL_FILES[self.state.model_file == _MODEL_FILES[0]]
-            partial = self.directory / _PARTIAL_FILE
-            try:
+            # Keras saves only to a name ending in .keras.
+            with _replacing(self.directory / model_file, self.directory / _PARTIAL_FILE) as partial:
                 self.model.save(partial)
-                os.replace(partial, self.directory / model_file)
-            except BaseException:
-                # A full disk: the half-written file goes, the last checkpoint stays.
-                partial.unlink(missing_ok=True)
-                raise
             for name, provide in self.extra_state.items():
                 self.state.extra[name] = provide()
             self.state.model_file = model_file
