@@ -69,12 +69,15 @@ def json_object(path: Path) -> dict[str, Any]:
 _PER_EPOCH = ("loss", "accuracy", "val_loss", "val_accuracy", "val_macro_f1")
 
 
+DAMAGED_FILE_HEADLINE = "a job file is damaged"
+
+
 def _damaged(path: Path, what: str) -> DataError:
     return DataError(
         f"{path} is damaged: {what}.",
         hint=f"The job's {contract.OUTPUT_ARCHIVE} holds it as the training wrote it: "
         f"`tar -xzf {path.parent / contract.OUTPUT_ARCHIVE} -C {path.parent} {path.name}`.",
-        headline="a job file is damaged",
+        headline=DAMAGED_FILE_HEADLINE,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from defects.errors import DataError
-from defects.jobs import load_json, read_record, write_json, write_record
+from defects.jobs import DAMAGED_FILE_HEADLINE, load_json, read_record, write_json, write_record
 from defects.training.contract import HyperparameterValue
 from defects.tuning.spec import TuningSpec
 
@@ -131,7 +131,7 @@ def read(tuning_dir: Path) -> TuningRecord:
             f"{path} is damaged: {type(error).__name__} {error}.",
             hint="It is the tuning job's record, written by `defects tune`; each trial's own "
             "folder beside it still holds that trial's job.json and results.",
-            headline="a job file is damaged",
+            headline=DAMAGED_FILE_HEADLINE,
         ) from error
 
 
