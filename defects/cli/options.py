@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -286,17 +287,10 @@ def pop_cloud(kwargs: dict[str, Any]) -> tuple[bool, CloudOptions]:
     return dry_run, CloudOptions(**{k: v for k, v in given.items() if v is not None})
 
 
-# The cloud options' parameters, named as the fields of CloudOptions they set.
-CLOUD_OPTION_NAMES = (
-    "detach",
-    "spot",
-    "max_runtime",
-    "max_wait",
-    "volume_size",
-    "kms_key",
-    "subnets",
-    "security_groups",
-    "tags",
+# The cloud options' parameters, named as the fields of CloudOptions they set (all but the
+# job a resumed one continues, which --resume names).
+CLOUD_OPTION_NAMES = tuple(
+    option.name for option in fields(CloudOptions) if option.name != "checkpoints_of"
 )
 
 
