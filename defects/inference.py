@@ -156,12 +156,16 @@ def load_model(model: str | Path) -> LoadedModel:
 
     try:
         network = _load_network(model_file)
+        image_shape = _image_shape(network, model_file)
         class_names = _class_names(folder / contract.CLASS_NAMES_FILE, network.output_shape[-1])
+        with quiet_tensorflow_start():
+            # The first answer is when oneDNN says it has no kernel for uint8 pixels (on
+            # some CPUs): it is given here, to a blank image, not between the answers.
+            network.predict_on_batch(np.zeros((1, *image_shape, 3), dtype="uint8"))
     except BaseException:
         if temporary is not None:
             temporary.cleanup()
         raise
-    image_shape = (int(network.input_shape[1]), int(network.input_shape[2]))
     return LoadedModel(network, class_names, image_shape, location, temporary)
 
 
@@ -177,6 +181,29 @@ def _load_network(model_file: Path) -> Any:
             "it (runs/<job>/model.tar.gz).",
             headline="the model cannot be loaded",
         ) from error
+
+
+def _image_shape(network: Any, model_file: Path) -> tuple[int, int]:
+    """The (height, width) of the RGB images ``network`` classifies, or why it cannot be
+    used: this tool's models take images of one size and answer a probability per class."""
+    inputs, outputs = network.input_shape, network.output_shape
+    if (
+        isinstance(inputs, tuple)
+        and len(inputs) == 4
+        and inputs[3] == 3
+        and all(isinstance(side, int) and side > 0 for side in inputs[1:3])
+        and isinstance(outputs, tuple)
+        and len(outputs) == 2
+        and isinstance(outputs[1], int)
+    ):
+        return inputs[1], inputs[2]
+    raise DataError(
+        f"{model_file} is not a model this tool can use: it takes {inputs} and answers "
+        f"{outputs}, where a classifier trained here takes (None, height, width, 3) RGB "
+        "images and answers (None, classes).",
+        hint="Point at a model that `defects train` made: a job's folder or its model.tar.gz.",
+        headline="the model cannot be loaded",
+    )
 
 
 def _class_names(path: Path, classes: int) -> list[str]:

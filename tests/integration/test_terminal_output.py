@@ -73,3 +73,32 @@ def test_tensorflow_starting_in_this_process_prints_nothing(tmp_path: Path) -> N
     )
     assert finished.stdout == "2\n"
     assert [word for word in TENSORFLOW_LINES if word in finished.stderr] == []
+
+
+def test_predicting_with_a_square_model_prints_only_the_answers(tmp_path: Path) -> None:
+    # A square model answers over the eight orientations of a uint8 image, the first
+    # uint8 operation of the process: where oneDNN has no uint8 kernel it says so then.
+    program = (
+        "import json, sys\n"
+        "from defects.training.model import make_model, with_orientations\n"
+        "network = with_orientations(make_model((32, 32, 3), 2))\n"
+        "network.save(sys.argv[1] + '/model.keras')\n"
+        "open(sys.argv[1] + '/class_names.json', 'w').write(json.dumps(['a', 'b']))\n"
+    )
+    model = tmp_path / "model"
+    model.mkdir()
+    subprocess.run([sys.executable, "-c", program, str(model)], check=True, capture_output=True)
+    from PIL import Image
+
+    Image.new("RGB", (48, 48), (90, 90, 90)).save(tmp_path / "cell.png")
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "defects", "predict", str(model), "cell.png"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.splitlines()[1].startswith("cell.png,")
+    assert [word for word in TENSORFLOW_LINES if word in finished.stderr] == []

@@ -93,3 +93,28 @@ def test_an_archive_without_class_names_is_refused_and_nothing_stays_behind(
     with pytest.raises(DataError, match="has no class_names.json beside it"):
         load_model(archive)
     assert list(temporary_root.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("shape", "takes"),
+    [
+        ((None, None, 3), "(None, None, None, 3)"),
+        ((10,), "(None, 10)"),
+        ((8, 8, 1), "(None, 8, 8, 1)"),
+    ],
+)
+def test_a_model_not_made_for_images_of_one_size_is_refused_with_its_shapes(
+    tmp_path: Path, shape: tuple[int | None, ...], takes: str
+) -> None:
+    import json
+
+    import keras
+
+    inputs = keras.Input(shape)
+    features = keras.layers.GlobalMaxPooling2D()(inputs) if len(shape) == 3 else inputs
+    keras.Model(inputs, keras.layers.Dense(2)(features)).save(tmp_path / "model.keras")
+    (tmp_path / "class_names.json").write_text(json.dumps(["a", "b"]))
+    with pytest.raises(DataError, match="is not a model this tool can use") as raised:
+        load_model(tmp_path)
+    assert f"takes {takes} and answers (None, 2)" in str(raised.value)
+    assert raised.value.headline == "the model cannot be loaded"
