@@ -9,8 +9,11 @@ so full-size photos work.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,23 +230,41 @@ def _class_names(path: Path, classes: int) -> list[str]:
     return names
 
 
-def _split_dir(data: Path, split: str) -> Path:
+def _split_dir(data: Path, split: str) -> tuple[Path, str]:
+    """The folder of ``split`` in ``data``, and what it is: the split's name, or ``all``
+    for a folder of class folders that is not divided into splits."""
     if split not in SPLITS:
         raise DataError(f"Unknown split {split!r}.", hint=f"Use one of: {', '.join(SPLITS)}.")
     dataset = load_manifest(data)
     if dataset is not None:
-        return dataset.root / split
+        return dataset.root / split, split
     if (data / split).is_dir():
-        return data / split
-    return data
+        return data / split, split
+    return data, "all"
+
+
+def _evaluation_dir(base: Path, scope: str, data: Path, own: bool) -> Path:
+    """Where an evaluation goes by default: ``evaluation-<split>`` for the job's own
+    dataset; for other data a folder of its own, named after it, so that evaluating on new
+    photos never overwrites the job's own evaluation or another one."""
+    if own:
+        return base / f"evaluation-{scope}"
+    dataset = load_manifest(data)
+    if dataset is not None:
+        name = dataset.dataset_id
+    else:
+        resolved = str(data.resolve())
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", data.resolve().name)[:40] or "data"
+        name = f"{readable}-{hashlib.sha256(resolved.encode()).hexdigest()[:6]}"
+    return base / f"evaluation-{scope}-{name}"
 
 
 def dataset_of_job(run_dir: Path) -> Path | None:
-    record = run_dir / "job.json"
-    if record.is_file():
-        root = json.loads(record.read_text()).get("dataset_root")
-        if root and Path(root).is_dir():
-            return Path(root)
+    from defects.jobs import json_object
+
+    root = json_object(run_dir / "job.json").get("dataset_root")
+    if isinstance(root, str) and root and Path(root).is_dir():
+        return Path(root)
     return None
 
 
@@ -264,46 +285,73 @@ class Evaluation:
 
 
 def evaluate(
-    model: str | Path,
+    model: str | Path | LoadedModel,
     data: str | Path | None = None,
     split: str = "test",
     out_dir: str | Path | None = None,
+    on_total: Callable[[int], None] = lambda count: None,
+    advance: Callable[[int], None] = lambda count: None,
 ) -> Evaluation:
     """Metrics of ``model`` (a job's name or folder, a ``model.tar.gz``...) on ``split`` of
-    a prepared dataset (the job's own by default); writes metrics.json and confusion.png to
-    ``out_dir`` (default: ``<job>/evaluation-<split>``)."""
-    location = locate_model(model)
-    data = Path(data) if data is not None else None
-    loaded = load_model(location)
-
+    a prepared dataset (the job's own by default), or on every image of a folder of class
+    folders; writes metrics.json and confusion.png to ``out_dir`` (default:
+    ``<job>/evaluation-<split>``, or a folder named after other data). Files that cannot
+    be used are skipped and listed in the metrics' ``skipped``; ``on_total`` learns how
+    many images there are and ``advance`` counts them as they are classified."""
     from defects.plots import plot_confusion
-    from defects.training.data import list_images, make_dataset
+    from defects.prediction import iter_predictions
+    from defects.training.data import list_images
     from defects.training.metrics import classification_metrics
 
+    location = model.source if isinstance(model, LoadedModel) else locate_model(model)
+    own = dataset_of_job(location) if location.is_dir() else None
+    data = Path(data) if data is not None else own
     if data is None:
-        data = dataset_of_job(location) if location.is_dir() else None
-        if data is None:
-            raise DataError(
-                f"No dataset is recorded for {location}.",
-                hint="Pass --data with a prepared dataset (see `defects prepare`).",
-            )
-    folder = _split_dir(data, split)
-    paths, labels = list_images(folder, loaded.class_names)
+        raise DataError(
+            f"No dataset is recorded for {location}.",
+            hint="Pass --data with a prepared dataset (see `defects prepare`) or a folder of "
+            "<class>/<image> files.",
+        )
+    folder, scope = _split_dir(data, split)
+    loaded = model if isinstance(model, LoadedModel) else load_model(location)
+    names = loaded.class_names
+    paths, labels = list_images(folder, names)
     if not paths:
         raise DataError(
-            f"No images of the classes {', '.join(loaded.class_names)} in {folder}.",
+            f"No images of the classes {', '.join(names)} in {folder}.",
             hint="Pass --data with a prepared dataset or a folder of <class>/<image> files.",
         )
-    dataset = make_dataset(paths, labels, loaded.image_shape, batch_size=32)
-    probabilities = loaded.model.predict(dataset, verbose=0)
-    metrics = classification_metrics(labels, np.argmax(probabilities, axis=1), loaded.class_names)
-    metrics["split"] = split
+    truth = {Path(path): int(label) for path, label in zip(paths, labels, strict=True)}
+    answers: dict[Path, int] = {}
+    skipped: list[dict[str, str]] = []
+    for prediction in iter_predictions(loaded, list(truth), on_total=on_total):
+        advance(1)
+        if prediction.error or prediction.label is None:
+            skipped.append({"path": str(prediction.path), "error": prediction.error or ""})
+        else:
+            answers[prediction.path] = names.index(prediction.label)
+    if not answers:
+        raise DataError(
+            f"None of the {len(truth)} images in {folder} can be read; the first: "
+            f"{skipped[0]['path']}: {skipped[0]['error']}.",
+            hint="`defects prepare` checks a folder and says what is wrong with each file.",
+        )
+    kept = [path for path in truth if path in answers]
+    metrics = classification_metrics(
+        np.asarray([truth[path] for path in kept]),
+        np.asarray([answers[path] for path in kept]),
+        names,
+    )
+    metrics["split"] = scope
     metrics["data"] = str(folder)
+    metrics["skipped"] = skipped
     if out_dir is None:
         base = location if location.is_dir() else location.parent
-        out_dir = base / f"evaluation-{split}"
+        out_dir = _evaluation_dir(
+            base, scope, data, own is not None and data.resolve() == own.resolve()
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / contract.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    plot_confusion(metrics, out_dir / "confusion.png", title=f"{location.name} ({split})")
+    plot_confusion(metrics, out_dir / "confusion.png", title=f"{location.name} ({scope})")
     return Evaluation(metrics, out_dir)

@@ -95,7 +95,7 @@ def plot(job: str, runs_dir: Path | None) -> None:
     "--data",
     type=click.Path(path_type=Path),
     show_default="the job's own",
-    help="a prepared dataset",
+    help="a prepared dataset, or a folder of <class>/<image> files (all of them are scored)",
 )
 @click.option(
     "--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True
@@ -104,7 +104,7 @@ def plot(job: str, runs_dir: Path | None) -> None:
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
-    show_default="<job>/evaluation-<split>",
+    show_default="<job>/evaluation-<split>, or a folder named after --data",
     help="where metrics.json and confusion.png go",
 )
 @runs_dir_option
@@ -117,15 +117,23 @@ def evaluate(
     runs_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Score MODEL on a prepared split.
+    """Score MODEL on a prepared split or a folder of class folders.
 
     Accuracy, macro-F1, per-class precision, recall and F1, and the confusion matrix, printed
     and written with confusion.png to the --out folder. MODEL is a job's name or folder, a
-    model.tar.gz, or a .keras file."""
-    from defects.inference import evaluate as evaluate_model
-    from defects.inference import locate_model
+    model.tar.gz, or a .keras file. A file that cannot be used is skipped, named on stderr
+    and listed in metrics.json."""
+    from rich.text import Text
 
-    evaluation = evaluate_model(locate_model(model, runs_dir), data, split, out_dir)
+    from defects.inference import evaluate as evaluate_model
+    from defects.inference import load_model, locate_model
+
+    # Loaded before the bar starts: TensorFlow's start holds stderr back for a moment.
+    loaded = load_model(locate_model(model, runs_dir))
+    with progress("Scoring photos", None) as advance:
+        evaluation = evaluate_model(loaded, data, split, out_dir, advance.set_total, advance)
+    for skipped in evaluation.metrics["skipped"]:
+        err.print(Text.assemble(("skipped", "yellow"), f" {skipped['path']}: {skipped['error']}"))
     log.info("Wrote metrics.json and confusion.png to %s.", evaluation.out_dir)
     if as_json:
         out.print_json(data=evaluation.metrics)
@@ -139,8 +147,9 @@ def evaluate(
         "recall",
         "F1",
         "support",
-        title=f"{split}: accuracy {metrics['accuracy']:.4f}, "
-        f"macro-F1 {metrics['macro_f1']:.4f} ({metrics['count']} images)",
+        title=f"{metrics['split']}: accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f} ({metrics['count']} images"
+        + (f", {len(metrics['skipped'])} skipped)" if metrics["skipped"] else ")"),
     )
     for name, scores in metrics["per_class"].items():
         table.add_row(

@@ -20,7 +20,9 @@ def classification_metrics(
     matrix = confusion_matrix(labels, predictions, labels=indices)
     return {
         "accuracy": float(accuracy_score(labels, predictions)) if len(labels) else 0.0,
-        "macro_f1": float(np.mean(f1)),
+        # Over the classes the images have: a class none of them is (new photos scored on
+        # a few classes) has no F1 to count.
+        "macro_f1": float(np.mean(f1[support > 0])) if support.any() else 0.0,
         "count": int(len(labels)),
         "class_names": list(class_names),
         "per_class": {

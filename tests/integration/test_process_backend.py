@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -142,6 +143,30 @@ def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
     assert (out_dir / "metrics.json").is_file() and (out_dir / "confusion.png").is_file()
     # The training metrics stay as they were.
     assert json.loads((finished_job.run_dir / "metrics.json").read_text())["validation"]
+
+
+def test_evaluate_on_new_photos_skips_broken_files_and_keeps_the_jobs_own_evaluation(
+    finished_job: JobResult, tiny_photos: Path, tmp_path: Path
+) -> None:
+    from defects.inference import evaluate
+
+    own = evaluate(finished_job.run_dir, split="test")
+    before = (own.out_dir / "metrics.json").read_text()
+    photos = tmp_path / "new photos"
+    names = sorted(p.name for p in tiny_photos.iterdir())
+    shutil.copytree(tiny_photos / names[0], photos / names[0])
+    (photos / names[0] / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n half a header")
+    count = len(list((tiny_photos / names[0]).iterdir()))
+
+    result = evaluate(finished_job.run_dir, data=photos)
+    metrics = result.metrics
+    assert metrics["split"] == "all" and metrics["count"] == count
+    assert [Path(s["path"]).name for s in metrics["skipped"]] == ["broken.png"]
+    # Macro-F1 over the one class these photos have, not diluted by the absent ones.
+    assert metrics["macro_f1"] == metrics["per_class"][names[0]]["f1"]
+    assert result.out_dir != own.out_dir and result.out_dir.parent == finished_job.run_dir
+    assert result.out_dir.name.startswith("evaluation-all-new_photos-")
+    assert (own.out_dir / "metrics.json").read_text() == before
 
 
 def test_predict_answers_for_good_files_and_reports_bad_ones(

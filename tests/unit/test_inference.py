@@ -54,7 +54,7 @@ def test_evaluate_refuses_a_job_folder_whose_model_archive_has_a_link(
     hostile_model: Path, temporary_root: Path
 ) -> None:
     with pytest.raises(UnsafeArchive, match="its member 'model.keras' is a symbolic link"):
-        evaluate(hostile_model.parent)
+        evaluate(hostile_model.parent, data=hostile_model.parent)
     assert list(temporary_root.iterdir()) == []
 
 
@@ -118,3 +118,12 @@ def test_a_model_not_made_for_images_of_one_size_is_refused_with_its_shapes(
         load_model(tmp_path)
     assert f"takes {takes} and answers (None, 2)" in str(raised.value)
     assert raised.value.headline == "the model cannot be loaded"
+
+
+def test_evaluating_a_job_whose_record_is_damaged_asks_for_data(tmp_path: Path) -> None:
+    job = tmp_path / "runs" / "broken-job"
+    job.mkdir(parents=True)
+    (job / "job.json").write_text('{"dataset_root": ')
+    with pytest.raises(DataError, match="No dataset is recorded") as raised:
+        evaluate(job)
+    assert "--data" in (raised.value.hint or "")
