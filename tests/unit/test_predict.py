@@ -232,3 +232,33 @@ def test_paths_and_names_with_brackets_are_printed_as_they_are(
     assert "[bold]a.jpg" in out.replace("\n", "").replace("│", "").replace(" ", "")
     assert "skipped" in err and "[red]broken.jpg" in err
     assert "Traceback" not in err
+
+
+def test_photos_are_converted_a_few_batches_at_a_time_and_answered_in_order(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BMPs are converted in memory: a folder of thousands must not be held whole.
+    from defects import prediction
+    from defects.inference import load_model
+
+    count = 60
+    for index in range(count):
+        pixels = np.full((24, 40, 3), 4 * index, np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{index:02}.bmp")
+    (tmp_path / "05.bmp").write_bytes(b"BM broken")
+    (tmp_path / "41.bmp").write_bytes(b"BM broken")
+    screened: list[str] = []
+    screen = prediction._screen
+    monkeypatch.setattr(prediction, "BATCHES_PER_CHUNK", 2)
+    monkeypatch.setattr(
+        prediction, "_screen", lambda path: screened.append(path.name) or screen(path)
+    )
+
+    answers = prediction.iter_predictions(load_model(model_dir), tmp_path, batch_size=2)
+    first = next(answers)
+    assert first.path.name == "00.bmp" and first.label in CLASSES
+    assert len(screened) < count / 2, screened
+    rest = list(answers)
+    assert [answer.path.name for answer in rest] == [f"{index:02}.bmp" for index in range(1, count)]
+    assert [answer.path.name for answer in rest if answer.error] == ["05.bmp", "41.bmp"]
+    assert sorted(screened) == [f"{index:02}.bmp" for index in range(count)]
