@@ -104,13 +104,29 @@ _FREE_SPACE_HINT = f"{DISK_FULL_HINT} Then run the command again."
 _PERMISSION_HINT = (
     "Run the command in a folder you can write to, or point --runs-dir (DEFECTS_RUNS_DIR) there."
 )
-# The operating system's errors that are about the machine, not about defects: the user can
-# fix them, so they get a message and a hint instead of a traceback.
+_IN_THE_WAY_HINT = (
+    "A path given to the command, or a folder on the way to it, is a file where a folder "
+    "must be (or the reverse): choose another path, or move what is there."
+)
+# The operating system's errors that are about the machine or its paths, not about
+# defects: the user can fix them, so they get a message and a hint instead of a traceback.
 _OS_ERRORS = {
     errno.ENOSPC: (DISK_FULL_HEADLINE, "No space left on the device", _FREE_SPACE_HINT),
     errno.EDQUOT: ("the disk quota is used up", "Disk quota exceeded", _FREE_SPACE_HINT),
     errno.EROFS: ("the disk is read-only", "The file system is read-only", _PERMISSION_HINT),
     errno.EACCES: ("permission denied", "Permission denied", _PERMISSION_HINT),
+    # A path given on the command line (--out, --runs-dir...) with something in the way.
+    errno.ENOTDIR: ("a file is in the way", "Not a folder", _IN_THE_WAY_HINT),
+    errno.EEXIST: (
+        "a file is in the way",
+        "It exists already",
+        _IN_THE_WAY_HINT,
+    ),
+    errno.EISDIR: (
+        "a folder is in the way",
+        "It is a folder, where a file is written",
+        _IN_THE_WAY_HINT,
+    ),
 }
 # The headlines of the errors that say a disk is full.
 _FULL_HEADLINES = (_OS_ERRORS[errno.ENOSPC][0], _OS_ERRORS[errno.EDQUOT][0])

@@ -13,6 +13,27 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def figure_path(path: Path, name: str) -> Path:
+    """Where a figure asked to go to ``path`` is written: ``path/name`` for a folder, a
+    ``.png`` added when there is no suffix; a format matplotlib cannot write is refused
+    before any work."""
+    from defects.errors import ConfigError
+
+    if path.is_dir():
+        return path / name
+    if not path.suffix:
+        return path.with_suffix(".png")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise ConfigError(
+            f"{path}: a figure cannot be written as {path.suffix}.",
+            hint=f"End the name with one of: {', '.join('.' + kind for kind in sorted(formats))}.",
+        )
+    return path
+
+
 def plot_curves(history: Mapping[str, Any], path: Path, title: str = "") -> Path:
     """Accuracy and loss per epoch, train against validation (and the validation macro-F1
     early stopping watches), with the epoch whose weights were kept marked."""

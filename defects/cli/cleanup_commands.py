@@ -99,7 +99,7 @@ def rm(
 )
 @click.option(
     "--data-dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     default=DATA_DIR,
     show_default=True,
     help="where synthetic and prepared data is",

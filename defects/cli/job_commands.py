@@ -84,7 +84,7 @@ def run(
 
 
 @click.command()
-@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--per-class", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--width", type=click.IntRange(min=64), default=640, show_default=True)
@@ -104,7 +104,7 @@ def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> 
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     show_default="data/prepared/<dataset-id>",
     help="where the split goes",
 )

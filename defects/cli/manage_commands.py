@@ -189,13 +189,13 @@ def compare(
     from rich.table import Table
 
     from defects.job_reports import compare_jobs
-    from defects.plots import plot_comparison
+    from defects.plots import figure_path, plot_comparison
 
     if len(job_names) < 2:
         raise click.UsageError("Name at least two jobs to compare.")
     root = _runs_dir(runs_dir)
+    path = figure_path(out_path or root, "compare.png")
     compared = compare_jobs([run_dir_of(name, runs_dir) for name in job_names], root)
-    path = out_path or root / "compare.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_comparison(compared["histories"], path)
     err.print(f"Validation curves of every job: {path}", highlight=False)

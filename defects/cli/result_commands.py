@@ -103,7 +103,7 @@ def plot(job: str, runs_dir: Path | None) -> None:
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     show_default="<job>/evaluation-<split>, or a folder named after --data",
     help="where metrics.json and confusion.png go",
 )

@@ -48,6 +48,16 @@ def _full(filename: str | None = None) -> OSError:
             "permission denied",
             "Permission denied: runs.",
         ),
+        (
+            OSError(errno.ENOTDIR, "Not a directory", "notes.txt/out"),
+            "a file is in the way",
+            "Not a folder: notes.txt/out.",
+        ),
+        (
+            OSError(errno.EEXIST, "File exists", "out"),
+            "a file is in the way",
+            "It exists already: out.",
+        ),
     ],
 )
 def test_errors_of_the_machine_become_messages(error: OSError, headline: str, message: str) -> None:

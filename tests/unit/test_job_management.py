@@ -227,6 +227,33 @@ def test_compare_shows_differing_hyperparameters_and_draws_curves(
     assert err == "Validation curves of every job: runs/compare.png\n"
 
 
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [("figures", "figures/compare.png"), ("curves", "curves.png"), ("a/b/c.svg", "a/b/c.svg")],
+)
+def test_compare_writes_its_figure_into_a_folder_or_under_the_name_given(
+    runs: Path, capsys: pytest.CaptureFixture[str], given: str, written: str
+) -> None:
+    (runs.parent / "figures").mkdir()
+    code, _, err = _run(capsys, "compare", "done", "trial-1", "--out", given)
+    assert code == 0, err
+    assert (runs.parent / written).stat().st_size > 0
+    assert err == f"Validation curves of every job: {written}\n"
+
+
+def test_compare_refuses_a_figure_name_it_cannot_write_and_a_file_in_the_way(
+    runs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "compare", "done", "trial-1", "--out", "notes.txt")
+    assert code != 0
+    assert "notes.txt: a figure cannot be written as .txt" in err and ".png" in err
+    (runs.parent / "taken").write_text("a file")
+    code, _, err = _run(capsys, "compare", "done", "trial-1", "--out", "taken/compare.png")
+    assert code != 0
+    assert "error: a file is in the way" in err and "Traceback" not in err
+    assert (runs.parent / "taken").read_text() == "a file"
+
+
 def test_compare_counts_the_checkpointed_epochs_of_an_interrupted_job(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

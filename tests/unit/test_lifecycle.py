@@ -153,3 +153,20 @@ def test_tune_refuses_a_runs_folder_that_is_a_file(tmp_path: Path) -> None:
     )
     assert code == 2
     assert "is a file" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("evaluate", "latest", "--out"), ("prepare", "photos", "--out"), ("synth",)],
+)
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    from tests.cloud.conftest import run_cli
+
+    taken = tmp_path / "afile"
+    taken.write_text("kept")
+    code, _, err = run_cli(*command, str(taken))
+    assert code == 2
+    assert "is a file" in err and "Traceback" not in err
+    assert taken.read_text() == "kept"
