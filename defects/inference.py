@@ -260,12 +260,11 @@ def _evaluation_dir(base: Path, scope: str, data: Path, own: bool) -> Path:
 
 
 def dataset_of_job(run_dir: Path) -> Path | None:
+    """The prepared dataset the job in ``run_dir`` trained on, as its record names it."""
     from defects.jobs import json_object
 
     root = json_object(run_dir / "job.json").get("dataset_root")
-    if isinstance(root, str) and root and Path(root).is_dir():
-        return Path(root)
-    return None
+    return Path(root) if isinstance(root, str) and root else None
 
 
 @dataclass(frozen=True)
@@ -306,12 +305,14 @@ def evaluate(
     location = model.source if isinstance(model, LoadedModel) else locate_model(model)
     own = dataset_of_job(location) if location.is_dir() else None
     data = Path(data) if data is not None else own
+    hint = (
+        "Pass --data with a prepared dataset (`defects prepare SOURCE` makes one) or a "
+        "folder of <class>/<image> files."
+    )
     if data is None:
-        raise DataError(
-            f"No dataset is recorded for {location}.",
-            hint="Pass --data with a prepared dataset (see `defects prepare`) or a folder of "
-            "<class>/<image> files.",
-        )
+        raise DataError(f"No dataset is recorded for {location}.", hint=hint)
+    if data == own and not data.is_dir():
+        raise DataError(f"The dataset {location.name} trained on is gone: {data}.", hint=hint)
     folder, scope = _split_dir(data, split)
     loaded = model if isinstance(model, LoadedModel) else load_model(location)
     names = loaded.class_names

@@ -127,3 +127,13 @@ def test_evaluating_a_job_whose_record_is_damaged_asks_for_data(tmp_path: Path) 
     with pytest.raises(DataError, match="No dataset is recorded") as raised:
         evaluate(job)
     assert "--data" in (raised.value.hint or "")
+
+
+def test_evaluating_a_job_whose_dataset_is_gone_says_so(tmp_path: Path) -> None:
+    job = tmp_path / "runs" / "old-job"
+    job.mkdir(parents=True)
+    gone = tmp_path / "data" / "prepared" / "abc"
+    (job / "job.json").write_text(f'{{"dataset_root": "{gone}"}}')
+    with pytest.raises(DataError, match="The dataset old-job trained on is gone") as raised:
+        evaluate(job)
+    assert str(gone) in str(raised.value) and "--data" in (raised.value.hint or "")
