@@ -43,6 +43,8 @@ def setup_logging(verbose: bool = False) -> None:
     handler = RichHandler(console=err, show_path=False, show_time=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # The SageMaker SDK says at INFO which of its settings it applied (our telemetry opt-out).
+    logging.getLogger("sagemaker.config").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 class Bar:

@@ -11,6 +11,8 @@ job) to one :class:`JobOutput`, after writing it to the job log as it came. Here
 - TensorFlow's start-up chatter (:mod:`defects.tfnoise`) and the metric lines that tuning
   reads (:mod:`defects.training.metric_log`; the epoch line says the same) stay in the job
   log only.
+- The container's start-up (docker compose's lines, the SageMaker drivers' shell trace,
+  config files and environment) stays in the job log only, in local mode and on SageMaker.
 - Every other line is printed as it is, without the compose prefix of local mode.
 """
 
@@ -32,10 +34,37 @@ from defects.tfnoise import is_noise
 from defects.training.contract import PROGRESS_PREFIX
 from defects.training.metric_log import PREFIX as METRIC_PREFIX
 
-_COLOR = r"(?:\x1b\[[0-9;]*m)*"
+_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+_COLOR = rf"(?:{_ESCAPE.pattern})*"
 # What docker compose puts before each line of a container: "algo-1-1  | " (compose v2) or
 # "algo-1_1  | " in colour (docker-compose 1.x); the SDK names the services algo-N.
 _COMPOSE_PREFIX = re.compile(rf"^{_COLOR}(?:[\w.-]*[-_])?algo-\d+(?:[-_]\w+)?\s*\|{_COLOR} ?")
+
+
+# What the training container and docker compose say around the entry point's own lines:
+# compose's containers and network coming and going, and the SageMaker drivers' start (a
+# shell trace, the config files and the whole environment, secrets masked). The same on
+# SageMaker, where the drivers run too. Kept in the job log only.
+_CONTAINER_CHATTER = re.compile(
+    r"(?:Creating network \S+ with the default driver"
+    r"|(?:Creating|Starting|Stopping|Removing) \S+ \.\.\.(?: done)?"
+    r"|(?:Network|Container|Volume) \S+\s+(?:Creating|Created|Starting|Started|Stopping"
+    r"|Stopped|Removing|Removed|Recreate|Recreated)"
+    r"|Attaching to [\w.,\s-]+"
+    r"|[\w.-]+ exited with code 0"
+    r"|Aborting on container exit\.\.\."
+    r"|\+\+ .*"
+    r"|Python \d+\.\d+\.\d+"
+    r"|/opt/ml/input/config/[\w.]+:"
+    # (a config file has no newline at its end: the next trace line may follow on its line)
+    r"|\{\s*\"(?:current_host|train|validation|test|code)\".*"
+    r"|Starting training script|Setting up environment variables|Environment Variables:"
+    r"|No (?:GPUs|Neurons) detected \(normal if no \w+ installed\)"
+    r"|Running Basic Script driver|Executing command: .*"
+    r"|Training Container Execution Completed)"
+)
+# A line of the environment the drivers print after "Environment Variables:".
+_ENVIRONMENT_LINE = re.compile(r"[A-Z_][A-Z0-9_]*=.*")
 
 
 def plain(line: str) -> str:
@@ -116,6 +145,7 @@ class JobOutput:
         label = OUTPUT_LABEL.get()
         self.prefix = f"[{label}] " if label else ""
         self.last: dict[str, Any] | None = None
+        self._in_environment = False
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -150,11 +180,25 @@ class JobOutput:
         if text.startswith(METRIC_PREFIX):
             log.debug("%s", text)
             return
+        if self._chatter(text):
+            log.debug("container: %s", text)
+            return
         text = self.prefix + text
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
             self.console.out(text, highlight=False)
+
+    def _chatter(self, text: str) -> bool:
+        """Whether ``text`` is the container's or compose's chatter (or an empty line)."""
+        stripped = _ESCAPE.sub("", text).strip()
+        if stripped == "Environment Variables:":
+            self._in_environment = True
+        elif self._in_environment and not _ENVIRONMENT_LINE.fullmatch(stripped):
+            self._in_environment = False
+        if self._in_environment or not stripped:
+            return True
+        return _CONTAINER_CHATTER.fullmatch(stripped) is not None
 
     def _show(self, event: dict[str, Any]) -> None:
         texts = describe(event)

@@ -40,13 +40,51 @@ NOISE = [
 EPOCH = "Epoch 2/3 - 2s - loss: 0.5000 - accuracy: 0.8000 - val_loss: 0.6000 - val_accuracy: 0.7500"
 # What tuning reads: it stays in the job log, the epoch line says the same to a person.
 METRIC = "metric: epoch=2 val_accuracy=0.750000 val_loss=0.600000"
+# The SageMaker drivers' start in the training container, as recorded (shortened).
+DRIVERS = [
+    "Starting training script",
+    "++ /opt/venv/bin/python3 --version",
+    "Python 3.11.2",
+    "++ echo /opt/ml/input/config/resourceconfig.json:",
+    "/opt/ml/input/config/resourceconfig.json:",
+    '{"current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "local_cpu"}',
+    "",
+    '{"train": {"TrainingInputMode": "File"}, "code": {"TrainingInputMode": "File"}}++ echo',
+    "Setting up environment variables",
+    "No GPUs detected (normal if no gpus installed)",
+    "No Neurons detected (normal if no neurons installed)",
+    "Environment Variables:",
+    "PYTHONUNBUFFERED=1",
+    "AWS_SECRET_ACCESS_KEY=******",
+    'SM_HPS={"epochs": 3}',
+    "_=/opt/venv/bin/python3",
+    "Running Basic Script driver",
+    "++ cd /opt/ml/input/data/code",
+    "Executing command: /opt/venv/bin/python3 train.py --epochs 3",
+]
 # The same job as each backend hands its lines over.
 PROCESS_LINES = [*NOISE, "Hyperparameters: --epochs 3", PROGRESS, METRIC, EPOCH]
+CONTAINER_LINES = [*DRIVERS, *PROCESS_LINES, "Training Container Execution Completed"]
 LOCAL_LINES = [  # docker-compose 1.x, in colour, as the SDK prints the container's log
-    *(f"\x1b[36malgo-1_1  |\x1b[0m {line}" for line in PROCESS_LINES)
+    'Creating network "sm-job_sagemaker-local" with the default driver',
+    "Creating sm-job_algo-1_1 ... ",
+    "Creating sm-job_algo-1_1 ... done",
+    "Attaching to sm-job_algo-1_1",
+    *(f"\x1b[36malgo-1_1  |\x1b[0m {line}" for line in CONTAINER_LINES),
+    "\x1b[36msm-job_algo-1_1 exited with code 0",
+    "\x1b[0mAborting on container exit...",
 ]
-LOCAL_V2_LINES = [f"algo-1-1  | {line}" for line in PROCESS_LINES]  # docker compose v2
-CLOUDWATCH_MESSAGES = list(PROCESS_LINES)  # CloudWatch events carry the bare lines
+LOCAL_V2_LINES = [  # docker compose v2
+    " Network sm-job_sagemaker-local  Creating",
+    " Network sm-job_sagemaker-local  Created",
+    " Container sm-job-algo-1-1  Creating",
+    " Container sm-job-algo-1-1  Created",
+    "Attaching to algo-1-1",
+    *(f"algo-1-1  | {line}" for line in CONTAINER_LINES),
+    "algo-1-1 exited with code 0",
+    "Aborting on container exit...",
+]
+CLOUDWATCH_MESSAGES = list(CONTAINER_LINES)  # CloudWatch events carry the bare lines
 
 
 def _render(lines: list[str], terminal: bool) -> tuple[str, JobOutput]:
@@ -77,6 +115,17 @@ def test_on_a_terminal_the_live_line_shows_the_job(lines: list[str]) -> None:
     for text in ("epoch 2/3", "step 4/10", "elapsed", "left", "val_accuracy 0.750", EPOCH):
         assert text in shown
     assert not any(word in shown for word in ("cuInit", "oneDNN", "absl", "cuda drivers"))
+
+
+def test_what_the_container_says_when_it_fails_is_shown() -> None:
+    lines = [
+        "Environment Variables:",
+        "SM_NUM_CPUS=2",
+        "ERROR: could not install the requirements",
+        "algo-1-1 exited with code 1",
+    ]
+    shown, _ = _render(lines, terminal=False)
+    assert shown == "ERROR: could not install the requirements\nalgo-1-1 exited with code 1\n"
 
 
 def test_the_live_line_texts() -> None:
