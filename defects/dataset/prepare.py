@@ -378,6 +378,42 @@ def _target_name(checked: CheckedImage, depth: int = 1) -> str:
     return name
 
 
+def _without_copies(
+    kept: list[CheckedImage], given: dict[str, str]
+) -> tuple[list[CheckedImage], list[dict[str, str]]]:
+    """One image of each content, and the reason every other copy is skipped.
+
+    Byte-identical copies (a photo saved twice, ``IMG_1 (1).jpg``) would land in different
+    splits, and a test image the network trained on makes the test figures a lie: the first
+    copy is kept, in a divided source the one in train before validation before test. An
+    image found in two classes has no one right label: every copy is skipped."""
+    order = {split: rank for rank, split in enumerate(SPLITS)}
+    by_content: dict[str, list[CheckedImage]] = {}
+    for image in sorted(kept, key=lambda c: (order[given.get(c.relative, "train")], c.relative)):
+        by_content.setdefault(image.sha256, []).append(image)
+    unique: list[CheckedImage] = []
+    skipped: list[dict[str, str]] = []
+    for first, *others in by_content.values():
+        classes = sorted({first.class_name, *(other.class_name for other in others)})
+        if len(classes) > 1:
+            copies = [first, *others]
+            for image in copies:
+                elsewhere = ", ".join(c.relative for c in copies if c is not image)
+                skipped.append(
+                    {
+                        "source": image.relative,
+                        "reason": f"the same image is in the classes {' and '.join(classes)} "
+                        f"({elsewhere})",
+                    }
+                )
+            continue
+        unique.append(first)
+        skipped += [
+            {"source": other.relative, "reason": f"a copy of {first.relative}"} for other in others
+        ]
+    return unique, skipped
+
+
 def _split(
     checked: list[CheckedImage], classes: Sequence[str], validation: float, test: float, seed: int
 ) -> dict[str, str]:
@@ -512,8 +548,9 @@ def prepare(
     # Decoding releases the GIL: threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(check, jobs))
-    kept = [r for r in results if not r.reason]
+    kept, copies = _without_copies([r for r in results if not r.reason], given)
     skipped = [{"source": r.relative, "reason": r.reason} for r in results if r.reason]
+    skipped += copies
     empty = [name for name in classes if not any(r.class_name == name for r in kept)]
     if empty:
         raise DataError(
@@ -527,10 +564,20 @@ def prepare(
             + ".",
             hint=f"Put {FORMAT_NAMES} images ({' '.join(IMAGE_SUFFIXES)}) in every class folder.",
         )
-    if splits is None:
-        assignment = _split(kept, classes, validation, test, seed)
-    else:
-        assignment = _split_given(kept, classes, given, validation, test, seed)
+    try:
+        if splits is None:
+            assignment = _split(kept, classes, validation, test, seed)
+        else:
+            assignment = _split_given(kept, classes, given, validation, test, seed)
+    except DataError as error:
+        if not skipped:
+            raise
+        # Too few images may be too few usable ones: say which were not.
+        raise DataError(
+            f"{error.message} {len(skipped)} file(s) were skipped, e.g. "
+            f"{skipped[0]['source']}: {skipped[0]['reason']}.",
+            hint=error.hint,
+        ) from None
     depth = 1 if splits is None else 2
 
     files = []

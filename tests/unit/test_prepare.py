@@ -152,8 +152,9 @@ def test_webp_and_tiff_are_converted_to_png(
 
 def test_photos_of_one_name_in_several_formats_are_all_kept(tmp_path: Path) -> None:
     source = _dataset(tmp_path / "src")
-    for suffix, mode in ((".png", "I;16"), (".bmp", "RGB"), (".webp", "RGB"), (".tif", "RGB")):
-        _photo(source / "scratch" / f"shot{suffix}", seed=20, mode=mode)
+    formats = ((".png", "I;16"), (".bmp", "RGB"), (".webp", "RGB"), (".tif", "RGB"))
+    for seed, (suffix, mode) in enumerate(formats, 20):
+        _photo(source / "scratch" / f"shot{suffix}", seed=seed, mode=mode)
     dataset = prepare(source, data_dir=tmp_path / "data")
     paths = sorted(
         Path(f["path"]).name for f in dataset.files() if f["source"].startswith("scratch/shot")
@@ -395,3 +396,64 @@ def test_other_folders_beside_the_splits_are_ignored_and_reported(tmp_path: Path
     assert dataset.manifest["given_splits"] == {"train": "train", "test": "test"}
     assert dataset.manifest["ignored_folders"] == ["masks"]
     assert not any(f["source"].startswith("masks/") for f in dataset.files())
+
+
+def test_a_copy_of_a_photo_is_kept_once_and_the_others_are_reported(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    original = source / "oil" / "oil_000.jpg"
+    (source / "oil" / "oil_000 (1).jpg").write_bytes(original.read_bytes())
+    (source / "oil" / "again").mkdir()
+    (source / "oil" / "again" / "same.jpg").write_bytes(original.read_bytes())
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert [f["source"] for f in dataset.files() if f["sha256"] == _sha(original)] == [
+        "oil/again/same.jpg"
+    ]
+    reasons = {s["source"]: s["reason"] for s in dataset.skipped}
+    assert reasons == {
+        "oil/oil_000 (1).jpg": "a copy of oil/again/same.jpg",
+        "oil/oil_000.jpg": "a copy of oil/again/same.jpg",
+    }
+
+
+def test_a_photo_in_two_classes_is_skipped_everywhere(tmp_path: Path) -> None:
+    source = _dataset(tmp_path / "src")
+    (source / "good" / "which.jpg").write_bytes((source / "stain" / "stain_002.jpg").read_bytes())
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    assert not any(
+        f["source"] in ("good/which.jpg", "stain/stain_002.jpg") for f in dataset.files()
+    )
+    reasons = {s["source"]: s["reason"] for s in dataset.skipped}
+    assert reasons["good/which.jpg"] == (
+        "the same image is in the classes good and stain (stain/stain_002.jpg)"
+    )
+    assert reasons["stain/stain_002.jpg"].endswith("(good/which.jpg)")
+
+
+def test_a_test_photo_that_is_also_in_train_is_left_out_of_the_test_split(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    _dataset(source / "train")
+    for class_index, name in enumerate(CLASSES):
+        for i in range(3):
+            _photo(source / "test" / name / f"{name}_{i:03d}.jpg", seed=1000 + 10 * class_index + i)
+    leaked = source / "test" / "scratch" / "scratch_001.jpg"
+    leaked.write_bytes((source / "train" / "scratch" / "scratch_004.jpg").read_bytes())
+    dataset = prepare(source, data_dir=tmp_path / "data")
+    kept = {f["source"]: f["split"] for f in dataset.files()}
+    assert "test/scratch/scratch_001.jpg" not in kept
+    assert kept["train/scratch/scratch_004.jpg"] in ("train", "validation")
+    reasons = {s["source"]: s["reason"] for s in dataset.skipped}
+    assert reasons["test/scratch/scratch_001.jpg"] == "a copy of train/scratch/scratch_004.jpg"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_split_left_empty_by_copies_says_what_was_skipped(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    _dataset(source / "train")
+    _dataset(source / "test", per_class=2)  # The same seeds: copies of train photos.
+    with pytest.raises(DataError, match="no usable image for the test split") as raised:
+        prepare(source, data_dir=tmp_path / "data")
+    assert "8 file(s) were skipped, e.g. test/" in raised.value.message
+    assert ": a copy of train/" in raised.value.message
