@@ -384,12 +384,18 @@ def _without_copies(
     """One image of each content, and the reason every other copy is skipped.
 
     Byte-identical copies (a photo saved twice, ``IMG_1 (1).jpg``) would land in different
-    splits, and a test image the network trained on makes the test figures a lie: the first
-    copy is kept, in a divided source the one in train before validation before test. An
-    image found in two classes has no one right label: every copy is skipped."""
+    splits, and a test image the network trained on makes the test figures a lie: one copy
+    is kept, in a divided source the one in train before validation before test, else the
+    one of the shortest name (the original beside ``IMG_1 (1).jpg``). An image found in two
+    classes has no one right label: every copy is skipped."""
     order = {split: rank for rank, split in enumerate(SPLITS)}
+
+    def preference(image: CheckedImage) -> tuple[int, int, str]:
+        split = given.get(image.relative, "train")
+        return order[split], len(image.relative), image.relative
+
     by_content: dict[str, list[CheckedImage]] = {}
-    for image in sorted(kept, key=lambda c: (order[given.get(c.relative, "train")], c.relative)):
+    for image in sorted(kept, key=preference):
         by_content.setdefault(image.sha256, []).append(image)
     unique: list[CheckedImage] = []
     skipped: list[dict[str, str]] = []

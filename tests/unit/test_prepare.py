@@ -406,12 +406,12 @@ def test_a_copy_of_a_photo_is_kept_once_and_the_others_are_reported(tmp_path: Pa
     (source / "oil" / "again" / "same.jpg").write_bytes(original.read_bytes())
     dataset = prepare(source, data_dir=tmp_path / "data")
     assert [f["source"] for f in dataset.files() if f["sha256"] == _sha(original)] == [
-        "oil/again/same.jpg"
+        "oil/oil_000.jpg"
     ]
     reasons = {s["source"]: s["reason"] for s in dataset.skipped}
     assert reasons == {
-        "oil/oil_000 (1).jpg": "a copy of oil/again/same.jpg",
-        "oil/oil_000.jpg": "a copy of oil/again/same.jpg",
+        "oil/oil_000 (1).jpg": "a copy of oil/oil_000.jpg",
+        "oil/again/same.jpg": "a copy of oil/oil_000.jpg",
     }
 
 
