@@ -93,7 +93,7 @@ def plot(job: str, runs_dir: Path | None) -> None:
 @click.argument("model")
 @click.option(
     "--data",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
     show_default="the job's own",
     help="a prepared dataset, or a folder of <class>/<image> files (all of them are scored)",
 )

@@ -137,3 +137,13 @@ def test_evaluating_a_job_whose_dataset_is_gone_says_so(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="The dataset old-job trained on is gone") as raised:
         evaluate(job)
     assert str(gone) in str(raised.value) and "--data" in (raised.value.hint or "")
+
+
+def test_evaluate_data_that_does_not_exist_is_refused_before_the_model_loads(
+    tmp_path: Path,
+) -> None:
+    from tests.cloud.conftest import run_cli
+
+    code, _, err = run_cli("evaluate", str(tmp_path), "--data", str(tmp_path / "missing"))
+    assert code == 2
+    assert "does not exist" in err and "Traceback" not in err
