@@ -353,6 +353,8 @@ def evaluate(
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / contract.METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    from defects.jobs import write_json
+
+    write_json(out_dir / contract.METRICS_FILE, metrics)
     plot_confusion(metrics, out_dir / "confusion.png", title=f"{location.name} ({scope})")
     return Evaluation(metrics, out_dir)
