@@ -123,7 +123,6 @@ def evaluate(
     and written with confusion.png to the --out folder. MODEL is a job's name or folder, a
     model.tar.gz, or a .keras file. A file that cannot be used is skipped, named on stderr
     and listed in metrics.json."""
-    from rich.text import Text
 
     from defects.inference import evaluate as evaluate_model
     from defects.inference import load_model, locate_model
@@ -133,7 +132,7 @@ def evaluate(
     with progress("Scoring photos", None) as advance:
         evaluation = evaluate_model(loaded, data, split, out_dir, advance.set_total, advance)
     for skipped in evaluation.metrics["skipped"]:
-        err.print(Text.assemble(("skipped", "yellow"), f" {skipped['path']}: {skipped['error']}"))
+        _report_skipped(skipped["path"], skipped["error"])
     log.info("Wrote metrics.json and confusion.png to %s.", evaluation.out_dir)
     if as_json:
         out.print_json(data=evaluation.metrics)
@@ -194,7 +193,6 @@ def predict(
     MODEL is a job's name or folder, a model.tar.gz, or a .keras file. Each photo gets its
     class and the probability of every class on stdout; a file that cannot be used gets its
     reason on stderr, and the exit status 1."""
-    from rich.text import Text
 
     from defects.inference import load_model, locate_model
     from defects.prediction import iter_predictions
@@ -217,9 +215,7 @@ def predict(
             advance(1)
             if prediction.error:
                 failed += 1
-                err.print(
-                    Text.assemble(("skipped", "yellow"), f" {prediction.path}: {prediction.error}")
-                )
+                _report_skipped(prediction.path, prediction.error)
                 continue
             if output == "jsonl":
                 click.echo(json.dumps(prediction.as_dict()))
@@ -235,6 +231,13 @@ def predict(
         _print_table(["image", "class", *names], rows)
     if failed:
         sys.exit(1)
+
+
+def _report_skipped(path: object, reason: str) -> None:
+    """One line on stderr for a photo that could not be used, and why."""
+    from rich.text import Text
+
+    err.print(Text.assemble(("skipped", "yellow"), f" {path}: {reason}"))
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
