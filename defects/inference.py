@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from defects.archives import safe_extract
-from defects.dataset.prepare import SPLITS, load_manifest
+from defects.dataset.prepare import SPLITS, PreparedDataset, load_manifest
 from defects.errors import DataError, JobNotFound
 from defects.training import contract
 
@@ -230,32 +230,33 @@ def _class_names(path: Path, classes: int) -> list[str]:
     return names
 
 
-def _split_dir(data: Path, split: str) -> tuple[Path, str]:
-    """The folder of ``split`` in ``data``, and what it is: the split's name, or ``all``
-    for a folder of class folders that is not divided into splits."""
+def _split_dir(data: Path, prepared: PreparedDataset | None, split: str) -> tuple[Path, str]:
+    """The folder of ``split`` in ``data`` (``prepared``, when it is a prepared dataset), and
+    what it is: the split's name, or ``all`` for a folder of class folders that is not
+    divided into splits."""
     if split not in SPLITS:
         raise DataError(f"Unknown split {split!r}.", hint=f"Use one of: {', '.join(SPLITS)}.")
-    dataset = load_manifest(data)
-    if dataset is not None:
-        return dataset.root / split, split
+    if prepared is not None:
+        return prepared.root / split, split
     if (data / split).is_dir():
         return data / split, split
     return data, "all"
 
 
-def _evaluation_dir(base: Path, scope: str, data: Path, own: bool) -> Path:
+def _evaluation_dir(
+    base: Path, scope: str, data: Path, prepared: PreparedDataset | None, own: bool
+) -> Path:
     """Where an evaluation goes by default: ``evaluation-<split>`` for the job's own
     dataset; for other data a folder of its own, named after it, so that evaluating on new
     photos never overwrites the job's own evaluation or another one."""
     if own:
         return base / f"evaluation-{scope}"
-    dataset = load_manifest(data)
-    if dataset is not None:
-        name = dataset.dataset_id
+    if prepared is not None:
+        name = prepared.dataset_id
     else:
-        resolved = str(data.resolve())
-        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", data.resolve().name)[:40] or "data"
-        name = f"{readable}-{hashlib.sha256(resolved.encode()).hexdigest()[:6]}"
+        resolved = data.resolve()
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", resolved.name)[:40] or "data"
+        name = f"{readable}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:6]}"
     return base / f"evaluation-{scope}-{name}"
 
 
@@ -297,6 +298,7 @@ def evaluate(
     ``<job>/evaluation-<split>``, or a folder named after other data). Files that cannot
     be used are skipped and listed in the metrics' ``skipped``; ``on_total`` learns how
     many images there are and ``advance`` counts them as they are classified."""
+    from defects.jobs import write_json
     from defects.plots import plot_confusion
     from defects.prediction import iter_predictions
     from defects.training.data import list_images
@@ -311,17 +313,16 @@ def evaluate(
     )
     if data is None:
         raise DataError(f"No dataset is recorded for {location}.", hint=hint)
-    if data == own and not data.is_dir():
+    is_own = own is not None and data.resolve() == own.resolve()
+    if is_own and not data.is_dir():
         raise DataError(f"The dataset {location.name} trained on is gone: {data}.", hint=hint)
-    folder, scope = _split_dir(data, split)
+    prepared = load_manifest(data)
+    folder, scope = _split_dir(data, prepared, split)
     loaded = model if isinstance(model, LoadedModel) else load_model(location)
     names = loaded.class_names
     paths, labels = list_images(folder, names)
     if not paths:
-        raise DataError(
-            f"No images of the classes {', '.join(names)} in {folder}.",
-            hint="Pass --data with a prepared dataset or a folder of <class>/<image> files.",
-        )
+        raise DataError(f"No images of the classes {', '.join(names)} in {folder}.", hint=hint)
     truth = {Path(path): int(label) for path, label in zip(paths, labels, strict=True)}
     answers: dict[Path, int] = {}
     skipped: list[dict[str, str]] = []
@@ -348,13 +349,9 @@ def evaluate(
     metrics["skipped"] = skipped
     if out_dir is None:
         base = location if location.is_dir() else location.parent
-        out_dir = _evaluation_dir(
-            base, scope, data, own is not None and data.resolve() == own.resolve()
-        )
+        out_dir = _evaluation_dir(base, scope, data, prepared, is_own)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from defects.jobs import write_json
-
     write_json(out_dir / contract.METRICS_FILE, metrics)
     plot_confusion(metrics, out_dir / "confusion.png", title=f"{location.name} ({scope})")
     return Evaluation(metrics, out_dir)

@@ -128,12 +128,10 @@ def iter_predictions(
         while this one is decoded and classified."""
         chunk = BATCHES_PER_CHUNK * batch_size
         with ThreadPoolExecutor(max_workers=4) as pool:
-            following = [pool.submit(_screen, path) for path in paths[:chunk]]
+            ahead = [pool.submit(_screen, path) for path in paths[:chunk]]
             for start in range(0, len(paths), chunk):
-                current = following
-                following = [
-                    pool.submit(_screen, p) for p in paths[start + chunk : start + 2 * chunk]
-                ]
+                current = ahead
+                ahead = [pool.submit(_screen, p) for p in paths[start + chunk : start + 2 * chunk]]
                 kept: tuple[list[int], list[str], list[bytes]] = ([], [], [])
                 for index, screening in enumerate(current, start):
                     reason, contents = screening.result()

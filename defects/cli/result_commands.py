@@ -123,7 +123,6 @@ def evaluate(
     and written with confusion.png to the --out folder. MODEL is a job's name or folder, a
     model.tar.gz, or a .keras file. A file that cannot be used is skipped, named on stderr
     and listed in metrics.json."""
-
     from defects.inference import evaluate as evaluate_model
     from defects.inference import load_model, locate_model
 
@@ -193,7 +192,6 @@ def predict(
     MODEL is a job's name or folder, a model.tar.gz, or a .keras file. Each photo gets its
     class and the probability of every class on stdout; a file that cannot be used gets its
     reason on stderr, and the exit status 1."""
-
     from defects.inference import load_model, locate_model
     from defects.prediction import iter_predictions
 

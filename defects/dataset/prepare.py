@@ -399,10 +399,10 @@ def _without_copies(
         by_content.setdefault(image.sha256, []).append(image)
     unique: list[CheckedImage] = []
     skipped: list[dict[str, str]] = []
-    for first, *others in by_content.values():
-        classes = sorted({first.class_name, *(other.class_name for other in others)})
+    for copies in by_content.values():
+        first, *others = copies
+        classes = sorted({image.class_name for image in copies})
         if len(classes) > 1:
-            copies = [first, *others]
             for image in copies:
                 elsewhere = ", ".join(c.relative for c in copies if c is not image)
                 skipped.append(
