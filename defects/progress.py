@@ -125,7 +125,9 @@ class _LiveTexts(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         event = task.fields.get("event") or {}
-        texts = describe(event, time.monotonic() - float(task.fields.get("received", 0.0)))
+        received = task.fields.get("received")
+        since = time.monotonic() - float(received) if received is not None else 0.0
+        texts = describe(event, since)
         return Text("  ".join(texts[key] for key in ("step", "times", "accuracy") if texts[key]))
 
 
@@ -204,14 +206,22 @@ class JobOutput:
         texts = describe(event)
         texts["epoch"] = self.prefix + texts["epoch"]
         if self._progress is None:
+            # Nothing is redirected: in local mode sys.stdout is the backend's tee into the
+            # job log, which rich would otherwise print past the filter and then restore
+            # after the backend had put its own stdout back.
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(bar_width=24),
                 _LiveTexts(),
                 console=self.console,
                 transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
-            self._task = self._progress.add_task(texts["epoch"], total=1.0)
+            # The first frame is drawn at start: it shows this event, not an empty one.
+            self._task = self._progress.add_task(
+                texts["epoch"], total=1.0, event=event, received=time.monotonic()
+            )
             self._progress.start()
         assert self._task is not None
         self._progress.update(

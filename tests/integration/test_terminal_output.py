@@ -4,54 +4,40 @@ start-up lines, during a tiny real job and when TensorFlow starts in this proces
 from __future__ import annotations
 
 import os
-import pty
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.terminal import elapsed_seconds, in_a_terminal
+
 TENSORFLOW_LINES = ("cuInit", "cuda drivers", "oneDNN", "absl::InitializeLog", "cpu_feature_guard")
-_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def _in_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str]:
-    """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr."""
-    leader, follower = pty.openpty()
-    environment = {**os.environ, "COLUMNS": "160", "TERM": "xterm"}
-    process = subprocess.Popen(
-        argv, stdin=follower, stdout=follower, stderr=follower, cwd=cwd, env=environment
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # The terminal closed: the program has ended.
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return process.wait(timeout=60), _ESCAPES.sub("", b"".join(chunks).decode(errors="replace"))
 
 
 @pytest.mark.slow
 def test_a_terminal_shows_the_live_line_and_no_tensorflow_lines(
     tiny_photos: Path, tmp_path: Path
 ) -> None:
-    code, shown = _in_a_terminal(
+    started = time.monotonic()
+    code, shown = in_a_terminal(
         [
             sys.executable, "-m", "defects", "train", "--data", str(tiny_photos),
             "--epochs", "2", "--image-size", "40x24", "--batch-size", "4", "--job-name", "tty",
         ],
         tmp_path,
     )  # fmt: skip
+    took = time.monotonic() - started
     assert code == 0, shown
     assert "epoch 1/2" in shown and "elapsed" in shown and "left" in shown
     assert re.search(r"step \d+/\d+", shown)
+    assert "step None" not in shown
+    # Every frame, the first one included, counts from the job's start, not the machine's.
+    assert elapsed_seconds(shown) and max(elapsed_seconds(shown)) <= took + 1, shown
     assert [word for word in TENSORFLOW_LINES if word in shown] == []
+    assert "internal error" not in shown and "Traceback" not in shown
 
 
 def test_tensorflow_starting_in_this_process_prints_nothing(tmp_path: Path) -> None:

@@ -117,6 +117,37 @@ def test_on_a_terminal_the_live_line_shows_the_job(lines: list[str]) -> None:
     assert not any(word in shown for word in ("cuInit", "oneDNN", "absl", "cuda drivers"))
 
 
+def test_the_live_line_leaves_stdout_to_whoever_set_it() -> None:
+    # Local mode tees sys.stdout into the job log while the SDK prints the container's log;
+    # the live line must neither print past that tee nor put it back once the job is over.
+    class Tee(io.StringIO):
+        pass
+
+    tee, saved = Tee(), sys.stdout
+    console = Console(file=io.StringIO(), force_terminal=True, width=140)
+    sys.stdout = tee
+    try:
+        with JobOutput(console=console) as output:
+            output.feed(PROGRESS + "\n")
+            assert sys.stdout is tee
+            print("the container's line")
+        sys.stdout = saved
+    finally:
+        sys.stdout = saved
+    assert sys.stdout is saved
+    assert tee.getvalue() == "the container's line\n"
+
+
+def test_the_first_frame_of_the_live_line_shows_the_first_event() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=140)
+    with JobOutput(console=console) as output:
+        output.feed(PROGRESS + "\n")
+        first = buffer.getvalue()
+    assert "step 4/10" in first and "12s elapsed" in first
+    assert "None" not in first
+
+
 def test_what_the_container_says_when_it_fails_is_shown() -> None:
     lines = [
         "Environment Variables:",
