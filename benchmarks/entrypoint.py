@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from defects import entrypoint
+from defects.backends import launcher as entrypoint
 from defects.training import contract
 
 _EPOCH_BEGINS = re.compile(r"^Epoch (\d+)/(\d+)$")

@@ -17,7 +17,7 @@ from pathlib import Path
 from benchmarks import datasets
 from benchmarks.context import Context
 from benchmarks.report import Result, times
-from defects.inference import LoadedModel
+from defects.inference.loading import LoadedModel
 from defects.training import contract
 
 KEYS = {"predict": "predict: batched tf.data vs one model call per image"}
@@ -33,7 +33,7 @@ def _loaded_model(shape: tuple[int, int]) -> LoadedModel:
 
 
 def _batched_seconds(loaded: LoadedModel, paths: list[Path]) -> float:
-    from defects.prediction import predict
+    from defects.inference.prediction import predict
 
     started = time.perf_counter()
     answers = predict(loaded, paths)

@@ -96,7 +96,7 @@ def _line(name: str, figures: Mapping[str, Any]) -> str:
 
 def _by_rating(job: EntryPointRun, dataset: PreparedDataset) -> dict[str, Any]:
     """ELPV's test accuracy over the cells of each expert rating, from the saved model."""
-    from defects.prediction import predict
+    from defects.inference.prediction import predict
 
     ratings = {Path(relative).name: rating for relative, rating in elpv.labels()}
     found = predict(job.model_dir, dataset.root / "test")

@@ -19,26 +19,26 @@ __version__ = "0.1.0"
 
 # Public name -> the module that holds it.
 _API = {
-    "run": "defects.pipeline",
-    "dry_run": "defects.pipeline",
-    "train": "defects.pipeline",
-    "fetch": "defects.pipeline",
-    "plot": "defects.pipeline",
-    "collect": "defects.pipeline",
-    "JobResult": "defects.jobs",
-    "DetachedJob": "defects.jobs",
+    "run": "defects.pipeline.launch",
+    "dry_run": "defects.pipeline.launch",
+    "train": "defects.pipeline.launch",
+    "fetch": "defects.pipeline.launch",
+    "plot": "defects.pipeline.launch",
+    "collect": "defects.pipeline.launch",
+    "JobResult": "defects.jobs.records",
+    "DetachedJob": "defects.jobs.records",
     "synthesize": "defects.dataset.steps",
     "prepare": "defects.dataset.steps",
     "stage": "defects.dataset.steps",
-    "evaluate": "defects.inference",
-    "Evaluation": "defects.inference",
-    "load_model": "defects.inference",
-    "LoadedModel": "defects.inference",
-    "predict": "defects.prediction",
-    "Prediction": "defects.prediction",
+    "evaluate": "defects.inference.loading",
+    "Evaluation": "defects.inference.loading",
+    "load_model": "defects.inference.loading",
+    "LoadedModel": "defects.inference.loading",
+    "predict": "defects.inference.prediction",
+    "Prediction": "defects.inference.prediction",
     "Settings": "defects.settings",
     "DefectsError": "defects.errors",
-    "run_entry_point": "defects.entrypoint",
+    "run_entry_point": "defects.backends.launcher",
     "create_backend": "defects.backends",
     "resolve_settings": "defects.settings",
 }
@@ -71,13 +71,13 @@ __all__ = [
 
 if TYPE_CHECKING:  # For editors and type checkers; at run time the names load on first use.
     from defects.backends import create as create_backend
+    from defects.backends.launcher import run_entry_point
     from defects.dataset.steps import prepare, stage, synthesize
-    from defects.entrypoint import run_entry_point
     from defects.errors import DefectsError
-    from defects.inference import Evaluation, LoadedModel, evaluate, load_model
-    from defects.jobs import DetachedJob, JobResult
-    from defects.pipeline import collect, dry_run, fetch, plot, run, train
-    from defects.prediction import Prediction, predict
+    from defects.inference.loading import Evaluation, LoadedModel, evaluate, load_model
+    from defects.inference.prediction import Prediction, predict
+    from defects.jobs.records import DetachedJob, JobResult
+    from defects.pipeline.launch import collect, dry_run, fetch, plot, run, train
     from defects.settings import Settings
     from defects.settings import resolve as resolve_settings
 

@@ -206,7 +206,7 @@ class Backend(ABC):
 
     @property
     def billed_instance_type(self) -> str | None:
-        """The instance type a job is billed for (see :mod:`defects.pricing`); None when
+        """The instance type a job is billed for (see :mod:`defects.pipeline.pricing`); None when
         jobs run on this machine."""
         return None
 

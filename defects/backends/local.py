@@ -24,8 +24,8 @@ from defects.backends import compose, modeltrainer
 from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
-from defects.jobs import container_tree, refuse_links
-from defects.progress import JobOutput, LineBuffer
+from defects.console.live import JobOutput, LineBuffer
+from defects.jobs.records import container_tree, refuse_links
 from defects.storage import Storage
 from defects.storage.s3 import s3_errors
 from defects.training import contract

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
+from defects.backends.launcher import entry_point_command, run_entry_point
 from defects.console import log
-from defects.entrypoint import entry_point_command, run_entry_point
-from defects.jobs import container_tree
-from defects.progress import JobOutput
+from defects.console.live import JobOutput
+from defects.jobs.records import container_tree
 from defects.storage import S3Uri, Storage
 from defects.storage.s3 import download
 from defects.training import contract

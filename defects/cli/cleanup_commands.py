@@ -16,7 +16,7 @@ from defects.errors import DefectsError
 from defects.settings import resolve
 
 if TYPE_CHECKING:
-    from defects.cleanup import Removal
+    from defects.jobs.cleanup import Removal
 
 yes_option = click.option("-y", "--yes", is_flag=True, help="remove without asking")
 dry_run_option = click.option("--dry-run", is_flag=True, help="list what would go; remove nothing")
@@ -31,7 +31,7 @@ def _confirmed(removals: list[Removal], yes: bool) -> bool:
             hint="Pass --yes to remove without asking (see the list above, or --dry-run).",
             headline="removal not confirmed",
         )
-    from defects.cleanup import human_size
+    from defects.jobs.cleanup import human_size
 
     total = human_size(sum(removal.size for removal in removals))
     return click.confirm(f"Remove these {len(removals)} item(s), {total}?", err=True)
@@ -42,7 +42,7 @@ def _carry_out(
 ) -> None:
     from rich.table import Table
 
-    from defects.cleanup import human_size, remove
+    from defects.jobs.cleanup import human_size, remove
 
     total = sum(removal.size for removal in removals)
     if not as_json:
@@ -87,7 +87,7 @@ def rm(
     runs_dir: Path | None,
 ) -> None:
     """Remove the folders of the JOBs (latest is the newest job)."""
-    from defects.cleanup import plan_rm
+    from defects.jobs.cleanup import plan_rm
 
     root = resolve({"runs_dir": runs_dir}).runs_dir
     _carry_out(plan_rm(root, job_names, force), [root], yes, dry_run, as_json)
@@ -115,7 +115,7 @@ def gc(
 
     Synthetic and prepared data that no job refers to, and the copies of a fetched job's
     model and output that its backend left in the job folder."""
-    from defects.cleanup import plan_gc
+    from defects.jobs.cleanup import plan_gc
 
     root = resolve({"runs_dir": runs_dir}).runs_dir
     _carry_out(plan_gc(root, data_dir, failed), [root, data_dir], yes, dry_run, as_json)

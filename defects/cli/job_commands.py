@@ -28,7 +28,7 @@ from defects.console import err, out
 
 def _run_job(options: dict[str, Any], **arguments: Any) -> None:
     """``run`` and ``train``: settings, hyperparameters and cloud options, then the job."""
-    from defects import pipeline
+    from defects.pipeline import launch as pipeline
 
     backend = make_backend(pop_settings(options))
     dry_run, cloud = pop_cloud(options)

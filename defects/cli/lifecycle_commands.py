@@ -31,7 +31,8 @@ def resume_job(
     """``train --resume JOB``: the job's own data and hyperparameters; a SageMaker job's
     options (time limit, volume, spot...) may be given again, and a paid launch is priced
     and confirmed as any other."""
-    from defects import pipeline, resume
+    from defects.pipeline import launch as pipeline
+    from defects.pipeline import resume
 
     ctx = click.get_current_context()
     on_command_line = [
@@ -66,7 +67,8 @@ def fetch(job: str, runs_dir: Path | None, as_json: bool) -> None:
 
     For a job whose upload or fetch failed after training (its model is kept under
     runs/JOB/), or one that ran on its own (--detach): the results land in runs/JOB/."""
-    from defects import pipeline, resume
+    from defects.pipeline import launch as pipeline
+    from defects.pipeline import resume
 
     run_dir = run_dir_of(job, runs_dir)
     settings = pipeline.settings_of_job(run_dir, resolve({"runs_dir": run_dir.parent}))

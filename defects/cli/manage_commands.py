@@ -20,9 +20,16 @@ from defects.cli.options import (
     settings_options,
 )
 from defects.console import err, log, out
+from defects.console.live import JobOutput, duration
 from defects.errors import DefectsError
-from defects.jobs import FINAL_STATES, JobInfo, list_jobs, process_alive, read_record, true_status
-from defects.progress import JobOutput, duration
+from defects.jobs.records import (
+    FINAL_STATES,
+    JobInfo,
+    list_jobs,
+    process_alive,
+    read_record,
+    true_status,
+)
 from defects.settings import resolve
 
 STATES = ("running", "detached", *FINAL_STATES)
@@ -65,7 +72,7 @@ def jobs(states: tuple[str, ...], limit: int | None, as_json: bool, **kwargs: An
         log.warning("%s %s", error.message, error.hint)
         remote = []
     if remote:
-        from defects.jobs import with_remote
+        from defects.jobs.records import with_remote
 
         found = with_remote(found, remote, backend.name, settings.runs_dir)
     if states:
@@ -149,7 +156,7 @@ def describe(job: str, as_json: bool, runs_dir: Path | None) -> None:
 
     Hyperparameters, data, image, timings, metrics, where its files are (here and in S3)
     and why it failed."""
-    from defects.job_reports import describe_job
+    from defects.jobs.reports import describe_job
 
     described = describe_job(run_dir_of(job, runs_dir), _runs_dir(runs_dir))
     if as_json:
@@ -188,8 +195,8 @@ def compare(
     curves on one figure."""
     from rich.table import Table
 
-    from defects.job_reports import compare_jobs
-    from defects.plots import figure_path, plot_comparison
+    from defects.jobs.plots import figure_path, plot_comparison
+    from defects.jobs.reports import compare_jobs
 
     if len(job_names) < 2:
         raise click.UsageError("Name at least two jobs to compare.")
@@ -228,8 +235,8 @@ def logs(job: str, follow: bool, raw: bool, runs_dir: Path | None) -> None:
 
     With --follow, until the job has ended. A detached SageMaker job's log is read from
     CloudWatch."""
-    from defects import pipeline
-    from defects.job_logs import read_job_log
+    from defects.jobs.logs import read_job_log
+    from defects.pipeline import launch as pipeline
 
     run_dir = run_dir_of(job, runs_dir)
     record = read_record(run_dir)
@@ -255,7 +262,7 @@ def stop(job: str, runs_dir: Path | None) -> None:
 
     A SageMaker job through SageMaker; a job of this machine by sending its command SIGTERM
     (as Ctrl-C in its terminal does)."""
-    from defects import pipeline
+    from defects.pipeline import launch as pipeline
 
     run_dir = run_dir_of(job, runs_dir)
     record = read_record(run_dir)

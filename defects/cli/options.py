@@ -265,7 +265,7 @@ def cost_check(
 ) -> Callable[[Any, list[dict[str, Any]], int], None]:
     """What runs once the data is prepared: the estimate on stderr (on every dry run, and
     before every paid launch), and the confirmation a paid launch above the threshold needs."""
-    from defects import pricing
+    from defects.pipeline import pricing
 
     price_per_hour = kwargs.pop("price_per_hour")
     yes = bool(kwargs.pop("yes"))
@@ -345,7 +345,7 @@ def print_result(result: Any, as_json: bool, runs_dir: Path) -> None:
     if not as_json:
         out.print(result.line(), highlight=False)
         return
-    from defects.job_reports import describe_job
+    from defects.jobs.reports import describe_job
 
     err.print(result.line(), highlight=False)
     out.print_json(data=describe_job(result.run_dir, runs_dir))
@@ -354,7 +354,7 @@ def print_result(result: Any, as_json: bool, runs_dir: Path) -> None:
 def run_dir_of(job: str, runs_dir: Path | None) -> Path:
     """A job's folder: the newest job's for ``latest``, ``job`` itself when it is a folder,
     else ``<runs>/<job>`` (see :func:`defects.jobs.find_job`)."""
-    from defects.jobs import find_job
+    from defects.jobs.records import find_job
 
     runs = runs_dir or resolve().runs_dir
     found = find_job(runs, job)

@@ -23,9 +23,9 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
 
     JOB is a job's name under the runs folder, or a job folder. A SageMaker job started with
     --detach is first fetched from S3, once it has finished."""
-    from defects import pipeline
     from defects.errors import JobNotFound
-    from defects.jobs import history_so_far, load_history, read_record, true_status
+    from defects.jobs.records import history_so_far, load_history, read_record, true_status
+    from defects.pipeline import launch as pipeline
     from defects.settings import resolve
 
     try:
@@ -83,7 +83,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
 @runs_dir_option
 def plot(job: str, runs_dir: Path | None) -> None:
     """Draw curves.png and confusion.png for JOB."""
-    from defects import pipeline
+    from defects.pipeline import launch as pipeline
 
     for path in pipeline.plot(run_dir_of(job, runs_dir)):
         out.print(str(path), highlight=False)
@@ -123,8 +123,8 @@ def evaluate(
     and written with confusion.png to the --out folder. MODEL is a job's name or folder, a
     model.tar.gz, or a .keras file. A file that cannot be used is skipped, named on stderr
     and listed in metrics.json."""
-    from defects.inference import evaluate as evaluate_model
-    from defects.inference import load_model, locate_model
+    from defects.inference.loading import evaluate as evaluate_model
+    from defects.inference.loading import load_model, locate_model
 
     # Loaded before the bar starts: TensorFlow's start holds stderr back for a moment.
     loaded = load_model(locate_model(model, runs_dir))
@@ -192,8 +192,8 @@ def predict(
     MODEL is a job's name or folder, a model.tar.gz, or a .keras file. Each photo gets its
     class and the probability of every class on stdout; a file that cannot be used gets its
     reason on stderr, and the exit status 1."""
-    from defects.inference import load_model, locate_model
-    from defects.prediction import iter_predictions
+    from defects.inference.loading import load_model, locate_model
+    from defects.inference.prediction import iter_predictions
 
     if as_json:
         output = "jsonl"

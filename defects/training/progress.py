@@ -7,7 +7,7 @@ epoch one readable line in the form Keras prints with ``verbose=2``
 (``Epoch 3/20 - 2s - loss: 0.5123 - accuracy: 0.8125 - val_loss: ... - val_accuracy: ...``),
 which is what a person reads in a plain log and what metric definitions match. Every
 backend streams the entry point's output to the host; the host draws the progress lines
-(``defects.progress``) and keeps them in the job log.
+(``defects.console.live``) and keeps them in the job log.
 
 Standard library, Keras and the contract only: this module runs inside the training
 container.

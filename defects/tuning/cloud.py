@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from defects import pipeline
 from defects.backends.base import Confirm, TrainingJob
 from defects.backends.cloud import dry_run, request
 from defects.backends.cloud.preflight import error_text
 from defects.console import log
 from defects.errors import BackendError, TrainingFailed
-from defects.jobs import write_record
+from defects.jobs.records import write_record
+from defects.pipeline import launch as pipeline
 from defects.storage import Layout, Storage
 from defects.tuning.record import BEST_DIR, TuningRecord
 from defects.tuning.spec import STRATEGIES, Range, TuningSpec

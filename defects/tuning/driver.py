@@ -12,13 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from defects import backends, pipeline
+from defects import backends
 from defects.backends.base import Backend, CloudOptions
 from defects.console import log
 from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage
 from defects.errors import ConfigError
-from defects.jobs import refuse_links
+from defects.jobs.records import refuse_links
+from defects.pipeline import launch as pipeline
 from defects.settings import Settings, resolve
 from defects.training.contract import AUTO, HyperparameterValue
 from defects.tuning import cloud, record
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 # SageMaker's limit for a tuning job's name; the same everywhere, so that a name that works
 # here works in the cloud.
 MAX_NAME_LENGTH = 32
-# Settings that change a trial's training time (see defects.pricing).
+# Settings that change a trial's training time (see defects.pipeline.pricing).
 _COSTLY = ("model", "image_size", "batch_size", "precision")
 
 # Called once the data is prepared, before anything is uploaded or sent, with the costliest

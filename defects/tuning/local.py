@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from defects import backends, pipeline
+from defects import backends
 from defects.backends.base import Backend
 from defects.console import log
+from defects.console.live import OUTPUT_LABEL
 from defects.dataset.prepare import PreparedDataset
 from defects.errors import (
     DISK_FULL_HEADLINE,
@@ -37,7 +38,7 @@ from defects.errors import (
     MetricNotFound,
     disk_full,
 )
-from defects.progress import OUTPUT_LABEL
+from defects.pipeline import launch as pipeline
 from defects.storage import Storage
 from defects.training.contract import HyperparameterValue
 from defects.training.metric_log import values

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from defects.errors import DataError
-from defects.jobs import DAMAGED_FILE_HEADLINE, load_json, read_record, write_json, write_record
+from defects.jobs.records import (
+    DAMAGED_FILE_HEADLINE,
+    load_json,
+    read_record,
+    write_json,
+    write_record,
+)
 from defects.training.contract import HyperparameterValue
 from defects.tuning.spec import TuningSpec
 

@@ -17,8 +17,8 @@ import pytest
 from defects.backends.base import CloudOptions, TrainingJob
 from defects.backends.cloud import SageMakerBackend, follow
 from defects.backends.cloud.follow import LOG_GROUP
+from defects.backends.launcher import source_dir
 from defects.cli.options import make_backend
-from defects.entrypoint import source_dir
 from defects.errors import TrainingFailed, TrainingInterrupted
 from defects.settings import resolve
 from defects.training import contract

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from defects import pipeline
 from defects.errors import TrainingFailed
-from defects.jobs import JobResult
+from defects.jobs.records import JobResult
+from defects.pipeline import launch as pipeline
 from defects.settings import resolve
 from defects.storage import s3
 from defects.training import contract

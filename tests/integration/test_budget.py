@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defects.entrypoint import ENTRY_SCRIPT, source_dir
+from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.training import budget, contract
 from defects.training import checkpoints as epoch_checkpoints
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from defects.entrypoint import ENTRY_SCRIPT, source_dir
+from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.training import contract
 
 

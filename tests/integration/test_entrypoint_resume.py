@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.entrypoint import ENTRY_SCRIPT, source_dir
+from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.training import contract
 from defects.training.interruption import EXIT_STATUS
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from defects.errors import UnsafeArchive
-from defects.pipeline import fetch
+from defects.pipeline.launch import fetch
 from defects.storage import Layout, open_embedded
 
 JOB = "crafted"

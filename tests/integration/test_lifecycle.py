@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from defects import pipeline
 from defects.errors import DataError, ResultsPending, StorageError
-from defects.jobs import JobResult
+from defects.jobs.records import JobResult
+from defects.pipeline import launch as pipeline
 from defects.settings import resolve
 from tests.cloud.conftest import run_cli
 from tests.conftest import start_defects, use_moto, wait_for_checkpoint

@@ -11,8 +11,8 @@ import boto3
 import numpy as np
 import pytest
 
-from defects import pipeline
-from defects.jobs import JobResult
+from defects.jobs.records import JobResult
+from defects.pipeline import launch as pipeline
 from defects.settings import resolve
 from tests.conftest import use_moto
 
@@ -134,7 +134,7 @@ def test_job_name_cannot_be_reused(
 
 
 def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
-    from defects.inference import evaluate
+    from defects.inference.loading import evaluate
 
     result = evaluate(finished_job.run_dir, split="test")
     metrics, out_dir = result.metrics, result.out_dir
@@ -148,7 +148,7 @@ def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
 def test_evaluate_on_new_photos_skips_broken_files_and_keeps_the_jobs_own_evaluation(
     finished_job: JobResult, tiny_photos: Path, tmp_path: Path
 ) -> None:
-    from defects.inference import evaluate
+    from defects.inference.loading import evaluate
 
     own = evaluate(finished_job.run_dir, split="test")
     before = (own.out_dir / "metrics.json").read_text()
@@ -172,7 +172,7 @@ def test_evaluate_on_new_photos_skips_broken_files_and_keeps_the_jobs_own_evalua
 def test_predict_answers_for_good_files_and_reports_bad_ones(
     finished_job: JobResult, tiny_photos: Path, tmp_path: Path
 ) -> None:
-    from defects.prediction import predict
+    from defects.inference.prediction import predict
 
     bad = tmp_path / "broken.jpg"
     bad.write_text("not a photo")

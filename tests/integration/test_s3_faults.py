@@ -16,10 +16,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from defects import pipeline
 from defects.dataset import shards, steps
 from defects.errors import StorageError
-from defects.jobs import JobResult
+from defects.jobs.records import JobResult
+from defects.pipeline import launch as pipeline
 from defects.settings import resolve
 from defects.storage import Layout, open_embedded, s3
 from tests.conftest import use_moto

@@ -42,7 +42,7 @@ def test_a_terminal_shows_the_live_line_and_no_tensorflow_lines(
 
 def test_tensorflow_starting_in_this_process_prints_nothing(tmp_path: Path) -> None:
     program = (
-        "from defects.tfnoise import quiet_tensorflow_start\n"
+        "from defects.console.tfnoise import quiet_tensorflow_start\n"
         "with quiet_tensorflow_start():\n"
         "    import tensorflow as tf\n"
         "    tf.config.list_logical_devices()\n"

@@ -132,8 +132,8 @@ def test_a_full_disk_stops_the_search_and_resume_goes_on(
 ) -> None:
     import errno
 
-    from defects import pipeline
     from defects.errors import DataError, DiskError
+    from defects.pipeline import launch as pipeline
 
     spec = make_spec(SEARCH, strategy="random", max_jobs=3, max_parallel_jobs=1, seed=2)
     settings = resolve({"runs_dir": tmp_path / "runs"})

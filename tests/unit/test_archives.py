@@ -12,9 +12,9 @@ from typing import Literal
 
 import pytest
 
-from defects.archives import MAX_BYTES, MAX_MEMBERS, safe_extract
 from defects.backends.artifacts import pack
 from defects.errors import DataError, UnsafeArchive
+from defects.storage.archives import MAX_BYTES, MAX_MEMBERS, safe_extract
 
 Member = tuple[tarfile.TarInfo, bytes | None]
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from defects.dataset.prepare import PreparedDataset
-from defects.pipeline import resolve_image_size
+from defects.pipeline.launch import resolve_image_size
 from defects.training import budget, contract
 
 

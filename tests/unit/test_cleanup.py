@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.cleanup import drop_backend_copies, plan_gc
+from defects.jobs.cleanup import drop_backend_copies, plan_gc
 from tests.jobfolders import job_folder, prepared_dataset, synthetic_photos
 from tests.jobfolders import run_cli as _run
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from defects import jobs, lifecycle
 from defects.backends import artifacts
 from defects.backends.base import TrainingJob
 from defects.errors import DataError, DiskError, TrainingFailed, disk_full, from_os_error
+from defects.jobs import records as jobs
+from defects.pipeline import lifecycle
 from defects.training import contract
 from tests.cloud.conftest import run_cli
 

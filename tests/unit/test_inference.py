@@ -11,8 +11,8 @@ import pytest
 
 from defects.cli import main
 from defects.errors import DataError, UnsafeArchive
-from defects.inference import evaluate, load_model
-from defects.prediction import predict
+from defects.inference.loading import evaluate, load_model
+from defects.inference.prediction import predict
 
 
 @pytest.fixture

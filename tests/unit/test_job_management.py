@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from defects.job_reports import compare_jobs
-from defects.jobs import find_job, list_jobs
+from defects.jobs.records import find_job, list_jobs
+from defects.jobs.reports import compare_jobs
 from tests.jobfolders import job_folder, prepared_dataset, synthetic_photos
 from tests.jobfolders import run_cli as _run
 
@@ -101,7 +101,7 @@ def test_latest_is_the_newest_job(runs: Path) -> None:
 def test_a_model_of_latest_is_the_newest_job_that_has_one(
     runs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from defects.inference import locate_model
+    from defects.inference.loading import locate_model
 
     with caplog.at_level(logging.INFO, logger="defects"):
         assert locate_model("latest", runs) == runs / "done"

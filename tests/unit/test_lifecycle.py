@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from defects import lifecycle, signals
+from defects import signals
 from defects.backends.base import CloudOptions
 from defects.errors import (
     ConfigError,
@@ -19,7 +19,8 @@ from defects.errors import (
     TrainingFailed,
     TrainingInterrupted,
 )
-from defects.jobs import read_record
+from defects.jobs.records import read_record
+from defects.pipeline import lifecycle
 
 
 def test_of_two_commands_reserving_one_name_at_once_exactly_one_gets_it(tmp_path: Path) -> None:

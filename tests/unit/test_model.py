@@ -56,7 +56,7 @@ def test_the_orientation_model_loads_in_a_fresh_process(
     np.save(tmp_path / "images.npy", images)
     script = (
         "import sys, numpy as np\n"
-        "from defects.inference import load_model\n"
+        "from defects.inference.loading import load_model\n"
         "loaded = load_model(sys.argv[1])\n"
         "print(loaded.model.predict(np.load(sys.argv[2]), verbose=0).tolist())\n"
     )

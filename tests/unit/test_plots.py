@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
-from defects import plots
+from defects.jobs import plots
 
 
 def _legends(history: dict, path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -125,7 +125,7 @@ def test_the_api_takes_strings_and_batches_the_photos(
     model_dir: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import defects
-    from defects.inference import load_model
+    from defects.inference.loading import load_model
 
     loaded = load_model(str(model_dir))
     calls: list[int] = []
@@ -206,8 +206,8 @@ def test_a_truncated_model_file_is_a_clear_error(
 
 
 def test_the_number_of_answers_is_known_before_the_first(model_dir: Path, photos: Path) -> None:
-    from defects.inference import load_model
-    from defects.prediction import iter_predictions
+    from defects.inference.loading import load_model
+    from defects.inference.prediction import iter_predictions
 
     totals: list[int] = []
     answers = 0
@@ -238,8 +238,8 @@ def test_photos_are_converted_a_few_batches_at_a_time_and_answered_in_order(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # BMPs are converted in memory: a folder of thousands must not be held whole.
-    from defects import prediction
-    from defects.inference import load_model
+    from defects.inference import prediction
+    from defects.inference.loading import load_model
 
     count = 60
     for index in range(count):

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from defects import pricing
 from defects.backends.base import CloudOptions
 from defects.backends.cloud import SageMakerBackend
 from defects.backends.process import ProcessBackend
 from defects.dataset.prepare import PreparedDataset
 from defects.errors import NotConfirmed
+from defects.pipeline import pricing
 from defects.settings import resolve
 from defects.training import contract
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.entrypoint import run_entry_point
+from defects.backends.launcher import run_entry_point
 from defects.training import contract
 
 # Prints what it was given, one line per fact, then exits with the status it was asked for.

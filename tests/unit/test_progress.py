@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from defects.progress import OUTPUT_LABEL, JobOutput, LineBuffer, describe, plain
-from defects.tfnoise import is_noise
+from defects.console.live import OUTPUT_LABEL, JobOutput, LineBuffer, describe, plain
+from defects.console.tfnoise import is_noise
 
 PROGRESS = (
     'defects-progress {"event": "step", "epoch": 2, "epochs": 3, "automatic": false, '
@@ -230,7 +230,7 @@ def test_other_lines_are_not_noise(line: str) -> None:
 def test_native_stderr_keeps_what_is_not_noise(tmp_path: Path) -> None:
     program = (
         "import os\n"
-        "from defects.tfnoise import quiet_tensorflow_start\n"
+        "from defects.console.tfnoise import quiet_tensorflow_start\n"
         "with quiet_tensorflow_start():\n"
         f"    os.write(2, {(NOISE[3] + chr(10)).encode()!r})\n"
         "    os.write(2, b'something real\\n')\n"

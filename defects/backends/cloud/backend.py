@@ -26,8 +26,8 @@ from defects.backends.base import (
 )
 from defects.backends.cloud import dry_run, follow, jobs, preflight, request
 from defects.console import log
+from defects.console.live import JobOutput
 from defects.errors import BackendError
-from defects.progress import JobOutput
 from defects.settings import Settings
 from defects.storage import Layout, Storage, open_aws
 

@@ -20,15 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from defects import backends, lifecycle
-from defects.archives import safe_extract
+from defects import backends
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
-from defects.cleanup import drop_backend_copies
+from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
-from defects.entrypoint import ENTRY_SCRIPT, source_dir
 from defects.errors import ConfigError, DataError, DefectsError, StorageError, TrainingFailed
-from defects.jobs import (
+from defects.jobs.cleanup import drop_backend_copies
+from defects.jobs.records import (
     DetachedJob,
     JobResult,
     RunResult,
@@ -42,15 +41,17 @@ from defects.jobs import (
     this_process,
     write_record,
 )
+from defects.pipeline import lifecycle
 from defects.settings import Settings, resolve
 from defects.storage import Storage, s3
+from defects.storage.archives import safe_extract
 from defects.training import contract
 from defects.training.contract import HyperparameterValue
 
 PLOTS = ("curves.png", "confusion.png")
 
 # Called once the data is prepared, before anything is uploaded or sent: the CLI's cost
-# estimate and confirmation (defects.pricing) hook in here.
+# estimate and confirmation (defects.pipeline.pricing) hook in here.
 BeforeLaunch = Callable[[PreparedDataset, Mapping[str, HyperparameterValue], CloudOptions], None]
 
 
@@ -271,7 +272,7 @@ def collect(job_name: str, backend: Backend) -> Path | None:
 def plot(run_dir: Path) -> list[Path]:
     """Draw ``curves.png`` and ``confusion.png`` from a job's history and metrics; for a job
     still training, or interrupted, on this machine, the curves of its epochs so far."""
-    from defects.plots import plot_confusion, plot_curves
+    from defects.jobs.plots import plot_confusion, plot_curves
 
     run_dir = Path(run_dir)
     so_far = history_so_far(run_dir)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from defects.jobs import FINAL_STATES, LOG_FILE, read_record, true_status
+from defects.jobs.records import FINAL_STATES, LOG_FILE, read_record, true_status
 
 # Seconds between two looks at a growing job.log.
 POLL_SECONDS = 0.5

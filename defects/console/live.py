@@ -8,7 +8,7 @@ job) to one :class:`JobOutput`, after writing it to the job log as it came. Here
   "until validation stops improving"), the step within the epoch, elapsed and estimated
   time left, the last validation accuracy. Without a terminal they are not shown: the entry
   point's own line per epoch is.
-- TensorFlow's start-up chatter (:mod:`defects.tfnoise`) and the metric lines that tuning
+- TensorFlow's start-up chatter (:mod:`defects.console.tfnoise`) and the metric lines that tuning
   reads (:mod:`defects.training.metric_log`; the epoch line says the same) stay in the job
   log only.
 - The container's start-up (docker compose's lines, the SageMaker drivers' shell trace,
@@ -30,7 +30,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, Tex
 from rich.text import Text
 
 from defects.console import err, log
-from defects.tfnoise import is_noise
+from defects.console.tfnoise import is_noise
 from defects.training.contract import PROGRESS_PREFIX
 from defects.training.metric_log import PREFIX as METRIC_PREFIX
 

@@ -1,5 +1,5 @@
 """Using a trained model: load it, and evaluate it on a prepared split (classifying photos
-is :mod:`defects.prediction`).
+is :mod:`defects.inference.prediction`).
 
 A model is any backend's artifact: a job's name or its ``runs/<job>/`` folder, a
 ``model.tar.gz``, a folder holding ``model.keras`` and ``class_names.json``, or the
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from defects.archives import safe_extract
 from defects.dataset.prepare import SPLITS, PreparedDataset, load_manifest
 from defects.errors import DataError, JobNotFound
+from defects.storage.archives import safe_extract
 from defects.training import contract
 
 
@@ -45,7 +45,7 @@ def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
         from defects.settings import resolve
 
         runs_dir = resolve().runs_dir
-    from defects.jobs import LATEST, find_job
+    from defects.jobs.records import LATEST, find_job
 
     if str(model) == LATEST:
         return _latest_model(runs_dir)
@@ -72,7 +72,7 @@ def _latest_model(runs_dir: Path) -> Path:
     """The folder of the newest job that has a model: a newer job still running, failed
     or interrupted is passed over, and said so."""
     from defects.console import log
-    from defects.jobs import list_jobs
+    from defects.jobs.records import list_jobs
 
     jobs = list_jobs(runs_dir)
     for index, job in enumerate(jobs):
@@ -145,7 +145,7 @@ def load_model(model: str | Path) -> LoadedModel:
     # The archive is checked before Keras and TensorFlow take seconds to import.
     model_file, folder, temporary = _model_dir(location)
 
-    from defects.tfnoise import quiet_tensorflow_start
+    from defects.console.tfnoise import quiet_tensorflow_start
 
     with quiet_tensorflow_start():
         import keras  # noqa: F401 - its start-up notices are silenced here
@@ -262,7 +262,7 @@ def _evaluation_dir(
 
 def dataset_of_job(run_dir: Path) -> Path | None:
     """The prepared dataset the job in ``run_dir`` trained on, as its record names it."""
-    from defects.jobs import json_object
+    from defects.jobs.records import json_object
 
     root = json_object(run_dir / "job.json").get("dataset_root")
     return Path(root) if isinstance(root, str) and root else None
@@ -298,9 +298,9 @@ def evaluate(
     ``<job>/evaluation-<split>``, or a folder named after other data). Files that cannot
     be used are skipped and listed in the metrics' ``skipped``; ``on_total`` learns how
     many images there are and ``advance`` counts them as they are classified."""
-    from defects.jobs import write_json
-    from defects.plots import plot_confusion
-    from defects.prediction import iter_predictions
+    from defects.inference.prediction import iter_predictions
+    from defects.jobs.plots import plot_confusion
+    from defects.jobs.records import write_json
     from defects.training.data import list_images
     from defects.training.metrics import classification_metrics
 

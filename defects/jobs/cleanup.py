@@ -18,7 +18,7 @@ from pathlib import Path
 from defects.console import log
 from defects.dataset.prepare import load_manifest
 from defects.errors import DataError, DefectsError
-from defects.jobs import FINAL_STATES, find_job, list_jobs, read_record, true_status
+from defects.jobs.records import FINAL_STATES, find_job, list_jobs, read_record, true_status
 from defects.training import contract
 
 # Copies of the fetched artifacts that a backend leaves in the job folder: the model and

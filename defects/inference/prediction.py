@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from defects.dataset.prepare import IMAGE_SUFFIXES, check_image
-from defects.inference import LoadedModel, load_model
+from defects.inference.loading import LoadedModel, load_model
 
 BATCH_SIZE = 32
 _GLOB_CHARACTERS = frozenset("*?[")

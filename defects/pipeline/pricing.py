@@ -29,7 +29,7 @@ from defects.backends.base import Backend, CloudOptions
 from defects.console import err
 from defects.dataset.prepare import PreparedDataset
 from defects.errors import NotConfirmed
-from defects.jobs import job_folders, read_record
+from defects.jobs.records import job_folders, read_record
 from defects.training import contract
 
 # Settings that change the throughput of a job: a measurement counts only for the same ones.

@@ -9,7 +9,7 @@ from typing import Any
 
 from defects.dataset.prepare import load_manifest
 from defects.errors import DataError
-from defects.jobs import (
+from defects.jobs.records import (
     LOG_FILE,
     RECORD_FILE,
     history_so_far,

@@ -30,7 +30,7 @@ from defects.errors import (
     ResultsPending,
     TrainingInterrupted,
 )
-from defects.jobs import read_record, this_process, write_record
+from defects.jobs.records import read_record, this_process, write_record
 
 LOCK_FILE = ".lock"
 # Statuses a job may be resumed from by training again; "unfetched" is finished instead.

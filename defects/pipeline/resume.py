@@ -21,12 +21,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from defects import backends, lifecycle, pipeline
+from defects import backends
 from defects.backends.base import Backend, Confirm, TrainingJob
 from defects.console import log
 from defects.errors import ConfigError, DataError, ResultsPending, StorageError
-from defects.jobs import JOB_NAME, JobResult, RunResult, read_record, refuse_links, write_record
-from defects.pipeline import BeforeLaunch
+from defects.jobs.records import (
+    JOB_NAME,
+    JobResult,
+    RunResult,
+    read_record,
+    refuse_links,
+    write_record,
+)
+from defects.pipeline import launch as pipeline
+from defects.pipeline import lifecycle
+from defects.pipeline.launch import BeforeLaunch
 from defects.settings import Settings
 from defects.storage import s3
 from defects.training import contract
