@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from defects.console import log
 from defects.errors import BackendError, ConfigError
+from defects.jobs.records import RemoteJob
 from defects.settings import EMBEDDED_BUCKET, Settings
 from defects.training.contract import HyperparameterValue
 
@@ -139,17 +140,6 @@ class JobStatus:
     job_name: str
     state: str  # "running", "completed", "failed" or "stopped"
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class RemoteJob:
-    """A job as the service that runs it lists it (see :meth:`Backend.remote_jobs`)."""
-
-    job_name: str
-    state: str  # "running", "completed", "failed" or "stopped"
-    remote_status: str  # the service's own word, e.g. "InProgress"
-    started: str | None = None
-    seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,10 @@ import socket
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, TypeGuard
 
 from defects.errors import ConfigError, DataError, JobNotFound
 from defects.training import contract
-
-if TYPE_CHECKING:
-    from defects.backends.base import RemoteJob
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 RECORD_FILE = "job.json"
@@ -331,6 +328,17 @@ def list_jobs(runs_dir: Path) -> list[JobInfo]:
     """Every job under ``runs_dir``, newest first."""
     jobs = [job_info(folder, runs_dir) for folder in job_folders(runs_dir)]
     return sorted(jobs, key=lambda job: (job.started or "", job.name), reverse=True)
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """A job as the service that runs it lists it (see :meth:`Backend.remote_jobs`)."""
+
+    job_name: str
+    state: str  # "running", "completed", "failed" or "stopped"
+    remote_status: str  # the service's own word, e.g. "InProgress"
+    started: str | None = None
+    seconds: float | None = None
 
 
 def with_remote(

@@ -20,7 +20,6 @@ from defects.backends.base import (
     CloudOptions,
     Confirm,
     JobStatus,
-    RemoteJob,
     TrainingJob,
     TrainingResult,
 )
@@ -28,6 +27,7 @@ from defects.backends.cloud import dry_run, follow, jobs, preflight, request
 from defects.console import log
 from defects.console.live import JobOutput
 from defects.errors import BackendError
+from defects.jobs.records import RemoteJob
 from defects.settings import Settings
 from defects.storage import Layout, Storage, open_aws
 

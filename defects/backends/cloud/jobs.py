@@ -10,10 +10,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from defects.backends.base import RemoteJob
 from defects.backends.cloud import follow
 from defects.backends.cloud.preflight import CREDENTIALS_HINT, error_code, error_text
 from defects.errors import BackendError
+from defects.jobs.records import RemoteJob
 
 # Job names this tool gives (defects.jobs.new_job_name); ListTrainingJobs filters on it.
 NAME_PREFIX = "defects"
