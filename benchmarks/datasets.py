@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from defects.dataset import synth
-from defects.dataset.prepare import PreparedDataset, load_manifest, prepare
+from defects.dataset.manifest import PreparedDataset, load_manifest
+from defects.dataset.prepare import prepare
 
 _CLASSES = ("good", "oil", "scratch", "stain")
 

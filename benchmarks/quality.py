@@ -29,7 +29,7 @@ from benchmarks import datasets, elpv
 from benchmarks.context import Context
 from benchmarks.entrypoint import EntryPointRun, run_entry_point
 from benchmarks.report import Result, skipped, times
-from defects.dataset.prepare import PreparedDataset
+from defects.dataset.manifest import PreparedDataset
 from defects.training import contract
 
 KEYS = {

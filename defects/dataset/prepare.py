@@ -1,120 +1,39 @@
 """Data preparation: a folder of class folders to a validated, stratified, reproducible split.
 
-The source is read, never written. Every file is decoded once in full; what cannot be used
-is skipped with a reason in ``manifest.json``. Kept files are copied (reflinked where the file
-system can; never hard-linked) into ``<out>/{train,validation,test}/<class>/``; images in
-another mode or format (RGBA, grayscale, 16-bit, palette, BMP, WebP, TIFF, HEIC) are converted to
-8-bit RGB PNG there, so that the entry point only ever sees RGB JPEG or PNG.
+The source is read, never written. Every file is decoded once in full (:mod:`.images`);
+what cannot be used is skipped with a reason in ``manifest.json`` (:mod:`.manifest`). Kept
+files are split (:mod:`.split`) and copied (reflinked where the file system can; never
+hard-linked) into ``<out>/{train,validation,test}/<class>/``; images in another mode or
+format (RGBA, grayscale, 16-bit, palette, BMP, WebP, TIFF, HEIC) are converted to 8-bit RGB
+PNG there, so that the entry point only ever sees RGB JPEG or PNG. Here: finding the
+classes and splits of a source, and the steps in order.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import io
 import json
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
 from defects.dataset import DEFAULT_CLASSES
 from defects.dataset.folders import built_in_place, copy_file, exclusive
+from defects.dataset.images import (
+    FORMAT_NAMES,
+    IMAGE_SUFFIXES,
+    CheckedImage,
+    check_image,
+)
+from defects.dataset.manifest import MANIFEST, PreparedDataset, build_manifest, load_manifest
+from defects.dataset.split import split_by_class, split_given, without_copies
 from defects.errors import DataError
 
 __all__ = ["DEFAULT_CLASSES", "PreparedDataset", "check_image", "load_manifest", "prepare"]
-# The image files a source may hold, by format. Anything but an 8-bit RGB JPEG or PNG is
-# converted to PNG (the first frame of an animated or multi-page file).
-IMAGE_FORMATS = {
-    "JPEG": (".jpg", ".jpeg"),
-    "PNG": (".png",),
-    "BMP": (".bmp",),
-    "WEBP": (".webp",),
-    "TIFF": (".tif", ".tiff"),
-    "HEIF": (".heic", ".heif"),
-}
-IMAGE_SUFFIXES = tuple(suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes)
-FORMAT_NAMES = "JPEG, PNG, BMP, WebP, TIFF or HEIC"
-SPLITS = ("train", "validation", "test")
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
-# Enough to put one image of every class in each split.
-MIN_PER_CLASS = len(SPLITS)
-# Decompression-bomb guard: far above any inspection photo.
-Image.MAX_IMAGE_PIXELS = 120_000_000
-
-
-@dataclass(frozen=True)
-class PreparedDataset:
-    root: Path
-    manifest: dict[str, Any]
-
-    @property
-    def dataset_id(self) -> str:
-        return str(self.manifest["dataset_id"])
-
-    @property
-    def counts(self) -> dict[str, dict[str, int]]:
-        return dict(self.manifest["counts"])
-
-    @property
-    def skipped(self) -> list[dict[str, str]]:
-        return list(self.manifest["skipped"])
-
-    def files(self) -> list[dict[str, Any]]:
-        return list(self.manifest["files"])
-
-    def summary(self) -> str:
-        sizes = ", ".join(f"{split} {sum(self.counts[split].values())}" for split in SPLITS)
-        classes = ", ".join(self.manifest["classes"])
-        line = f"dataset {self.dataset_id} (classes {classes}): {sizes} images in {self.root}"
-        given = self.manifest.get("given_splits")
-        if given:
-            taken = [split for split in SPLITS if split not in given]
-            folders = ", ".join(f"{given[split]}/" for split in SPLITS if split in given)
-            line += f"; the source's own splits kept ({folders})"
-            line += f", {' and '.join(taken)} taken from train" if taken else ""
-        if self.skipped:
-            line += f"; skipped {len(self.skipped)} file(s), reasons in {self.root / MANIFEST}"
-        return line
-
-
-@dataclass(frozen=True)
-class CheckedImage:
-    source: Path
-    relative: str
-    class_name: str
-    reason: str = ""
-    sha256: str = ""
-    md5: str = ""
-    width: int = 0
-    height: int = 0
-    size: int = 0
-    # Set when the image must be converted; holds the converted PNG bytes.
-    converted: bytes | None = None
-    conversion: str = ""
-
-
-def load_manifest(root: Path) -> PreparedDataset | None:
-    path = root / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"The manifest {path} is unreadable: {error}.") from error
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise DataError(
-            f"{path} was written by another version of this tool.",
-            hint="Prepare the source folder again with `defects prepare`.",
-        )
-    return PreparedDataset(root, manifest)
+# (the source's split, or None to split it; the class; its folder)
+Place = tuple[str | None, str, Path]
 
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
@@ -275,99 +194,6 @@ def find_class_folders(source: Path, classes: Sequence[str]) -> tuple[dict[str, 
     return {name: found[name][0] for name in classes}, ignored
 
 
-@functools.cache
-def _read_heif() -> None:
-    """Let Pillow open HEIC/HEIF files (once, when the first image is checked)."""
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
-
-
-def check_image(path: Path, relative: str = "", class_name: str = "") -> CheckedImage:
-    """Read and fully decode one file; ``reason`` says why it cannot be used, if so."""
-    _read_heif()
-    skipped = CheckedImage(path, relative, class_name)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        return _replace(skipped, reason=f"unsupported file type {path.suffix or '(none)'}")
-    try:
-        contents = path.read_bytes()
-    except OSError as error:
-        return _replace(skipped, reason=f"cannot be read: {error.strerror or error}")
-    if not contents:
-        return _replace(skipped, reason="empty file (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(contents)) as image:
-            image.load()
-            image_format = image.format or ""
-            mode = image.mode
-            width, height = image.size
-            unusable = _unusable(image_format, mode)
-            converted, conversion = (None, "") if unusable else _convert(image, image_format)
-    except UnidentifiedImageError:
-        return _replace(skipped, reason=f"not an image (no {FORMAT_NAMES} content)")
-    except Image.DecompressionBombError as error:
-        return _replace(skipped, reason=f"image too large: {error}")
-    except (OSError, SyntaxError, ValueError) as error:
-        return _replace(skipped, reason=f"unreadable or truncated image: {error}")
-    if unusable:
-        return _replace(skipped, reason=unusable)
-    if min(width, height) < 16:
-        return _replace(skipped, reason=f"too small ({width}x{height})")
-    payload = converted if converted is not None else contents
-    return CheckedImage(
-        source=path,
-        relative=relative,
-        class_name=class_name,
-        sha256=hashlib.sha256(payload).hexdigest(),
-        md5=hashlib.md5(payload, usedforsecurity=False).hexdigest(),
-        width=width,
-        height=height,
-        size=len(payload),
-        converted=converted,
-        conversion=conversion,
-    )
-
-
-def _replace(checked: CheckedImage, reason: str) -> CheckedImage:
-    return CheckedImage(checked.source, checked.relative, checked.class_name, reason=reason)
-
-
-def _unusable(image_format: str, mode: str) -> str:
-    """Why an image of this format and pixel mode cannot be used; empty when it can."""
-    if image_format not in IMAGE_FORMATS:
-        return f"unsupported image format {image_format} ({mode})"
-    if mode in {"F", "I;16S"} or mode.startswith("I;32"):
-        return f"unsupported pixel mode {mode} (save it as 8- or 16-bit)"
-    return ""
-
-
-def _convert(image: Image.Image, image_format: str) -> tuple[bytes | None, str]:
-    """8-bit RGB JPEG/PNG pass through (``None``); anything else becomes an 8-bit RGB PNG,
-    with a description of the conversion."""
-    if image.mode == "RGB" and image_format in {"JPEG", "PNG"}:
-        return None, ""
-    frames = getattr(image, "n_frames", 1)
-    if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
-        pixels = np.asarray(image, dtype=np.uint32)
-        peak = 65535 if image.mode.startswith("I;16") or pixels.max() > 255 else 255
-        scaled = (pixels.astype(np.float64) * 255.0 / peak).round().astype(np.uint8)
-        rgb = Image.fromarray(scaled, mode="L").convert("RGB")
-        description = f"16-bit {image.mode} to 8-bit RGB"
-    elif image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
-        # Transparent pixels become white, as an image viewer shows them.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        rgb = Image.alpha_composite(background, rgba).convert("RGB")
-        description = f"{image.mode} to RGB on white"
-    else:
-        rgb = image.convert("RGB")
-        description = f"{image_format} {image.mode} to RGB"
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="PNG", compress_level=1)
-    first = f" (the first of {frames} frames)" if frames > 1 else ""
-    return buffer.getvalue(), description + " PNG" + first
-
-
 def _target_name(checked: CheckedImage, depth: int = 1) -> str:
     # The path inside the class folder (``depth`` folders down the source), flattened:
     # nested sub-folders cannot collide.
@@ -376,115 +202,6 @@ def _target_name(checked: CheckedImage, depth: int = 1) -> str:
         # shot.bmp and shot.webp beside shot.png: shot.bmp.png, shot.webp.png, shot.png.
         name += ".png"
     return name
-
-
-def _without_copies(
-    kept: list[CheckedImage], given: dict[str, str]
-) -> tuple[list[CheckedImage], list[dict[str, str]]]:
-    """One image of each content, and the reason every other copy is skipped.
-
-    Byte-identical copies (a photo saved twice, ``IMG_1 (1).jpg``) would land in different
-    splits, and a test image the network trained on makes the test figures a lie: one copy
-    is kept, in a divided source the one in train before validation before test, else the
-    one of the shortest name (the original beside ``IMG_1 (1).jpg``). An image found in two
-    classes has no one right label: every copy is skipped."""
-    order = {split: rank for rank, split in enumerate(SPLITS)}
-
-    def preference(image: CheckedImage) -> tuple[int, int, str]:
-        split = given.get(image.relative, "train")
-        return order[split], len(image.relative), image.relative
-
-    by_content: dict[str, list[CheckedImage]] = {}
-    for image in sorted(kept, key=preference):
-        by_content.setdefault(image.sha256, []).append(image)
-    unique: list[CheckedImage] = []
-    skipped: list[dict[str, str]] = []
-    for copies in by_content.values():
-        first, *others = copies
-        classes = sorted({image.class_name for image in copies})
-        if len(classes) > 1:
-            for image in copies:
-                elsewhere = ", ".join(c.relative for c in copies if c is not image)
-                skipped.append(
-                    {
-                        "source": image.relative,
-                        "reason": f"the same image is in the classes {' and '.join(classes)} "
-                        f"({elsewhere})",
-                    }
-                )
-            continue
-        unique.append(first)
-        skipped += [
-            {"source": other.relative, "reason": f"a copy of {first.relative}"} for other in others
-        ]
-    return unique, skipped
-
-
-def _split(
-    checked: list[CheckedImage], classes: Sequence[str], validation: float, test: float, seed: int
-) -> dict[str, str]:
-    """Stratified by construction: every class is split on its own with the same fractions."""
-    # Imported here: scikit-learn takes a second to import, and only splitting needs it.
-    from sklearn.model_selection import train_test_split
-
-    assignment: dict[str, str] = {}
-    for name in classes:
-        members = sorted(c.relative for c in checked if c.class_name == name)
-        if len(members) < MIN_PER_CLASS:
-            raise DataError(
-                f"The class {name!r} has {len(members)} usable image(s); at least "
-                f"{MIN_PER_CLASS} are needed (one each for train, validation and test).",
-                hint="Add images to that class, or drop it with --classes.",
-            )
-        n_test = max(1, round(len(members) * test))
-        n_validation = max(1, round(len(members) * validation))
-        n_validation = min(n_validation, len(members) - n_test - 1)
-        rest, test_part = train_test_split(members, test_size=n_test, random_state=seed)
-        train_part, validation_part = train_test_split(
-            rest, test_size=n_validation, random_state=seed
-        )
-        for split, part in zip(SPLITS, (train_part, validation_part, test_part), strict=True):
-            for relative in part:
-                assignment[relative] = split
-    return assignment
-
-
-def _split_given(
-    checked: list[CheckedImage],
-    classes: Sequence[str],
-    given: dict[str, str],
-    validation: float,
-    test: float,
-    seed: int,
-) -> dict[str, str]:
-    """The splits a divided source gives; a split it lacks (validation, test) is taken
-    from each class's train images with its fraction, as :func:`_split` would."""
-    from sklearn.model_selection import train_test_split
-
-    assignment = {c.relative: given[c.relative] for c in checked}
-    for name in classes:
-        for split, fraction in (("test", test), ("validation", validation)):
-            if split in given.values():
-                continue
-            train = sorted(
-                c.relative
-                for c in checked
-                if c.class_name == name and assignment[c.relative] == "train"
-            )
-            if len(train) < 2:
-                break
-            count = min(max(1, round(len(train) * fraction)), len(train) - 1)
-            _, taken = train_test_split(train, test_size=count, random_state=seed)
-            for relative in taken:
-                assignment[relative] = split
-        for split in SPLITS:
-            if not any(assignment[c.relative] == split for c in checked if c.class_name == name):
-                raise DataError(
-                    f"The class {name!r} has no usable image for the {split} split.",
-                    hint="Every class needs images in train/ (two at least when a split is "
-                    "taken from it) and in each split folder the source has.",
-                )
-    return assignment
 
 
 def prepare(
@@ -515,25 +232,60 @@ def prepare(
         )
     if not (0 < validation < 0.5 and 0 < test < 0.5 and validation + test < 0.8):
         raise DataError("Validation and test fractions must each be in (0, 0.5).")
-    # Where each class's images are: (the source's split, or None to split; class; folder).
-    places: list[tuple[str | None, str, Path]] = []
-    ignored: list[str] = []
+    places, ignored = _places(source, classes, splits)
+    candidates, given = _candidates(places)
+    on_total(len(candidates))
+    kept, skipped = _checked(candidates, given, advance)
+    _require_every_class(kept, skipped, classes, source)
+    try:
+        if splits is None:
+            assignment = split_by_class(kept, classes, validation, test, seed)
+        else:
+            assignment = split_given(kept, classes, given, validation, test, seed)
+    except DataError as error:
+        if not skipped:
+            raise
+        # Too few images may be too few usable ones: say which were not.
+        raise DataError(
+            f"{error.message} {len(skipped)} file(s) were skipped, e.g. "
+            f"{skipped[0]['source']}: {skipped[0]['reason']}.",
+            hint=error.hint,
+        ) from None
+    files = _entries(kept, assignment, depth=1 if splits is None else 2)
+    manifest = build_manifest(
+        source, files, classes, seed, (validation, test), splits, ignored, skipped
+    )
+    target = out_dir if out_dir is not None else data_dir / "prepared" / manifest["dataset_id"]
+    return _lay_out(target, kept, manifest)
+
+
+def _places(
+    source: Path, classes: Sequence[str], splits: dict[str, Path] | None
+) -> tuple[list[Place], list[str]]:
+    """Where each class's images are, and the folders ignored."""
     if splits is None:
         folders, ignored = find_class_folders(source, classes)
-        places = [(None, name, folder) for name, folder in folders.items()]
-    else:
-        level = next(iter(splits.values())).parent
-        ignored = [
-            folder.relative_to(source).as_posix()
-            for folder in _subfolders(level)
-            if folder not in splits.values()
-        ]
-        for split, split_folder in splits.items():
-            folders, unused = find_class_folders(split_folder, classes)
-            places += [(split, name, folder) for name, folder in folders.items()]
-            ignored += [f"{split_folder.relative_to(source).as_posix()}/{name}" for name in unused]
+        return [(None, name, folder) for name, folder in folders.items()], ignored
+    level = next(iter(splits.values())).parent
+    ignored = [
+        folder.relative_to(source).as_posix()
+        for folder in _subfolders(level)
+        if folder not in splits.values()
+    ]
+    places: list[Place] = []
+    for split, split_folder in splits.items():
+        folders, unused = find_class_folders(split_folder, classes)
+        places += [(split, name, folder) for name, folder in folders.items()]
+        ignored += [f"{split_folder.relative_to(source).as_posix()}/{name}" for name in unused]
+    return places, ignored
 
-    jobs: list[tuple[Path, str, str]] = []
+
+def _candidates(
+    places: list[Place],
+) -> tuple[list[tuple[Path, str, str]], dict[str, str]]:
+    """Every file to check as ``(path, name in the dataset, class)``, and the split a
+    divided source gives each of its files."""
+    candidates: list[tuple[Path, str, str]] = []
     given: dict[str, str] = {}
     for given_split, name, folder in places:
         # A divided source's images are named from its split folder: train/<class>/<file>.
@@ -541,22 +293,35 @@ def prepare(
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 relative = f"{prefix}/{path.relative_to(folder).as_posix()}"
-                jobs.append((path, relative, name))
+                candidates.append((path, relative, name))
                 if given_split:
                     given[relative] = given_split
-    on_total(len(jobs))
+    return candidates, given
 
-    def check(job: tuple[Path, str, str]) -> CheckedImage:
-        result = check_image(*job)
+
+def _checked(
+    candidates: list[tuple[Path, str, str]],
+    given: dict[str, str],
+    advance: Callable[[int], None],
+) -> tuple[list[CheckedImage], list[dict[str, str]]]:
+    """The usable images, one of each content, and every skipped file with its reason."""
+
+    def check(candidate: tuple[Path, str, str]) -> CheckedImage:
+        result = check_image(*candidate)
         advance(1)
         return result
 
     # Decoding releases the GIL: threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = list(pool.map(check, jobs))
-    kept, copies = _without_copies([r for r in results if not r.reason], given)
+        results = list(pool.map(check, candidates))
+    kept, copies = without_copies([r for r in results if not r.reason], given)
     skipped = [{"source": r.relative, "reason": r.reason} for r in results if r.reason]
-    skipped += copies
+    return kept, skipped + copies
+
+
+def _require_every_class(
+    kept: list[CheckedImage], skipped: list[dict[str, str]], classes: Sequence[str], source: Path
+) -> None:
     empty = [name for name in classes if not any(r.class_name == name for r in kept)]
     if empty:
         raise DataError(
@@ -570,22 +335,12 @@ def prepare(
             + ".",
             hint=f"Put {FORMAT_NAMES} images ({' '.join(IMAGE_SUFFIXES)}) in every class folder.",
         )
-    try:
-        if splits is None:
-            assignment = _split(kept, classes, validation, test, seed)
-        else:
-            assignment = _split_given(kept, classes, given, validation, test, seed)
-    except DataError as error:
-        if not skipped:
-            raise
-        # Too few images may be too few usable ones: say which were not.
-        raise DataError(
-            f"{error.message} {len(skipped)} file(s) were skipped, e.g. "
-            f"{skipped[0]['source']}: {skipped[0]['reason']}.",
-            hint=error.hint,
-        ) from None
-    depth = 1 if splits is None else 2
 
+
+def _entries(
+    kept: list[CheckedImage], assignment: dict[str, str], depth: int
+) -> list[dict[str, Any]]:
+    """The manifest's entry of every kept image, in name order."""
     files = []
     for checked in sorted(kept, key=lambda c: c.relative):
         split = assignment[checked.relative]
@@ -607,44 +362,12 @@ def prepare(
     if len(set(paths)) != len(paths):
         duplicate = next(p for p, n in Counter(paths).items() if n > 1)
         raise DataError(f"Two source files map to the same prepared file {duplicate}.")
+    return files
 
-    identity = json.dumps(
-        {
-            "classes": list(classes),
-            "seed": seed,
-            "fractions": [validation, test],
-            "given_splits": sorted(splits) if splits else None,
-            "files": [(f["path"], f["sha256"]) for f in files],
-        },
-        sort_keys=True,
-    )
-    dataset_id = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    counts = {
-        split: {
-            name: sum(1 for f in files if f["split"] == split and f["class"] == name)
-            for name in classes
-        }
-        for split in SPLITS
-    }
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "dataset_id": dataset_id,
-        "source": str(source),
-        "classes": list(classes),
-        "seed": seed,
-        "fractions": {"validation": validation, "test": test},
-        # A source divided already: its split folders, by split (a split it lacks was taken
-        # from train with the fraction above).
-        "given_splits": {split: folder.name for split, folder in splits.items()}
-        if splits
-        else None,
-        "counts": counts,
-        "ignored_folders": ignored,
-        "skipped": skipped,
-        "files": files,
-    }
 
-    target = out_dir if out_dir is not None else data_dir / "prepared" / dataset_id
+def _lay_out(target: Path, kept: list[CheckedImage], manifest: dict[str, Any]) -> PreparedDataset:
+    """The prepared folder, built whole in place, or the identical one already there."""
+    dataset_id = manifest["dataset_id"]
     # Jobs started at once prepare the same dataset one after the other: the later reuse it.
     with exclusive(target, "another job is preparing the same dataset"):
         existing = load_manifest(target) if target.exists() else None
@@ -657,7 +380,7 @@ def prepare(
             )
         by_relative = {c.relative: c for c in kept}
         with built_in_place(target) as staging:
-            for entry in files:
+            for entry in manifest["files"]:
                 checked = by_relative[entry["source"]]
                 destination = staging / entry["path"]
                 destination.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from defects.dataset import folders
-from defects.dataset.prepare import SPLITS, PreparedDataset
+from defects.dataset.manifest import SPLITS, PreparedDataset
 
 SHARD_BYTES = 16 * 1024 * 1024
 SHARDS_DIR = "shards"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from defects.console import log, progress
 from defects.dataset import DATA_DIR, folders, shards
-from defects.dataset.prepare import SPLITS, PreparedDataset, load_manifest
+from defects.dataset.manifest import SPLITS, PreparedDataset, load_manifest
 from defects.errors import ConfigError, DataError
 from defects.storage import Storage, s3
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from defects.dataset.prepare import SPLITS, PreparedDataset, load_manifest
+from defects.dataset.manifest import SPLITS, PreparedDataset, load_manifest
 from defects.errors import DataError, JobNotFound
 from defects.storage.archives import safe_extract
 from defects.training import contract

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from defects.dataset.prepare import IMAGE_SUFFIXES, check_image
+from defects.dataset.images import IMAGE_SUFFIXES, check_image
 from defects.inference.loading import LoadedModel, load_model
 
 BATCH_SIZE = 32

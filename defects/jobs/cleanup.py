@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from defects.console import log
-from defects.dataset.prepare import load_manifest
+from defects.dataset.manifest import load_manifest
 from defects.errors import DataError, DefectsError
 from defects.jobs.records import FINAL_STATES, find_job, list_jobs, read_record, true_status
 from defects.training import contract

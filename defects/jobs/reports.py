@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from defects.dataset.prepare import load_manifest
+from defects.dataset.manifest import load_manifest
 from defects.errors import DataError
 from defects.jobs.records import (
     LOG_FILE,

@@ -23,7 +23,7 @@ from typing import Any
 from defects import backends
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
 from defects.backends.launcher import ENTRY_SCRIPT, source_dir
-from defects.dataset.prepare import SPLITS, PreparedDataset
+from defects.dataset.manifest import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
 from defects.errors import ConfigError, DataError, DefectsError, StorageError, TrainingFailed
 from defects.jobs.cleanup import drop_backend_copies

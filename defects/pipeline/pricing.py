@@ -27,7 +27,7 @@ from typing import Any
 
 from defects.backends.base import Backend, CloudOptions
 from defects.console import err
-from defects.dataset.prepare import PreparedDataset
+from defects.dataset.manifest import PreparedDataset
 from defects.errors import NotConfirmed
 from defects.jobs.records import job_folders, read_record
 from defects.training import contract

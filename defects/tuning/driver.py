@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from defects import backends
 from defects.backends.base import Backend, CloudOptions
 from defects.console import log
-from defects.dataset.prepare import SPLITS, PreparedDataset
+from defects.dataset.manifest import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage
 from defects.errors import ConfigError
 from defects.jobs.records import refuse_links

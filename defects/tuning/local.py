@@ -29,7 +29,7 @@ from defects import backends
 from defects.backends.base import Backend
 from defects.console import log
 from defects.console.live import OUTPUT_LABEL
-from defects.dataset.prepare import PreparedDataset
+from defects.dataset.manifest import PreparedDataset
 from defects.errors import (
     DISK_FULL_HEADLINE,
     DISK_FULL_HINT,

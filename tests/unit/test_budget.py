@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defects.dataset.prepare import PreparedDataset
+from defects.dataset.manifest import PreparedDataset
 from defects.pipeline.launch import resolve_image_size
 from defects.training import budget, contract
 

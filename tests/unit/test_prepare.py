@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defects.dataset.prepare import MANIFEST, SPLITS, load_manifest, prepare
+from defects.dataset.manifest import MANIFEST, SPLITS, load_manifest
+from defects.dataset.prepare import prepare
 from defects.errors import DataError
 
 CLASSES = ("good", "oil", "scratch", "stain")

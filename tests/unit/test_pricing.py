@@ -11,7 +11,7 @@ import pytest
 from defects.backends.base import CloudOptions
 from defects.backends.cloud import SageMakerBackend
 from defects.backends.process import ProcessBackend
-from defects.dataset.prepare import PreparedDataset
+from defects.dataset.manifest import PreparedDataset
 from defects.errors import NotConfirmed
 from defects.pipeline import pricing
 from defects.settings import resolve

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from defects.dataset import shards
-from defects.dataset.prepare import PreparedDataset, prepare
+from defects.dataset.manifest import PreparedDataset
+from defects.dataset.prepare import prepare
 from defects.errors import DataError
 
 

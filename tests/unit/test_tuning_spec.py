@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.dataset.prepare import PreparedDataset
+from defects.dataset.manifest import PreparedDataset
 from defects.errors import ConfigError
 from defects.training import contract
 from defects.tuning.driver import costliest
