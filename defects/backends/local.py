@@ -194,8 +194,7 @@ class LocalBackend(Backend):
                     session = modeltrainer.make_session(
                         store.region, store.layout.bucket, store.session
                     )
-                    trainer = modeltrainer.make_trainer(
-                        job,
+                    target = modeltrainer.Target(
                         mode="LOCAL_CONTAINER",
                         session=session,
                         image=self.image,
@@ -203,6 +202,7 @@ class LocalBackend(Backend):
                         source_dir=str(code),
                         local_container_root=str(root),
                     )
+                    trainer = modeltrainer.make_trainer(job, target)
                     trainer.train(wait=True, logs=True)
             except modeltrainer.Interrupted as signalled:
                 interrupted = signalled.signum

@@ -11,11 +11,12 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 from unittest import mock
 
-from defects.backends.base import Check, TrainingJob
+from defects.backends.base import DEFAULT_VOLUME_GB, Check, TrainingJob
 from defects.errors import BackendError, NotAvailable
 from defects.storage import Storage
 from defects.training import contract
@@ -194,61 +195,39 @@ def staging_bucket(bucket: str) -> Iterator[None]:
         yield
 
 
-def make_trainer(
-    job: TrainingJob,
-    *,
-    mode: str,
-    session: Any,
-    image: str,
-    instance_type: str,
-    source_dir: str,
-    role: str | None = None,
-    local_container_root: str | None = None,
-    input_s3_key_prefix: str | None = None,
-    output_path: str | None = None,
-    volume_size_gb: int = 30,
-    max_runtime_seconds: int | None = None,
-    spot: bool = False,
-    max_wait_seconds: int | None = None,
-    checkpoint_uri: str | None = None,
-    kms_key_id: str | None = None,
-    subnets: list[str] | None = None,
-    security_group_ids: list[str] | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> Any:
-    """Build the ``ModelTrainer`` for ``job`` in ``mode`` (``LOCAL_CONTAINER`` or
-    ``SAGEMAKER_TRAINING_JOB``)."""
+@dataclass(frozen=True)
+class Target:
+    """Where a ``ModelTrainer`` runs a job: the mode (``LOCAL_CONTAINER`` or
+    ``SAGEMAKER_TRAINING_JOB``), the SDK session, the image, the instance type and the code
+    folder; in local mode the container root, in the cloud the execution role."""
+
+    mode: str
+    session: Any
+    image: str
+    instance_type: str
+    source_dir: str
+    role: str | None = None
+    local_container_root: str | None = None
+
+
+def make_trainer(job: TrainingJob, target: Target, extra: Mapping[str, Any] | None = None) -> Any:
+    """Build the ``ModelTrainer`` for ``job`` at ``target``: what every mode shares, then
+    ``extra`` arguments of the SDK's (the cloud's S3 layout, limits and network)."""
     require_sdk()
-    from sagemaker.core.training.configs import (
-        CheckpointConfig,
-        Compute,
-        InputData,
-        Networking,
-        OutputDataConfig,
-        SourceCode,
-        StoppingCondition,
-        Tag,
-    )
+    from sagemaker.core.training.configs import Compute, InputData, SourceCode
     from sagemaker.train import ModelTrainer
     from sagemaker.train.model_trainer import Mode
 
-    stopping = None
-    if max_runtime_seconds or max_wait_seconds:
-        stopping = StoppingCondition(
-            max_runtime_in_seconds=max_runtime_seconds,
-            max_wait_time_in_seconds=max_wait_seconds,
-        )
     arguments: dict[str, Any] = {
-        "training_mode": Mode[mode],
-        "sagemaker_session": session,
+        "training_mode": Mode[target.mode],
+        "sagemaker_session": target.session,
         "base_job_name": job.name,
-        "training_image": image,
-        "source_code": SourceCode(source_dir=source_dir, entry_script=job.entry_script),
+        "training_image": target.image,
+        "source_code": SourceCode(source_dir=target.source_dir, entry_script=job.entry_script),
         "compute": Compute(
-            instance_type=instance_type,
+            instance_type=target.instance_type,
             instance_count=1,
-            volume_size_in_gb=volume_size_gb,
-            enable_managed_spot_training=spot or None,
+            volume_size_in_gb=DEFAULT_VOLUME_GB,
         ),
         # The one serialiser: the same text the process backend passes as arguments.
         "hyperparameters": contract.serialise(job.hyperparameters),
@@ -258,29 +237,11 @@ def make_trainer(
         ],
         "environment": dict(ENTRY_ENVIRONMENT),
     }
-    if role:
-        arguments["role"] = role
-    if local_container_root:
-        arguments["local_container_root"] = local_container_root
-    if input_s3_key_prefix:
-        # The code goes to <bucket>/<input_s3_key_prefix>/<job>/input/{code,sm_drivers}.
-        arguments["input_s3_key_prefix"] = input_s3_key_prefix
-    if output_path:
-        arguments["output_data_config"] = OutputDataConfig(
-            s3_output_path=output_path, kms_key_id=kms_key_id
-        )
-    if stopping is not None:
-        arguments["stopping_condition"] = stopping
-    if checkpoint_uri:
-        arguments["checkpoint_config"] = CheckpointConfig(
-            s3_uri=checkpoint_uri, local_path=CONTAINER_CHECKPOINTS
-        )
-    if subnets or security_group_ids:
-        arguments["networking"] = Networking(
-            subnets=subnets or None, security_group_ids=security_group_ids or None
-        )
-    if tags:
-        arguments["tags"] = [Tag(key=key, value=value) for key, value in sorted(tags.items())]
+    if target.role:
+        arguments["role"] = target.role
+    if target.local_container_root:
+        arguments["local_container_root"] = target.local_container_root
+    arguments.update(extra or {})
     # The role is checked in the constructor; the emulator and offline runs cannot answer
     # iam:SimulatePrincipalPolicy, and the cloud backend checks the role itself beforehand.
     os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")

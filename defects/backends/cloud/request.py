@@ -34,29 +34,61 @@ def make_trainer(
     """The ``ModelTrainer`` for ``job``: code under ``<prefix>/jobs/<job>/input/``, artifacts
     at ``<prefix>/jobs/<job>/output/``, checkpoints at ``<prefix>/jobs/<job>/checkpoints`` (a
     resumed job's: the first attempt's)."""
-    options = job.options
-    return modeltrainer.make_trainer(
-        job,
+    target = modeltrainer.Target(
         mode="SAGEMAKER_TRAINING_JOB",
         session=session,
         image=image,
         instance_type=instance_type,
         source_dir=str(job.source_dir),
         role=role,
-        input_s3_key_prefix=layout.jobs().key,
-        output_path=str(layout.jobs()),
-        volume_size_gb=options.volume_size,
-        max_runtime_seconds=options.max_runtime,
-        spot=options.spot,
-        max_wait_seconds=options.wait_seconds,
+    )
+    return modeltrainer.make_trainer(job, target, cloud_arguments(job, layout, instance_type))
+
+
+def cloud_arguments(job: TrainingJob, layout: Layout, instance_type: str) -> dict[str, Any]:
+    """What a training job in the cloud adds to the shared request: the job's S3 layout,
+    its instance's disk and spot capacity, its limits, its network and its tags."""
+    from sagemaker.core.training.configs import (
+        CheckpointConfig,
+        Compute,
+        Networking,
+        OutputDataConfig,
+        StoppingCondition,
+        Tag,
+    )
+
+    options = job.options
+    arguments: dict[str, Any] = {
+        "compute": Compute(
+            instance_type=instance_type,
+            instance_count=1,
+            volume_size_in_gb=options.volume_size,
+            enable_managed_spot_training=options.spot or None,
+        ),
+        # The code goes to <bucket>/<prefix>/jobs/<job>/input/{code,sm_drivers}.
+        "input_s3_key_prefix": layout.jobs().key,
+        "output_data_config": OutputDataConfig(
+            s3_output_path=str(layout.jobs()), kms_key_id=options.kms_key
+        ),
+        "stopping_condition": StoppingCondition(
+            max_runtime_in_seconds=options.max_runtime,
+            max_wait_time_in_seconds=options.wait_seconds,
+        ),
         # Every job keeps checkpoints, so that a stopped one resumes (spot restarts, or
         # `--resume`); a resumed job continues from, and goes on writing, the first attempt's.
-        checkpoint_uri=str(layout.checkpoints(options.checkpoints_of or job.name)),
-        kms_key_id=options.kms_key,
-        subnets=list(options.subnets),
-        security_group_ids=list(options.security_groups),
-        tags=options.tag_map,
-    )
+        "checkpoint_config": CheckpointConfig(
+            s3_uri=str(layout.checkpoints(options.checkpoints_of or job.name)),
+            local_path=modeltrainer.CONTAINER_CHECKPOINTS,
+        ),
+    }
+    if options.subnets or options.security_groups:
+        arguments["networking"] = Networking(
+            subnets=list(options.subnets) or None,
+            security_group_ids=list(options.security_groups) or None,
+        )
+    if options.tags:
+        arguments["tags"] = [Tag(key=key, value=value) for key, value in sorted(options.tags)]
+    return arguments
 
 
 @contextlib.contextmanager
