@@ -32,8 +32,8 @@ from benchmarks.report import Result, skipped
 from defects.dataset import shards
 from defects.settings import resolve
 from defects.storage import Layout, open_embedded, s3, start_emulator
-from tests.concurrent_runs import finish, start_runs
-from tests.faulty_s3 import FaultyS3
+from defects.testing.concurrent_runs import finish, start_runs
+from defects.testing.faulty_s3 import FaultyS3
 
 KEYS = {
     "reliability_faults": "S3 faults injected: objects byte-equal",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.concurrent_runs import finish, start_runs
+from defects.testing.concurrent_runs import finish, start_runs
 
 pytestmark = pytest.mark.container
 

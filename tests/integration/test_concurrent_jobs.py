@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.concurrent_runs import finish, start_runs
+from defects.testing.concurrent_runs import finish, start_runs
 
 JOBS = ("first", "second", "third")
 TINY = ["--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-size", "8"]

@@ -22,8 +22,8 @@ from defects.jobs.records import JobResult
 from defects.pipeline import launch as pipeline
 from defects.settings import resolve
 from defects.storage import Layout, open_embedded, s3
+from defects.testing.faulty_s3 import KINDS, FaultyS3
 from tests.conftest import use_moto
-from tests.faulty_s3 import KINDS, FaultyS3
 
 TINY: dict[str, str | int] = {"epochs": 1, "image_size": "40x24", "batch_size": 8}
 BUCKET = "defects"
