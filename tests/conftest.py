@@ -93,13 +93,11 @@ CLI = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> CLI:
+def cli() -> CLI:
     """Runs ``defects ARGS...`` in this process; returns the exit status, stdout and stderr."""
-    from functools import partial
+    from tests.cli import run_cli
 
-    from tests.jobfolders import run_cli
-
-    return partial(run_cli, capsys)
+    return run_cli
 
 
 def start_defects(

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 CLASSES = ["good", "oil", "scratch", "stain"]
 
 
@@ -115,16 +113,3 @@ def job_folder(
         (run_dir / "model.tar.gz").write_bytes(b"a" * 400)
         (run_dir / "output.tar.gz").write_bytes(b"o" * 100)
     return run_dir
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``defects ARGS...``; returns (exit code, stdout, stderr)."""
-    from defects.cli import main
-
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exit_info:
-        code = int(exit_info.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err

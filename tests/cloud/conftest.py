@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -11,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.cli import run_cli
 
 ROLE = "arn:aws:iam::123456789012:role/defects-training"
 ACCOUNT = "123456789012"
@@ -36,20 +36,6 @@ def use_cloud_environment(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
         "AWS_EC2_METADATA_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
-
-
-def run_cli(*argv: str) -> tuple[int, str, str]:
-    """Run ``defects ARGS...`` capturing its output; returns (exit code, stdout, stderr)."""
-    from defects.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-            code = 0
-        except SystemExit as exit_info:
-            code = int(exit_info.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def refuse_connections(monkeypatch: pytest.MonkeyPatch) -> None:

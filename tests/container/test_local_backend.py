@@ -17,6 +17,7 @@ from defects.pipeline import launch as pipeline
 from defects.settings import resolve
 from defects.storage import s3
 from defects.training import contract
+from tests.cli import run_cli
 from tests.conftest import start_defects, use_moto
 
 pytestmark = pytest.mark.container
@@ -208,18 +209,14 @@ def test_stale_files_never_reach_a_new_model_archive(
         assert "stale.txt" not in tar.getnames()
 
 
-def test_missing_image_names_the_build_command(
-    training_image: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from defects.cli import main
-
+def test_missing_image_names_the_build_command(training_image: str, tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("DEFECTS_BACKEND", "local")
         monkeypatch.setenv("DEFECTS_TRAINING_IMAGE", "defects-no-such-image:0")
-        with pytest.raises(SystemExit) as exit_info:
-            main(["run", "--epochs", "1", "--per-class", "3", "--runs-dir", str(tmp_path)])
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err
+        code, _, err = run_cli(
+            "run", "--epochs", "1", "--per-class", "3", "--runs-dir", str(tmp_path)
+        )
+    assert code == 1
     assert "scripts/build-standin-image" in err
     assert "Traceback" not in err
     assert not any(tmp_path.iterdir())

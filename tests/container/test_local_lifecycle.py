@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud.conftest import run_cli
+from tests.cli import run_cli
 from tests.conftest import start_defects, wait_for_checkpoint
 from tests.container.test_local_backend import _containers
 

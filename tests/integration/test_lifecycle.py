@@ -15,7 +15,7 @@ from defects.errors import DataError, ResultsPending, StorageError
 from defects.jobs.records import JobResult
 from defects.pipeline import launch as pipeline
 from defects.settings import resolve
-from tests.cloud.conftest import run_cli
+from tests.cli import run_cli
 from tests.conftest import start_defects, use_moto, wait_for_checkpoint
 
 TINY = {"epochs": 4, "image_size": "40x24", "batch_size": 8}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cloud.conftest import run_cli
+from tests.cli import run_cli
 from tests.conftest import use_moto
 
 # Three of the synthetic classes under the user's names, inside an archive's top folder.

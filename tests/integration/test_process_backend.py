@@ -14,6 +14,7 @@ import pytest
 from defects.jobs.records import JobResult
 from defects.pipeline import launch as pipeline
 from defects.settings import resolve
+from tests.cli import run_cli
 from tests.conftest import use_moto
 
 # Not square, as the default is not: width 40, height 24.
@@ -188,23 +189,18 @@ def test_predict_cli_exits_1_when_a_file_is_unreadable(
     finished_job: JobResult,
     tiny_photos: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from defects.cli import main
-
     bad = tmp_path / "empty.png"
     bad.write_bytes(b"")
     good = sorted((tiny_photos / "stain").iterdir())[0]
-    with pytest.raises(SystemExit) as exit_info:
-        main(["predict", str(finished_job.run_dir), str(good), str(bad), "--json"])
-    assert exit_info.value.code == 1
-    captured = capsys.readouterr()
+    code, out, err = run_cli("predict", str(finished_job.run_dir), str(good), str(bad), "--json")
+    assert code == 1
     # The answers on stdout (JSON Lines), the unreadable file once on stderr.
-    answers = [json.loads(line) for line in captured.out.splitlines()]
+    answers = [json.loads(line) for line in out.splitlines()]
     assert [answer["path"] for answer in answers] == [str(good)]
     assert answers[0]["class"] in {"good", "oil", "scratch", "stain"}
-    assert captured.err.count(str(bad)) == 1
-    assert "empty file (0 bytes)" in captured.err
+    assert err.count(str(bad)) == 1
+    assert "empty file (0 bytes)" in err
 
 
 def test_same_seed_gives_the_same_history(

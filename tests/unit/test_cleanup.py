@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from defects.jobs.cleanup import drop_backend_copies, plan_gc
+from tests.cli import run_cli
 from tests.jobfolders import job_folder, prepared_dataset, synthetic_photos
-from tests.jobfolders import run_cli as _run
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def _names(out: str) -> list[str]:
 def test_gc_removes_only_data_no_job_refers_to(
     work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = _run(capsys, "gc", "--yes", "--json")
+    code, out, _ = run_cli("gc", "--yes", "--json")
     assert code == 0
     assert _names(out) == ["n6-unused", "unused22"]
     assert sorted(p.name for p in (work / "data" / "prepared").iterdir()) == ["used111"]
@@ -42,7 +42,7 @@ def test_gc_removes_only_data_no_job_refers_to(
 
 
 def test_gc_failed_also_removes_failed_jobs(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "gc", "--failed", "--yes", "--json")
+    code, out, _ = run_cli("gc", "--failed", "--yes", "--json")
     assert code == 0
     assert _names(out) == ["broken", "n6-unused", "unused22"]
     assert not (work / "runs" / "broken").exists()
@@ -50,7 +50,7 @@ def test_gc_failed_also_removes_failed_jobs(work: Path, capsys: pytest.CaptureFi
 
 
 def test_gc_reports_sizes(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "gc", "--dry-run", "--json")
+    code, out, _ = run_cli("gc", "--dry-run", "--json")
     assert code == 0
     sizes = {Path(item["path"]).name: item["bytes"] for item in json.loads(out)["items"]}
     assert sizes["n6-unused"] == 2000
@@ -63,7 +63,7 @@ def test_gc_reports_sizes(work: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_gc_without_a_terminal_or_yes_refuses(
     work: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "gc")
+    code, _, err = run_cli("gc")
     assert code == 1
     assert "there is no terminal to ask" in err
     assert (work / "data" / "prepared" / "unused22").is_dir()
@@ -75,21 +75,21 @@ def test_gc_never_follows_a_link_out_of_data(
     outside = tmp_path_factory.mktemp("outside")
     (outside / "precious.txt").write_text("keep me")
     (work / "data" / "prepared" / "linked").symlink_to(outside)
-    code, out, _ = _run(capsys, "gc", "--yes", "--json")
+    code, out, _ = run_cli("gc", "--yes", "--json")
     assert code == 0
     assert "linked" not in _names(out)
     assert (outside / "precious.txt").read_text() == "keep me"
 
 
 def test_rm_removes_a_job_folder(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "rm", "broken", "--yes")
+    code, out, _ = run_cli("rm", "broken", "--yes")
     assert code == 0
     assert not (work / "runs" / "broken").exists()
     assert out.splitlines()[-1].startswith("Removed 1 item(s)")
 
 
 def test_rm_latest_removes_the_newest_job(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = _run(capsys, "rm", "latest", "--yes")
+    code, _, _ = run_cli("rm", "latest", "--yes")
     assert code == 0
     assert sorted(p.name for p in (work / "runs").iterdir()) == ["done"]
 
@@ -100,7 +100,7 @@ def test_rm_refuses_a_link_pointing_outside(
     outside = tmp_path_factory.mktemp("outside")
     (outside / "job.json").write_text("{}")
     (work / "runs" / "evil").symlink_to(outside)
-    code, _, err = _run(capsys, "rm", "evil", "--yes")
+    code, _, err = run_cli("rm", "evil", "--yes")
     assert code == 1
     assert "symbolic link" in err
     assert (outside / "job.json").read_text() == "{}"
@@ -111,7 +111,7 @@ def test_rm_refuses_a_folder_outside_runs(
 ) -> None:
     outside = tmp_path_factory.mktemp("elsewhere")
     (outside / "job.json").write_text("{}")
-    code, _, err = _run(capsys, "rm", str(outside), "--yes")
+    code, _, err = run_cli("rm", str(outside), "--yes")
     assert code == 1
     assert "outside" in err
     assert outside.is_dir()
@@ -122,7 +122,7 @@ def test_rm_refuses_a_running_job(work: Path, capsys: pytest.CaptureFixture[str]
     record = json.loads(record_path.read_text())
     record.update(status="running", pid=os.getpid())
     record_path.write_text(json.dumps(record))
-    code, _, err = _run(capsys, "rm", "done", "--yes")
+    code, _, err = run_cli("rm", "done", "--yes")
     assert code == 1
     assert "stop it first" in err.lower()
     assert record_path.is_file()

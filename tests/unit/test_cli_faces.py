@@ -177,12 +177,7 @@ def test_preparing_shows_the_number_of_files_as_the_bar_total(
     assert totals == [None, 24]
 
 
-def test_brackets_in_a_message_or_hint_are_printed_as_they_are(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from defects.cli import main
-
-    with pytest.raises(SystemExit):
-        main(["tune", "--dry-run"])
-    err = capsys.readouterr().err
+def test_brackets_in_a_message_or_hint_are_printed_as_they_are(cli: CLI) -> None:
+    code, _, err = cli("tune", "--dry-run")
+    assert code != 0
     assert "or give --spec FILE with [ranges]." in " ".join(err.split())

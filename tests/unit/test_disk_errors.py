@@ -18,7 +18,7 @@ from defects.errors import DataError, DiskError, TrainingFailed, disk_full, from
 from defects.jobs import records as jobs
 from defects.pipeline import lifecycle
 from defects.training import contract
-from tests.cloud.conftest import run_cli
+from tests.cli import run_cli
 
 
 def _full(filename: str | None = None) -> OSError:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from defects.cli import main
+from tests.cli import run_cli
 
 
 def test_dry_run_prints_the_request_and_trains_nothing(
@@ -13,10 +13,11 @@ def test_dry_run_prints_the_request_and_trains_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    main(
-        ["train", "--data", str(tiny_photos), "--dry-run", "--epochs", "3", "--job-name", "planned"]
+    code, out, _ = run_cli(
+        "train", "--data", str(tiny_photos), "--dry-run", "--epochs", "3", "--job-name", "planned"
     )
-    request = json.loads(capsys.readouterr().out)
+    assert code == 0
+    request = json.loads(out)
     assert request["backend"] == "process"
     assert request["job_name"] == "planned"
     assert request["hyperparameters"]["epochs"] == "3"
@@ -32,8 +33,11 @@ def test_the_request_carries_the_size_chosen_from_the_data(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    main(["train", "--data", str(tiny_photos), "--dry-run", "--job-name", "planned"])
-    request = json.loads(capsys.readouterr().out)
+    code, out, _ = run_cli(
+        "train", "--data", str(tiny_photos), "--dry-run", "--job-name", "planned"
+    )
+    assert code == 0
+    request = json.loads(out)
     # The tiny photos are 160x90: under the pixel budget, so they keep their own size.
     assert request["hyperparameters"]["image_size"] == "160x90"
     assert request["hyperparameters"]["epochs"] == "auto"
@@ -42,10 +46,9 @@ def test_the_request_carries_the_size_chosen_from_the_data(
 def _refused_tuning(tiny_photos: Path, job_name: str, capsys: pytest.CaptureFixture[str]) -> str:
     """``defects tune --dry-run --job-name JOB_NAME``, which must fail: its error output."""
     arguments = ["tune", "--data", str(tiny_photos), "--range", "batch_size=8,16", "--dry-run"]
-    with pytest.raises(SystemExit) as exited:
-        main([*arguments, "--job-name", job_name])
-    assert exited.value.code != 0
-    return capsys.readouterr().err
+    code, _, err = run_cli(*arguments, "--job-name", job_name)
+    assert code != 0
+    return err
 
 
 def test_a_tuning_job_name_longer_than_sagemaker_allows_is_refused_before_any_work(

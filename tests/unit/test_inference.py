@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from defects.cli import main
 from defects.errors import DataError, UnsafeArchive
 from defects.inference.loading import evaluate, load_model
 from defects.inference.prediction import predict
+from tests.cli import run_cli
 
 
 @pytest.fixture
@@ -59,14 +59,12 @@ def test_evaluate_refuses_a_job_folder_whose_model_archive_has_a_link(
 
 
 def test_the_predict_command_reports_a_refused_archive_without_a_traceback(
-    hostile_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hostile_model: Path, tmp_path: Path
 ) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(b"not read")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["predict", str(hostile_model), str(image)])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 1
+    code, _, err = run_cli("predict", str(hostile_model), str(image))
+    assert code == 1
     assert "archive refused" in err and "is a symbolic link" in err
     assert "Traceback" not in err
 
@@ -142,8 +140,6 @@ def test_evaluating_a_job_whose_dataset_is_gone_says_so(tmp_path: Path) -> None:
 def test_evaluate_data_that_does_not_exist_is_refused_before_the_model_loads(
     tmp_path: Path,
 ) -> None:
-    from tests.cloud.conftest import run_cli
-
     code, _, err = run_cli("evaluate", str(tmp_path), "--data", str(tmp_path / "missing"))
     assert code == 2
     assert "does not exist" in err and "Traceback" not in err

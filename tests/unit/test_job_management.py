@@ -16,8 +16,8 @@ import pytest
 
 from defects.jobs.records import find_job, list_jobs
 from defects.jobs.reports import compare_jobs
+from tests.cli import run_cli
 from tests.jobfolders import job_folder, prepared_dataset, synthetic_photos
-from tests.jobfolders import run_cli as _run
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_a_resumed_running_job_counts_its_earlier_attempts_not_the_pause(runs: P
 
 
 def test_jobs_json_has_metrics_and_data(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "jobs", "--json", "--status", "completed", "--limit", "1")
+    code, out, _ = run_cli("jobs", "--json", "--status", "completed", "--limit", "1")
     assert code == 0
     listed = json.loads(out)
     assert [job["name"] for job in listed] == ["done"]
@@ -88,7 +88,7 @@ def test_jobs_json_has_metrics_and_data(runs: Path, capsys: pytest.CaptureFixtur
 
 
 def test_jobs_table_shows_each_job(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "jobs")
+    code, out, _ = run_cli("jobs")
     assert code == 0
     for text in ("done", "broken", "gone", "tune-1/trial-1", "interrupted", "0.900", "12s"):
         assert text in out
@@ -115,7 +115,7 @@ def test_a_model_of_latest_when_no_job_has_one_is_a_clear_error(
     runs_dir = tmp_path / "runs"
     job_folder(runs_dir, "broken", "failed", "2026-12-01T11:00:00+00:00", error="out of memory")
     photo = synthetic_photos(tmp_path / "photos", "n1") / "good" / "0001.png"
-    code, _, err = _run(capsys, "predict", "latest", str(photo), "--runs-dir", str(runs_dir))
+    code, _, err = run_cli("predict", "latest", str(photo), "--runs-dir", str(runs_dir))
     assert code == 1
     assert "None of the 1 job(s)" in err and "has a model yet" in err
     assert "Traceback" not in err
@@ -140,11 +140,11 @@ def test_history_of_a_job_without_results_is_its_last_checkpoints(
             "model_file": "model-0.keras",
         },
     )
-    code, out, _ = _run(capsys, "history", "gone")
+    code, out, _ = run_cli("history", "gone")
     assert code == 0
     assert "so far (interrupted)" in out and "2 (best)" in out and "0.8300" in out
     assert "3 epoch(s) completed" in out and "`defects train --resume gone`" in out
-    code, out, _ = _run(capsys, "history", "gone", "--json")
+    code, out, _ = run_cli("history", "gone", "--json")
     assert json.loads(out) == {
         "epoch": [1, 2, 3],
         "loss": [0.9, 0.7, 0.6],
@@ -160,13 +160,13 @@ def test_history_with_an_unreadable_checkpoint_says_there_is_none(
     for state in ({"epoch": "three"}, ["a", "list"], {"epoch": 1, "history": {"loss": [None]}}):
         shutil.rmtree(runs / "gone" / "opt", ignore_errors=True)
         _checkpoint(runs / "gone", state)
-        code, _, err = _run(capsys, "history", "gone")
+        code, _, err = run_cli("history", "gone")
         assert code == 1
         assert "history.json does not exist" in err and "Traceback" not in err
     # Odd early-stopping state only loses the mark of the best epoch.
     shutil.rmtree(runs / "gone" / "opt")
     _checkpoint(runs / "gone", {"epoch": 1, "history": {"loss": [0.5]}, "extra": ["odd"]})
-    code, out, _ = _run(capsys, "history", "gone")
+    code, out, _ = run_cli("history", "gone")
     assert code == 0 and "(best)" not in out and "0.5000" in out
 
 
@@ -177,13 +177,13 @@ def test_a_trial_is_found_by_its_name(runs: Path) -> None:
 def test_latest_without_jobs_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "describe", "latest", "--runs-dir", str(tmp_path / "none"))
+    code, _, err = run_cli("describe", "latest", "--runs-dir", str(tmp_path / "none"))
     assert code == 1
     assert "There are no jobs" in err and "Traceback" not in err
 
 
 def test_describe_json_has_everything(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "describe", "done", "--json")
+    code, out, _ = run_cli("describe", "done", "--json")
     assert code == 0
     described = json.loads(out)
     assert described["status"] == "completed"
@@ -203,13 +203,13 @@ def test_describe_shows_class_names_as_written(
     manifest = json.loads(manifest_path.read_text())
     manifest["classes"] = ["ok", "fissuré"]
     manifest_path.write_text(json.dumps(manifest))
-    code, out, _ = _run(capsys, "describe", "done")
+    code, out, _ = run_cli("describe", "done")
     assert code == 0
     assert '["ok", "fissuré"]' in out
 
 
 def test_describe_says_why_a_job_failed(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "describe", "broken")
+    code, out, _ = run_cli("describe", "broken")
     assert code == 0
     assert "out of memory" in out
 
@@ -217,7 +217,7 @@ def test_describe_says_why_a_job_failed(runs: Path, capsys: pytest.CaptureFixtur
 def test_compare_shows_differing_hyperparameters_and_draws_curves(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(capsys, "compare", "done", "trial-1", "--json")
+    code, out, err = run_cli("compare", "done", "trial-1", "--json")
     assert code == 0
     compared = json.loads(out)
     assert compared["differing_hyperparameters"] == {"epochs": {"done": 2, "tune-1/trial-1": 4}}
@@ -235,7 +235,7 @@ def test_compare_writes_its_figure_into_a_folder_or_under_the_name_given(
     runs: Path, capsys: pytest.CaptureFixture[str], given: str, written: str
 ) -> None:
     (runs.parent / "figures").mkdir()
-    code, _, err = _run(capsys, "compare", "done", "trial-1", "--out", given)
+    code, _, err = run_cli("compare", "done", "trial-1", "--out", given)
     assert code == 0, err
     assert (runs.parent / written).stat().st_size > 0
     assert err == f"Validation curves of every job: {written}\n"
@@ -244,11 +244,11 @@ def test_compare_writes_its_figure_into_a_folder_or_under_the_name_given(
 def test_compare_refuses_a_figure_name_it_cannot_write_and_a_file_in_the_way(
     runs: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = _run(capsys, "compare", "done", "trial-1", "--out", "notes.txt")
+    code, _, err = run_cli("compare", "done", "trial-1", "--out", "notes.txt")
     assert code != 0
     assert "notes.txt: a figure cannot be written as .txt" in err and ".png" in err
     (runs.parent / "taken").write_text("a file")
-    code, _, err = _run(capsys, "compare", "done", "trial-1", "--out", "taken/compare.png")
+    code, _, err = run_cli("compare", "done", "trial-1", "--out", "taken/compare.png")
     assert code != 0
     assert "error: a file is in the way" in err and "Traceback" not in err
     assert (runs.parent / "taken").read_text() == "a file"
@@ -261,7 +261,7 @@ def test_compare_counts_the_checkpointed_epochs_of_an_interrupted_job(
         runs / "gone",
         {"epoch": 2, "history": {"loss": [1.2, 0.9], "val_accuracy": [0.4, 0.6]}},
     )
-    code, out, _ = _run(capsys, "compare", "done", "gone", "--json")
+    code, out, _ = run_cli("compare", "done", "gone", "--json")
     assert code == 0
     compared = json.loads(out)
     assert compared["metrics"]["gone"]["status"] == "interrupted"
@@ -281,14 +281,14 @@ def test_plot_of_an_interrupted_job_draws_its_epochs_so_far(
         "val_accuracy": [0.2, 0.4],
     }
     _checkpoint(runs / "gone", {"epoch": 2, "history": history})
-    code, out, _ = _run(capsys, "plot", "gone")
+    code, out, _ = run_cli("plot", "gone")
     assert code == 0
     assert out.split() == [str(Path("runs") / "gone" / "curves.png")]
     assert (runs / "gone" / "curves.png").stat().st_size > 0
 
 
 def test_compare_needs_two_jobs(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(capsys, "compare", "done")
+    code, _, err = run_cli("compare", "done")
     assert code == 2
     assert "at least two jobs" in err
 
@@ -302,13 +302,13 @@ def test_logs_hide_progress_lines_and_tensorflow_noise(
         'defects-progress {"event": "step", "epoch": 1, "epochs": 2, "step": 1}\n'
         "Epoch 1/2 - 1s - loss: 1.2000\n"
     )
-    code, out, _ = _run(capsys, "logs", "done")
+    code, out, _ = run_cli("logs", "done")
     assert code == 0
     assert out == "Epoch 1/2 - 1s - loss: 1.2000\n"
 
 
 def test_stop_a_finished_job_says_so(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "stop", "broken")
+    code, out, _ = run_cli("stop", "broken")
     assert code == 0
     assert out == "Job broken is not running: it is failed.\n"
 
@@ -321,7 +321,7 @@ def test_stop_sends_sigterm_to_the_process_running_the_job(
     record["pid"] = sleeper.pid
     (runs / "gone" / "job.json").write_text(json.dumps(record))
     try:
-        code, out, _ = _run(capsys, "stop", "latest")
+        code, out, _ = run_cli("stop", "latest")
         assert sleeper.wait(timeout=10) == -signal.SIGTERM
     finally:
         sleeper.kill()
@@ -335,13 +335,13 @@ def test_stop_on_another_machine_explains_ctrl_c(
     record = json.loads((runs / "gone" / "job.json").read_text())
     record["host"] = "elsewhere"
     (runs / "gone" / "job.json").write_text(json.dumps(record))
-    code, _, err = _run(capsys, "stop", "gone")
+    code, _, err = run_cli("stop", "gone")
     assert code == 1
     assert "Ctrl-C in its terminal" in err
 
 
 def test_plot_takes_latest(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "plot", "latest", "--runs-dir", str(runs / "tune-1"))
+    code, out, _ = run_cli("plot", "latest", "--runs-dir", str(runs / "tune-1"))
     assert code == 0
     assert out.splitlines() == [
         str(runs / "tune-1" / "trial-1" / "curves.png"),
@@ -357,13 +357,13 @@ def test_a_damaged_metrics_file_leaves_the_listing_whole(
     runs: Path, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
     (runs / "done" / "metrics.json").write_text(damage)
-    code, out, err = _run(capsys, "jobs", "--runs-dir", str(runs), "--json")
+    code, out, err = run_cli("jobs", "--runs-dir", str(runs), "--json")
     assert code == 0, err
     listed = {job["name"]: job for job in json.loads(out)}
     assert listed["done"]["validation_accuracy"] is None
     assert listed["tune-1/trial-1"]["validation_accuracy"] == 0.8
     for command in (["describe", "done"], ["compare", "done", "tune-1/trial-1"]):
-        code, _, err = _run(capsys, *command, "--runs-dir", str(runs))
+        code, _, err = run_cli(*command, "--runs-dir", str(runs))
         assert code == 0, err
 
 
@@ -382,7 +382,7 @@ def test_history_and_plot_name_a_damaged_history_and_how_to_restore_it(
 ) -> None:
     (runs / "done" / "history.json").write_text(damage)
     for command in ("history", "plot"):
-        code, _, err = _run(capsys, command, "done", "--runs-dir", str(runs))
+        code, _, err = run_cli(command, "done", "--runs-dir", str(runs))
         assert code == 1
         assert "error: a job file is damaged" in err and said in " ".join(err.split())
         assert "output.tar.gz" in err and "Traceback" not in err
@@ -395,7 +395,7 @@ def test_plot_names_a_damaged_confusion_matrix(
     metrics = json.loads(path.read_text())
     metrics["validation"]["confusion_matrix"] = [[1, 2], [3]]
     path.write_text(json.dumps(metrics))
-    code, _, err = _run(capsys, "plot", "done", "--runs-dir", str(runs))
+    code, _, err = run_cli("plot", "done", "--runs-dir", str(runs))
     assert code == 1
     assert "validation confusion matrix is not one row of counts per class" in err
 
@@ -419,7 +419,7 @@ def test_a_job_folder_reached_by_a_link_planted_in_runs_is_never_followed(
     shutil.copytree(runs / "broken", outside)
     (runs / "evil").symlink_to(outside)
     before = sorted(p.relative_to(outside) for p in outside.rglob("*"))
-    code, _, err = _run(capsys, *command, "--runs-dir", str(runs))
+    code, _, err = run_cli(*command, "--runs-dir", str(runs))
     assert code == 1
     assert "is a symbolic link" in err and "never follows one" in err
     assert sorted(p.relative_to(outside) for p in outside.rglob("*")) == before

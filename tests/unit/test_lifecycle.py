@@ -146,7 +146,7 @@ def test_a_runs_folder_still_to_make_is_fine_and_checking_makes_nothing(tmp_path
 
 
 def test_tune_refuses_a_runs_folder_that_is_a_file(tmp_path: Path) -> None:
-    from tests.cloud.conftest import run_cli
+    from tests.cli import run_cli
 
     (tmp_path / "afile").write_text("")
     code, _, err = run_cli(
@@ -163,7 +163,7 @@ def test_tune_refuses_a_runs_folder_that_is_a_file(tmp_path: Path) -> None:
 def test_an_output_folder_that_is_a_file_is_refused_before_any_work(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
-    from tests.cloud.conftest import run_cli
+    from tests.cli import run_cli
 
     taken = tmp_path / "afile"
     taken.write_text("kept")
