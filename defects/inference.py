@@ -145,14 +145,9 @@ def load_model(model: str | Path) -> LoadedModel:
     # The archive is checked before Keras and TensorFlow take seconds to import.
     model_file, folder, temporary = _model_dir(location)
 
-    from defects.tfnoise import quiet_tensorflow_start
+    from defects.tfnoise import import_tensorflow, quiet_tensorflow_start
 
-    with quiet_tensorflow_start():
-        import keras  # noqa: F401 - its start-up notices are silenced here
-        import tensorflow as tf
-
-        # The first device query is when TensorFlow looks for a GPU (and says so).
-        tf.config.list_logical_devices()
+    import_tensorflow()
 
     # The model's own layers (the orientation mean of square inputs) must be registered.
     import defects.training.model  # noqa: F401
@@ -301,7 +296,6 @@ def evaluate(
     from defects.jobs import write_json
     from defects.plots import plot_confusion
     from defects.prediction import iter_predictions
-    from defects.training.data import list_images
     from defects.training.metrics import classification_metrics
 
     location = model.source if isinstance(model, LoadedModel) else locate_model(model)
@@ -319,6 +313,9 @@ def evaluate(
     prepared = load_manifest(data)
     folder, scope = _split_dir(data, prepared, split)
     loaded = model if isinstance(model, LoadedModel) else load_model(location)
+    # Imports TensorFlow: only once load_model has started it quietly.
+    from defects.training.data import list_images
+
     names = loaded.class_names
     paths, labels = list_images(folder, names)
     if not paths:
