@@ -371,7 +371,7 @@ def run(
         "options": lifecycle.options_record(options),
         "status": "preparing",
     }
-    with lifecycle.held(run_dir, record):
+    with lifecycle.held(run_dir, record, new=True):
         return execute(backend, parameters, name, options, request, started, before_launch)
 
 

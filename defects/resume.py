@@ -107,7 +107,7 @@ def resume(
         "options": lifecycle.options_record(options),
         "status": "preparing",
     }
-    with lifecycle.held(new_dir, new_record):
+    with lifecycle.held(new_dir, new_record, new=True):
         return pipeline.execute(backend, parameters, name, options, request, started, before_launch)
 
 
