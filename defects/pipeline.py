@@ -24,6 +24,7 @@ from defects import backends, lifecycle
 from defects.archives import safe_extract
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
 from defects.cleanup import drop_backend_copies
+from defects.console import log
 from defects.dataset.prepare import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
 from defects.entrypoint import ENTRY_SCRIPT, source_dir
@@ -116,6 +117,12 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     requested_size = hyperparameters.get("image_size")
     hyperparameters = resolve_image_size(hyperparameters, dataset)
+    if hyperparameters.get("image_size") != requested_size:
+        log.info(
+            "Image size %s, chosen automatically from the train images' sizes (image_size "
+            "auto); the entry point gets it as its image_size.",
+            hyperparameters["image_size"],
+        )
     job = training_job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
     previous = read_record(run_dir)
     record: dict[str, Any] = {

@@ -209,3 +209,12 @@ def test_a_job_that_started_keeps_its_folder_and_says_how_it_ended(tmp_path: Pat
         (run_dir / "job.json").write_text(json.dumps({**record, "status": "running"}))
         raise DataError("an archive of the results is unsafe")
     assert read_record(run_dir)["status"] == "failed"
+
+
+def test_resuming_a_completed_job_is_headed_as_what_it_is(tmp_path: Path, cli: CLI) -> None:
+    from tests.jobfolders import job_folder
+
+    job_folder(tmp_path / "runs", "done", "completed", "2026-12-01T10:00:00+00:00", 0.9)
+    code, _, err = cli("train", "--resume", "done", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2
+    assert err.startswith("error: nothing to resume\nJob done has already completed")
