@@ -10,7 +10,7 @@ from pathlib import Path
 
 from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
-from defects.backends.launcher import entry_point_command, run_entry_point
+from defects.backends.launcher import run_entry_point
 from defects.console import log
 from defects.console.live import JobOutput
 from defects.jobs.records import container_tree
@@ -46,8 +46,8 @@ class ProcessBackend(Backend):
             download(store.s3, S3Uri.parse(uri), local)
             channels[channel] = local
         script = job.source_dir / job.entry_script
-        command = entry_point_command(script, job.hyperparameters)
-        log.info("Running the entry point: %s", " ".join(command[1:]))
+        # The entry point prints its hyperparameters itself, under every backend.
+        log.info("Running the entry point %s.", script)
         started = time.perf_counter()
         with job.log_path.open("a") as job_log, JobOutput() as output:
             returncode = run_entry_point(

@@ -95,7 +95,10 @@ def rm(
 
 @click.command()
 @click.option(
-    "--failed", is_flag=True, help="also remove failed, interrupted and stopped jobs' folders"
+    "--failed",
+    is_flag=True,
+    help="also remove failed, interrupted and stopped jobs' folders (a tuning job's trials "
+    "that have a model stay with it)",
 )
 @click.option(
     "--data-dir",

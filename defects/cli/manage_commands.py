@@ -138,13 +138,25 @@ def _print_mapping(title: str, values: dict[str, Any]) -> None:
         shown = value if isinstance(value, str) else json_text(value)
         table.add_row(key, shown)
     if table.row_count:
-        out.print(table)
+        print_wide(table)
 
 
 def json_text(value: object) -> str:
+    """``value`` as JSON, with every float (a recall inside a mapping too) at 4 decimals, as
+    scores are shown everywhere else."""
     import json
 
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else f"{value:.4f}"
+    if isinstance(value, float):
+        # A small value (a learning rate of 1e-05) keeps its digits rather than 0.0000.
+        return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.4g}"
+    if isinstance(value, dict):
+        items = (
+            f"{json.dumps(str(k), ensure_ascii=False)}: {json_text(v)}" for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(json_text(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 @click.command()

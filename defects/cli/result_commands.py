@@ -6,6 +6,7 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -139,15 +140,33 @@ def evaluate(
     from rich.table import Table
 
     metrics = evaluation.metrics
+    seen = sum(metrics.get("seen_in_training", {}).values())
+    out.print(_scores_table(metrics, metrics["split"], seen))
+    matrix = Table("true \\ predicted", *metrics["class_names"], title="confusion matrix")
+    for name, row in zip(metrics["class_names"], metrics["confusion_matrix"], strict=True):
+        matrix.add_row(name, *(str(v) for v in row))
+    out.print(matrix)
+    if metrics.get("unseen"):
+        out.print(_scores_table(metrics["unseen"], "never seen in training"))
+
+
+def _scores_table(metrics: dict[str, Any], title: str, seen: int = 0) -> Any:
+    """Per-class precision, recall and F1, under a title with the accuracy and macro-F1."""
+    from rich.table import Table
+
+    counted = f"{metrics['count']} images"
+    if metrics.get("skipped"):
+        counted += f", {len(metrics['skipped'])} skipped"
+    if seen:
+        counted += f", {seen} seen in training"
     table = Table(
         "class",
         "precision",
         "recall",
         "F1",
         "support",
-        title=f"{metrics['split']}: accuracy {metrics['accuracy']:.4f}, "
-        f"macro-F1 {metrics['macro_f1']:.4f} ({metrics['count']} images"
-        + (f", {len(metrics['skipped'])} skipped)" if metrics["skipped"] else ")"),
+        title=f"{title}: accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f} ({counted})",
     )
     for name, scores in metrics["per_class"].items():
         table.add_row(
@@ -157,11 +176,7 @@ def evaluate(
             f"{scores['f1']:.3f}",
             str(scores["support"]),
         )
-    out.print(table)
-    matrix = Table("true \\ predicted", *metrics["class_names"], title="confusion matrix")
-    for name, row in zip(metrics["class_names"], metrics["confusion_matrix"], strict=True):
-        matrix.add_row(name, *(str(v) for v in row))
-    out.print(matrix)
+    return table
 
 
 OUTPUTS = ("table", "csv", "jsonl")

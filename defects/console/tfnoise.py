@@ -4,8 +4,9 @@ On a CPU machine TensorFlow's C++ side prints, on every start, the absl notice, 
 notice, "Could not find cuda drivers", a ``cuInit`` error and the CPU-instructions notice;
 ``TF_CPP_MIN_LOG_LEVEL`` does not silence all of them (some are printed before it is read).
 Lines of a training job are filtered where the host renders them (the job log keeps them);
-in this process, where evaluate and predict import TensorFlow, file descriptor 2 is
-redirected while TensorFlow starts, and what is not noise is written back afterwards.
+in this process, where evaluate and predict import TensorFlow (from the CLI or the Python
+API alike), :func:`import_tensorflow` starts it with file descriptor 2 redirected and writes
+back what is not noise afterwards.
 """
 
 from __future__ import annotations
@@ -63,3 +64,18 @@ def quiet_tensorflow_start() -> Iterator[None]:
                     log.debug("tensorflow: %s", line)
                 else:
                     print(line, file=sys.stderr)
+
+
+def import_tensorflow() -> None:
+    """Start TensorFlow and Keras in this process without their start-up chatter: what the
+    CLI does for its commands, done here so that the Python API (a notebook) gets it too.
+    Everything that imports TensorFlow in this process calls this first."""
+    if "tensorflow" not in sys.modules:
+        # Read by TensorFlow's C++ side when it starts; a user's own value stands.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with quiet_tensorflow_start():
+        import keras  # noqa: F401 - its start-up notices are silenced here
+        import tensorflow as tf
+
+        # The first device query is when TensorFlow looks for a GPU (and says so).
+        tf.config.list_logical_devices()

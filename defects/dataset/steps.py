@@ -32,7 +32,7 @@ def synthesize(
         raise ConfigError(f"--per-class must be at least 1, got {per_class}.")
     size = {"per_class": per_class, "seed": seed, "width": width, "height": height}
     if out_dir is not None:
-        _draw(out_dir, **size)
+        _drawn(_draw(out_dir, **size), size, out_dir)
         return out_dir
     # Shared by every job that asks for the same photos: drawn once, then reused.
     target = data_dir / "synthetic" / f"n{per_class}-s{seed}-{width}x{height}"
@@ -41,12 +41,21 @@ def synthesize(
             log.info("Reusing synthetic data in %s.", target)
             return target
         with folders.built_in_place(target) as partial:
-            _draw(partial, **size)
+            total = _draw(partial, **size)
             (partial / _COMPLETE).touch()
+    # Named once the photos are in place: the folder they were drawn in is gone by now.
+    _drawn(total, size, target)
     return target
 
 
-def _draw(target: Path, per_class: int, seed: int, width: int, height: int) -> None:
+def _drawn(total: int, size: dict[str, int], folder: Path) -> None:
+    log.info(
+        "Drew %d synthetic photos (%dx%d) in %s.", total, size["width"], size["height"], folder
+    )
+
+
+def _draw(target: Path, per_class: int, seed: int, width: int, height: int) -> int:
+    """Draw the photos into ``target``; returns how many."""
     from defects.dataset.synth import CLASS_NAMES
     from defects.dataset.synth import synthesize as draw
 
@@ -63,7 +72,7 @@ def _draw(target: Path, per_class: int, seed: int, width: int, height: int) -> N
             )
         except ValueError as error:
             raise DataError(str(error), hint="Choose an empty or new output folder.") from error
-    log.info("Drew %d synthetic photos (%dx%d) in %s.", total, width, height, target)
+    return total
 
 
 def prepare(

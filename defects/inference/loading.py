@@ -145,14 +145,9 @@ def load_model(model: str | Path) -> LoadedModel:
     # The archive is checked before Keras and TensorFlow take seconds to import.
     model_file, folder, temporary = _model_dir(location)
 
-    from defects.console.tfnoise import quiet_tensorflow_start
+    from defects.console.tfnoise import import_tensorflow, quiet_tensorflow_start
 
-    with quiet_tensorflow_start():
-        import keras  # noqa: F401 - its start-up notices are silenced here
-        import tensorflow as tf
-
-        # The first device query is when TensorFlow looks for a GPU (and says so).
-        tf.config.list_logical_devices()
+    import_tensorflow()
 
     # The model's own layers (the orientation mean of square inputs) must be registered.
     import defects.training.model  # noqa: F401
@@ -260,6 +255,84 @@ def _evaluation_dir(
     return base / f"evaluation-{scope}-{name}"
 
 
+def _sha256_of_files(
+    paths: list[Path], prepared: PreparedDataset | None, converted: bool
+) -> dict[Path, str]:
+    """Each photo's sha256 as a manifest records it: from ``prepared``'s manifest when the
+    photos are a prepared dataset's, else of the file (of its converted copy, for a file
+    that preparing converts, when the job's data held ``converted`` files)."""
+    from defects.dataset.prepare import check_image
+
+    if prepared is not None:
+        recorded = {(prepared.root / f["path"]).resolve(): f["sha256"] for f in prepared.files()}
+        if all(path.resolve() in recorded for path in paths):
+            return {path: recorded[path.resolve()] for path in paths}
+    hashes = {}
+    for path in paths:
+        hashes[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+        if converted and path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            hashes[path] = check_image(path).sha256 or hashes[path]
+    return hashes
+
+
+def _seen_in_training(
+    job_dataset: PreparedDataset, paths: list[Path], prepared: PreparedDataset | None
+) -> dict[Path, str]:
+    """The photos of ``paths`` that the job trained or validated on (the same bytes as a
+    file of its train or validation split), with that split's name."""
+    splits = {
+        f["sha256"]: f["split"]
+        for f in job_dataset.files()
+        if f["split"] in ("train", "validation")
+    }
+    converted = any(f.get("converted") for f in job_dataset.files())
+    hashes = _sha256_of_files(paths, prepared, converted)
+    return {path: splits[digest] for path, digest in hashes.items() if digest in splits}
+
+
+def _add_seen_in_training(
+    metrics: dict[str, Any],
+    job: str,
+    own: Path | None,
+    prepared: PreparedDataset | None,
+    kept: list[Path],
+    scores: Callable[[list[Path]], dict[str, Any]],
+) -> None:
+    """Record (and say) how many of the scored photos ``kept`` the job trained or validated
+    on (its data is ``own``, the prepared dataset its record names), and the ``scores`` of
+    the photos it never saw apart (None when it saw them all)."""
+    from defects.console import log
+
+    job_dataset = load_manifest(own) if own is not None and own.is_dir() else None
+    if job_dataset is None:
+        if own is not None:
+            log.warning(
+                "The data %s trained on is gone (%s): whether it trained on any of these "
+                "photos cannot be told.",
+                job,
+                own,
+            )
+        return
+    seen = _seen_in_training(job_dataset, kept, prepared)
+    counts = {split: list(seen.values()).count(split) for split in ("train", "validation")}
+    metrics["seen_in_training"] = counts
+    if not seen:
+        return
+    unseen = [path for path in kept if path not in seen]
+    metrics["unseen"] = scores(unseen) if unseen else None
+    log.warning(
+        "%s of the %s photos were in the job's own train (%s) or validation (%s) split, so the "
+        "scores over all of them flatter the model; %s",
+        len(seen),
+        len(kept),
+        counts["train"],
+        counts["validation"],
+        f"the {len(unseen)} it never saw are scored apart (unseen in metrics.json)."
+        if unseen
+        else "there is none it never saw.",
+    )
+
+
 def dataset_of_job(run_dir: Path) -> Path | None:
     """The prepared dataset the job in ``run_dir`` trained on, as its record names it."""
     from defects.jobs.records import json_object
@@ -297,11 +370,14 @@ def evaluate(
     folders; writes metrics.json and confusion.png to ``out_dir`` (default:
     ``<job>/evaluation-<split>``, or a folder named after other data). Files that cannot
     be used are skipped and listed in the metrics' ``skipped``; ``on_total`` learns how
-    many images there are and ``advance`` counts them as they are classified."""
+    many images there are and ``advance`` counts them as they are classified.
+
+    For a job's model the photos are compared with its data (by sha256): the metrics'
+    ``seen_in_training`` counts those of its train and validation splits and, when there
+    are any, ``unseen`` holds the metrics of the others alone (None if there are none)."""
     from defects.inference.prediction import iter_predictions
     from defects.jobs.plots import plot_confusion
     from defects.jobs.records import write_json
-    from defects.training.data import list_images
     from defects.training.metrics import classification_metrics
 
     location = model.source if isinstance(model, LoadedModel) else locate_model(model)
@@ -319,6 +395,9 @@ def evaluate(
     prepared = load_manifest(data)
     folder, scope = _split_dir(data, prepared, split)
     loaded = model if isinstance(model, LoadedModel) else load_model(location)
+    # Imports TensorFlow: only once load_model has started it quietly.
+    from defects.training.data import list_images
+
     names = loaded.class_names
     paths, labels = list_images(folder, names)
     if not paths:
@@ -339,11 +418,15 @@ def evaluate(
             hint="`defects prepare` checks a folder and says what is wrong with each file.",
         )
     kept = [path for path in truth if path in answers]
-    metrics = classification_metrics(
-        np.asarray([truth[path] for path in kept]),
-        np.asarray([answers[path] for path in kept]),
-        names,
-    )
+
+    def scores(photos: list[Path]) -> dict[str, Any]:
+        truths = np.asarray([truth[path] for path in photos], dtype=np.int32)
+        return classification_metrics(
+            truths, np.asarray([answers[path] for path in photos], dtype=np.int32), names
+        )
+
+    metrics = scores(kept)
+    _add_seen_in_training(metrics, location.name, own, prepared, kept, scores)
     metrics["split"] = scope
     metrics["data"] = str(folder)
     metrics["skipped"] = skipped

@@ -18,7 +18,14 @@ from pathlib import Path
 from defects.console import log
 from defects.dataset.manifest import load_manifest
 from defects.errors import DataError, DefectsError
-from defects.jobs.records import FINAL_STATES, find_job, list_jobs, read_record, true_status
+from defects.jobs.records import (
+    FINAL_STATES,
+    JobInfo,
+    find_job,
+    list_jobs,
+    read_record,
+    true_status,
+)
 from defects.training import contract
 
 # Copies of the fetched artifacts that a backend leaves in the job folder: the model and
@@ -163,17 +170,42 @@ def _referenced_data(runs_dir: Path, leaving: set[Path]) -> tuple[set[Path], set
     return folders, ids
 
 
+def _kept_trial(job: JobInfo) -> bool:
+    """Whether ``job`` is a tuning job's trial with a model: one its tuner stopped early, or
+    that ended after saving its model. It is one of its tuning job's results, ranked in its
+    record, and goes only with the tuning job."""
+    nested = "/" in job.name
+    return nested and (
+        (job.run_dir / contract.MODEL_ARCHIVE).is_file()
+        or (job.run_dir / contract.MODEL_PATH / contract.KERAS_MODEL_FILE).is_file()
+    )
+
+
+def _data_folders(parent: Path) -> list[Path]:
+    """The data folders in ``parent``, without their lock files (``.<name>.lock``): a lock
+    is not data, and removing one that a job holds would let a second job build the same
+    folder at the same time."""
+    if not parent.is_dir():
+        return []
+    return sorted(
+        path
+        for path in parent.iterdir()
+        if not (path.name.startswith(".") and path.name.endswith(".lock") and path.is_file())
+    )
+
+
 def _old(path: Path) -> bool:
     return time.time() - path.lstat().st_mtime > PARTIAL_GRACE_SECONDS
 
 
 def plan_gc(runs_dir: Path, data_dir: Path, failed: bool = False) -> list[Removal]:
     """What ``defects gc`` removes: with ``failed`` the folders of failed, interrupted and
-    stopped jobs; the backends' copies in fetched jobs; and the synthetic and prepared data
-    under ``data_dir`` that no remaining job refers to."""
+    stopped jobs (but not a tuning job's trials that have a model); the backends' copies in
+    fetched jobs; and the synthetic and prepared data under ``data_dir`` that no remaining
+    job refers to."""
     removals: list[Removal] = []
     for job in list_jobs(runs_dir):
-        if failed and job.status in set(FINAL_STATES) - {"completed"}:
+        if failed and job.status in set(FINAL_STATES) - {"completed"} and not _kept_trial(job):
             removals.append(_job_removal(job.run_dir, f"job folder ({job.status})"))
             continue
         for copy in backend_copies(job.run_dir):
@@ -181,7 +213,7 @@ def plan_gc(runs_dir: Path, data_dir: Path, failed: bool = False) -> list[Remova
     leaving = {removal.path.resolve() for removal in removals}
     folders, ids = _referenced_data(runs_dir, leaving)
 
-    prepared = sorted((data_dir / "prepared").glob("*")) if data_dir.is_dir() else []
+    prepared = _data_folders(data_dir / "prepared")
     for folder in prepared:
         if folder.name.endswith(".partial"):
             if _old(folder):
@@ -197,7 +229,7 @@ def plan_gc(runs_dir: Path, data_dir: Path, failed: bool = False) -> list[Remova
             continue
         removals.append(Removal(folder, tree_size(folder), "prepared data no job refers to"))
 
-    synthetic = sorted((data_dir / "synthetic").glob("*")) if data_dir.is_dir() else []
+    synthetic = _data_folders(data_dir / "synthetic")
     for folder in synthetic:
         if folder.resolve() in folders:
             continue

@@ -23,6 +23,7 @@ from typing import Any
 from defects import backends
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
 from defects.backends.launcher import ENTRY_SCRIPT, source_dir
+from defects.console import log
 from defects.dataset.manifest import SPLITS, PreparedDataset
 from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
 from defects.errors import ConfigError, DataError, DefectsError, StorageError, TrainingFailed
@@ -117,6 +118,12 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     requested_size = hyperparameters.get("image_size")
     hyperparameters = resolve_image_size(hyperparameters, dataset)
+    if hyperparameters.get("image_size") != requested_size:
+        log.info(
+            "Image size %s, chosen automatically from the train images' sizes (image_size "
+            "auto); the entry point gets it as its image_size.",
+            hyperparameters["image_size"],
+        )
     job = training_job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
     previous = read_record(run_dir)
     record: dict[str, Any] = {
@@ -372,7 +379,7 @@ def run(
         "options": lifecycle.options_record(options),
         "status": "preparing",
     }
-    with lifecycle.held(run_dir, record):
+    with lifecycle.held(run_dir, record, new=True):
         return execute(backend, parameters, name, options, request, started, before_launch)
 
 

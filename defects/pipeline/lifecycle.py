@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
@@ -26,7 +27,9 @@ from defects.backends.base import CloudOptions
 from defects.console import log
 from defects.errors import (
     ConfigError,
+    DataError,
     DefectsError,
+    NotConfirmed,
     ResultsPending,
     TrainingInterrupted,
 )
@@ -37,6 +40,8 @@ LOCK_FILE = ".lock"
 RETRAINABLE = ("interrupted", "failed", "running", "preparing")
 # Backends whose job is a child of this command: it ends when the command is interrupted.
 ON_THIS_MACHINE = ("process", "local")
+# What refuses a job before it starts: its data, a setting, a launch the user did not confirm.
+REFUSALS = (DataError, ConfigError, NotConfirmed)
 
 
 def check_runs_dir(runs_dir: Path) -> None:
@@ -105,9 +110,13 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 
 @contextmanager
-def held(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
+def held(run_dir: Path, record: dict[str, Any], new: bool = False) -> Iterator[None]:
     """Lock ``run_dir`` and keep its record true: ``record`` is merged into ``job.json``
-    now, and whatever ends the block is written into it as the job's status."""
+    now, and whatever ends the block is written into it as the job's status.
+
+    A ``new`` job's folder (reserved by this command) is removed instead when the job is
+    refused before it started (bad data, a setting, a launch not confirmed, while its status
+    is still "preparing"): like a job SageMaker refuses, it leaves nothing to clean up."""
     with locked(run_dir):
         current = {**read_record(run_dir), **record, **this_process()}
         current.setdefault("started", datetime.now(UTC).isoformat(timespec="seconds"))
@@ -115,23 +124,35 @@ def held(run_dir: Path, record: dict[str, Any]) -> Iterator[None]:
         try:
             yield
         except BaseException as error:
-            latest = read_record(run_dir)
-            latest["status"] = status_of(error)
-            latest["error"] = str(error) or type(error).__name__
-            try:
-                write_record(run_dir, latest)
-            except OSError as unwritten:
-                # (A full disk.) The error that ended the job is the one to report.
-                log.warning("Could not record how job %s ended: %s", run_dir.name, unwritten)
-            if latest["status"] == "interrupted" and latest.get("backend") in ON_THIS_MACHINE:
-                # (A SageMaker job says what became of it when it is interrupted.)
-                log.warning(
-                    "Job %s was interrupted; `defects train --resume %s` continues it from "
-                    "its last completed epoch.",
-                    run_dir.name,
-                    run_dir.name,
-                )
+            if new and isinstance(error, REFUSALS) and _not_started(run_dir):
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                _record_end(run_dir, error)
             raise
+
+
+def _not_started(run_dir: Path) -> bool:
+    return read_record(run_dir).get("status") == "preparing"
+
+
+def _record_end(run_dir: Path, error: BaseException) -> None:
+    """Write what ended the job in ``run_dir`` into its record, and how to go on."""
+    latest = read_record(run_dir)
+    latest["status"] = status_of(error)
+    latest["error"] = str(error) or type(error).__name__
+    try:
+        write_record(run_dir, latest)
+    except OSError as unwritten:
+        # (A full disk.) The error that ended the job is the one to report.
+        log.warning("Could not record how job %s ended: %s", run_dir.name, unwritten)
+    if latest["status"] == "interrupted" and latest.get("backend") in ON_THIS_MACHINE:
+        # (A SageMaker job says what became of it when it is interrupted.)
+        log.warning(
+            "Job %s was interrupted; `defects train --resume %s` continues it from "
+            "its last completed epoch.",
+            run_dir.name,
+            run_dir.name,
+        )
 
 
 def results_pending(job_name: str, error: DefectsError, run_dir: Path) -> ResultsPending:

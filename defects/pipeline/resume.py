@@ -72,11 +72,13 @@ def resume(
         raise ConfigError(
             f"Job {job_name} has already completed: there is nothing to resume.",
             hint=f"`defects history {job_name}` shows it; start a new job to train more.",
+            headline="nothing to resume",
         )
     if status == "detached" or (remote is not None and remote.state == "running"):
         raise ConfigError(
             f"Job {job_name} is still running on {backend.name}.",
             hint=f"`defects history {job_name}` fetches its results once it has finished.",
+            headline="the job is still running",
         )
     if status not in lifecycle.RETRAINABLE:
         raise ConfigError(f"Job {job_name} has the status {status!r}, which cannot resume.")
@@ -116,7 +118,7 @@ def resume(
         "options": lifecycle.options_record(options),
         "status": "preparing",
     }
-    with lifecycle.held(new_dir, new_record):
+    with lifecycle.held(new_dir, new_record, new=True):
         return pipeline.execute(backend, parameters, name, options, request, started, before_launch)
 
 

@@ -205,7 +205,7 @@ def stop_reason(
     epochs_run: int, cap: int, early_stopping: ResumableEarlyStopping | None, stopped: bool
 ) -> str:
     if early_stopping is None:
-        return f"ran the {cap} epochs asked for"
+        return f"ran the {cap} epoch{'' if cap == 1 else 's'} asked for"
     if stopped:
         return (
             f"{MONITOR} did not improve for {early_stopping.patience} epochs "

@@ -155,8 +155,9 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
 
     # A concrete size came as the hyperparameter: from the user, or from the host, which
-    # resolves auto from the manifest and records both in job.json.
-    shape, size_note = arguments.image_size, "the image_size hyperparameter"
+    # resolves auto from the manifest, says so and records both in job.json. Which of the
+    # two it was is not known here, so nothing is said of it.
+    shape, size_note = arguments.image_size, ""
     if shape == contract.AUTO:
         sizes = data.image_sizes(training)
         if not sizes:
@@ -244,7 +245,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     print(
         f"Training {arguments.model} on {len(training)} images, validating on "
         f"{len(validation)}; classes {class_names}; image size "
-        f"{contract.image_size_text(shape)} ({size_note}); "
+        f"{contract.image_size_text(shape)}{f' ({size_note})' if size_note else ''}; "
         + (
             f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
             f"at least {earliest_stop} and at most {epochs}; "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError
 
 from defects.backends.cloud import SageMakerBackend
 from defects.errors import BackendError
@@ -111,6 +112,30 @@ def test_rejected_credentials_say_so(
     assert "identity: AWS refused these credentials: ExpiredToken" in err
     assert "aws sso login" in err
     assert s3_now() == {}
+    assert _nothing_done(workdir)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        EndpointConnectionError(endpoint_url="https://sts.us-east-1.amazonaws.com/"),
+        ConnectTimeoutError(endpoint_url="https://sts.us-east-1.amazonaws.com/"),
+    ],
+)
+def test_no_network_is_told_apart_from_missing_credentials(
+    aws: None,
+    aws_answers: AwsAnswers,
+    cli: Cli,
+    tiny_photos: Path,
+    workdir: Path,
+    error: Exception,
+) -> None:
+    aws_answers.raise_before("sts.GetCallerIdentity", error)
+    code, _, err = _train(cli, tiny_photos)
+    assert code == 1
+    assert f"identity: Could not ask AWS who these credentials belong to: {error}" in err
+    assert "hint: AWS did not answer: check the network connection, the proxy" in err
+    assert "aws configure" not in err and "Configure AWS credentials" not in err
     assert _nothing_done(workdir)
 
 

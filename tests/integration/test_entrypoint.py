@@ -97,3 +97,18 @@ def test_a_broken_shard_writes_the_failure_file(tmp_path: Path) -> None:
     assert result.returncode == 1
     failure = (tmp_path / "ml" / "output" / "failure").read_text()
     assert "Could not read the channel" in failure
+
+
+def test_the_entry_point_claims_no_source_for_a_size_it_was_given(
+    tmp_path: Path, tiny_photos: Path
+) -> None:
+    # The host gives a concrete size for auto too: where it came from, the host says.
+    from defects.dataset.prepare import prepare
+
+    dataset = prepare(tiny_photos, data_dir=tmp_path / "data")
+    channels = {split: dataset.root / split for split in ("train", "validation")}
+    result = _run(tmp_path / "ml", channels, "--epochs", "1", "--image_size", "40x24")
+    assert result.returncode == 0, result.stderr[-2000:]
+    training = next(line for line in result.stdout.splitlines() if line.startswith("Training "))
+    assert "; image size 40x24; epochs 1;" in training
+    assert "Kept the weights of epoch 1 of 1: ran the 1 epoch asked for." in result.stdout

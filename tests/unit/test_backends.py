@@ -46,3 +46,25 @@ def test_a_new_attempt_never_clears_an_opt_ml_tree_reached_by_a_link(tmp_path: P
     with pytest.raises(JobNotFound, match="is a symbolic link"):
         backend.train(job, store=None)  # type: ignore[arg-type]
     assert (home / "ml" / "notes" / "precious.txt").read_text() == "keep"
+
+
+def test_the_hyperparameters_are_printed_once_by_the_entry_point_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from defects.backends.base import TrainingJob
+    from defects.errors import TrainingFailed
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(
+        "import sys\nprint('Hyperparameters: ' + ' '.join(sys.argv[1:]))\nsys.exit(3)\n"
+    )
+    run_dir = tmp_path / "runs" / "once"
+    run_dir.mkdir(parents=True)
+    backend = create(resolve({"backend": "process", "runs_dir": tmp_path / "runs"}, environ={}))
+    job = TrainingJob("once", {"epochs": 2, "seed": 5}, {}, run_dir, source_dir=code)
+    with caplog.at_level(logging.INFO, logger="defects"), pytest.raises(TrainingFailed):
+        backend.train(job, store=None)  # type: ignore[arg-type]
+    assert f"Running the entry point {code / 'train.py'}." in caplog.messages
+    assert "--epochs" not in caplog.text
+    assert (run_dir / "job.log").read_text() == "Hyperparameters: --epochs 2 --seed 5\n"

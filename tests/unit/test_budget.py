@@ -190,3 +190,33 @@ def test_the_schema_takes_epochs_as_a_count_or_auto(given: str, value: object) -
 
 def test_the_schema_takes_an_automatic_image_size() -> None:
     assert contract.complete_hyperparameters({"image_size": "Auto"})["image_size"] == "auto"
+
+
+def test_a_run_of_one_epoch_says_epoch() -> None:
+    assert budget.stop_reason(1, 1, None, False) == "ran the 1 epoch asked for"
+    assert budget.stop_reason(3, 3, None, False) == "ran the 3 epochs asked for"
+
+
+def test_the_host_says_that_it_chose_the_size_the_entry_point_gets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from defects.backends.base import Backend, TrainingJob, TrainingResult
+    from defects.pipeline.launch import train
+    from defects.settings import resolve
+    from defects.storage import Layout, Storage
+
+    class Recording(Backend):
+        name = "recording"
+
+        def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
+            self.given = job.hyperparameters
+            return TrainingResult(job.name, "s3://b/model.tar.gz", "s3://b/output")
+
+    backend = Recording(resolve({"runs_dir": tmp_path / "runs"}, environ={}))
+    store = Storage(Layout("b", "p"), "us-east-1", session=None, s3=None)
+    with caplog.at_level(logging.INFO, logger="defects"):
+        train({}, store, backend, {"image_size": "auto"}, "sized", dataset=_dataset([(300, 300)]))
+    assert backend.given == {"image_size": "288"}
+    assert "Image size 288, chosen automatically from the train images' sizes" in caplog.text

@@ -143,3 +143,30 @@ def test_gc_lists_backend_copies_of_a_fetched_job(work: Path) -> None:
     (copy / "model.keras").write_bytes(b"k" * 300)
     removals = plan_gc(work / "runs", work / "data")
     assert [(r.path, r.size) for r in removals if r.path == copy] == [(copy, 300)]
+
+
+def test_gc_leaves_the_lock_files_of_data_folders(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from defects.dataset.folders import exclusive
+
+    # A job preparing "used111" right now, and the lock of a finished preparation.
+    with exclusive(work / "data" / "prepared" / "used111"):
+        (work / "data" / "synthetic" / ".n6-used.lock").touch()
+        os.utime(work / "data" / "synthetic" / ".n6-used.lock", (0, 0))
+        code, out, _ = run_cli("gc", "--failed", "--dry-run", "--json")
+    assert code == 0
+    assert _names(out) == ["broken", "n6-unused", "unused22"]
+
+
+def test_gc_failed_keeps_the_trials_of_a_tuning_job_that_have_a_model(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = work / "runs"
+    # Stopped early by its tuner, with its model; failed before it saved one.
+    job_folder(runs, "tune-1/trial-1", "stopped", "2026-12-01T12:00:00+00:00", 0.8)
+    job_folder(runs, "tune-1/trial-2", "failed", "2026-12-01T12:05:00+00:00")
+    code, out, _ = run_cli("gc", "--failed", "--yes", "--json")
+    assert code == 0
+    assert _names(out) == ["broken", "n6-unused", "trial-2", "unused22"]
+    assert (runs / "tune-1" / "trial-1" / "model.tar.gz").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from defects.errors import DataError, UnsafeArchive
 from defects.inference.loading import evaluate, load_model
 from defects.inference.prediction import predict
 from tests.cli import run_cli
+from tests.conftest import CLI
 
 
 @pytest.fixture
@@ -143,3 +145,72 @@ def test_evaluate_data_that_does_not_exist_is_refused_before_the_model_loads(
     code, _, err = run_cli("evaluate", str(tmp_path), "--data", str(tmp_path / "missing"))
     assert code == 2
     assert "does not exist" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def job_of_tiny_photos(tiny_photos: Path, tmp_path: Path) -> Path:
+    """A job folder as training leaves it, with an untrained model: its record names the
+    prepared copy of ``tiny_photos`` as its data."""
+    import json
+
+    import keras
+
+    from defects.dataset.prepare import prepare
+
+    dataset = prepare(tiny_photos, tmp_path / "prepared")
+    job = tmp_path / "runs" / "seen-job"
+    (job / "model").mkdir(parents=True)
+    inputs = keras.Input((24, 40, 3))
+    outputs = keras.layers.Dense(4, activation="softmax")(
+        keras.layers.GlobalMaxPooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    )
+    keras.Model(inputs, outputs).save(job / "model" / "model.keras")
+    classes = ["good", "oil", "scratch", "stain"]
+    (job / "model" / "class_names.json").write_text(json.dumps(classes))
+    (job / "job.json").write_text(json.dumps({"dataset_root": str(dataset.root)}))
+    return job
+
+
+def test_evaluating_on_the_photos_a_job_trained_on_counts_them_and_scores_the_rest_apart(
+    job_of_tiny_photos: Path, tiny_photos: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from defects.dataset.manifest import load_manifest
+
+    dataset = load_manifest(job_of_tiny_photos.parent.parent / "prepared")
+    assert dataset is not None
+    sizes = {split: sum(dataset.counts[split].values()) for split in dataset.counts}
+    result = evaluate(job_of_tiny_photos, data=tiny_photos)
+    metrics = result.metrics
+    assert metrics["count"] == sum(sizes.values())
+    assert metrics["seen_in_training"] == {
+        "train": sizes["train"],
+        "validation": sizes["validation"],
+    }
+    assert metrics["unseen"]["count"] == sizes["test"]
+    assert sum(map(sum, metrics["unseen"]["confusion_matrix"])) == sizes["test"]
+    written = json.loads((result.out_dir / "metrics.json").read_text())
+    assert written["seen_in_training"] == metrics["seen_in_training"]
+    assert written["unseen"]["count"] == sizes["test"]
+    seen = sizes["train"] + sizes["validation"]
+    assert f"{seen} of the {metrics['count']} photos were in the job's own train" in caplog.text
+
+
+def test_evaluating_the_jobs_own_test_split_finds_no_photo_it_saw(
+    job_of_tiny_photos: Path,
+) -> None:
+    metrics = evaluate(job_of_tiny_photos).metrics
+    assert metrics["seen_in_training"] == {"train": 0, "validation": 0}
+    assert "unseen" not in metrics
+
+
+def test_the_evaluate_command_shows_the_photos_the_job_never_saw_apart(
+    job_of_tiny_photos: Path, tiny_photos: Path, cli: CLI, caplog: pytest.LogCaptureFixture
+) -> None:
+    code, out, err = cli("evaluate", str(job_of_tiny_photos), "--data", str(tiny_photos))
+    assert code == 0, err
+    assert re.search(r"^all: accuracy .* \(24 images, 20 seen in training\)$", out, re.M)
+    assert re.search(r"^never seen in training: accuracy .* \(4 images\)$", out, re.M)
+    said = "20 of the 24 photos were in the job's own train (16) or validation (4) split"
+    assert said in caplog.text

@@ -208,6 +208,21 @@ def test_describe_shows_class_names_as_written(
     assert '["ok", "fissuré"]' in out
 
 
+def test_describe_piped_keeps_whole_paths_and_rounds_every_score(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs_dir = tmp_path / "a-runs-folder-with-a-name-long-enough-to-pass-eighty-columns" / "runs"
+    run_dir = job_folder(runs_dir, "done", "completed", "2026-12-01T10:00:00+00:00", 0.9)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["validation"]["per_class"]["oil"]["recall"] = 13 / 14
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    code, out, _ = run_cli("describe", "done", "--runs-dir", str(runs_dir))
+    assert code == 0
+    assert len(str(run_dir.resolve() / "model.tar.gz")) > 80
+    assert str(run_dir.resolve() / "model.tar.gz") in out
+    assert '"oil": 0.9286' in out and "0.9285714" not in out
+
+
 def test_describe_says_why_a_job_failed(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli("describe", "broken")
     assert code == 0

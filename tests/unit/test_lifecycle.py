@@ -21,6 +21,7 @@ from defects.errors import (
 )
 from defects.jobs.records import read_record
 from defects.pipeline import lifecycle
+from tests.conftest import CLI
 
 
 def test_of_two_commands_reserving_one_name_at_once_exactly_one_gets_it(tmp_path: Path) -> None:
@@ -171,3 +172,50 @@ def test_an_output_folder_that_is_a_file_is_refused_before_any_work(
     assert code == 2
     assert "is a file" in err and "Traceback" not in err
     assert taken.read_text() == "kept"
+
+
+def _one_photo_of_oil(tiny_photos: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    photos = tmp_path / "photos"
+    shutil.copytree(tiny_photos, photos)
+    for extra in sorted((photos / "oil").iterdir())[1:]:
+        extra.unlink()
+    return photos
+
+
+@pytest.mark.parametrize("command", ["run", "train"])
+@pytest.mark.parametrize("data", ["missing", "one photo of oil"])
+def test_a_job_refused_for_its_data_before_any_work_leaves_no_job_folder(
+    cli: CLI,
+    tiny_photos: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    data: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "missing" if data == "missing" else _one_photo_of_oil(tiny_photos, tmp_path)
+    code, _, err = cli(command, "--data", str(folder), "--job-name", "refused")
+    assert code == 1, err
+    assert "problem with the input data" in err
+    assert not (tmp_path / "runs" / "refused").exists()
+
+
+def test_a_job_that_started_keeps_its_folder_and_says_how_it_ended(tmp_path: Path) -> None:
+    run_dir = tmp_path / "defects-1"
+    run_dir.mkdir()
+    with pytest.raises(DataError), lifecycle.held(run_dir, {"status": "preparing"}, new=True):
+        record = read_record(run_dir)
+        (run_dir / "job.json").write_text(json.dumps({**record, "status": "running"}))
+        raise DataError("an archive of the results is unsafe")
+    assert read_record(run_dir)["status"] == "failed"
+
+
+def test_resuming_a_completed_job_is_headed_as_what_it_is(tmp_path: Path, cli: CLI) -> None:
+    from tests.jobfolders import job_folder
+
+    job_folder(tmp_path / "runs", "done", "completed", "2026-12-01T10:00:00+00:00", 0.9)
+    code, _, err = cli("train", "--resume", "done", "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2
+    assert err.startswith("error: nothing to resume\nJob done has already completed")

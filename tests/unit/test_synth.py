@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,15 @@ def test_a_defect_stays_visible_at_the_model_input_size(cls: str, index: int) ->
     with_defect, _ = _scene(cls, index, defects=True)
     without, _ = _scene(cls, index, defects=False)
     assert np.abs(small(with_defect) - small(without)).max() >= 10
+
+
+def test_the_log_names_the_folder_the_photos_end_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from defects.dataset import steps
+
+    with caplog.at_level(logging.INFO, logger="defects"):
+        folder = steps.synthesize(per_class=1, width=64, height=64, data_dir=tmp_path)
+    assert folder.is_dir()
+    assert f"Drew 4 synthetic photos (64x64) in {folder}." in caplog.messages
+    assert ".partial" not in caplog.text

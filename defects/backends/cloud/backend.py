@@ -77,7 +77,7 @@ class SageMakerBackend(Backend):
             except BotoCoreError as error:
                 raise BackendError(
                     f"Could not ask AWS who these credentials belong to: {error}.",
-                    hint=preflight.CREDENTIALS_HINT,
+                    hint=preflight.failure_hint(error),
                 ) from error
             self.identity = {"Account": identity["Account"], "Arn": identity["Arn"]}
         return self.identity["Account"]
@@ -171,7 +171,9 @@ class SageMakerBackend(Backend):
         except (BotoCoreError, S3UploadFailedError) as error:
             raise BackendError(
                 f"Could not start the SageMaker job {job.name}: {error}.",
-                hint="Check the network and the credentials (`defects doctor`).",
+                hint=preflight.failure_hint(
+                    error, "Check the network and the credentials (`defects doctor`)."
+                ),
             ) from error
         region = self.settings.region
         log.info(
@@ -240,6 +242,6 @@ class SageMakerBackend(Backend):
         except BotoCoreError as error:
             raise BackendError(
                 f"Could not look up the SageMaker job {job_name}: {error}.",
-                hint=preflight.CREDENTIALS_HINT,
+                hint=preflight.failure_hint(error),
             ) from error
         return follow.status_of(job_name, description)

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from defects.backends.cloud import follow
-from defects.backends.cloud.preflight import CREDENTIALS_HINT, error_code, error_text
+from defects.backends.cloud.preflight import error_code, error_text, failure_hint
 from defects.errors import BackendError
 from defects.jobs.records import RemoteJob
 
@@ -26,7 +26,7 @@ def _aws_error(action: str, permission: str, error: Exception) -> BackendError:
             f"Could not {action}: {error_text(error)}.",
             hint=f"These credentials need sagemaker:{permission}.",
         )
-    return BackendError(f"Could not {action}: {error}.", hint=CREDENTIALS_HINT)
+    return BackendError(f"Could not {action}: {error}.", hint=failure_hint(error))
 
 
 def list_jobs(client: Any, name_prefix: str = NAME_PREFIX) -> list[RemoteJob]:

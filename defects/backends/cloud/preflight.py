@@ -13,8 +13,9 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+import botocore.exceptions
 import botocore.session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 
 from defects.backends import modeltrainer
 from defects.backends.base import Check
@@ -31,6 +32,11 @@ ROLE_HINT = (
 CREDENTIALS_HINT = (
     "Configure AWS credentials: `aws configure` or `aws sso login` (and AWS_PROFILE), or set "
     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+)
+NETWORK_HINT = (
+    "AWS did not answer: check the network connection, the proxy (HTTPS_PROXY, NO_PROXY) or "
+    "firewall in between, and that AWS_REGION is a region whose endpoints this machine can "
+    "reach; then try again."
 )
 _ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z]+[0-9][a-z0-9-]*\.[a-z0-9-]+$")
@@ -65,6 +71,17 @@ def _training_instance_types() -> frozenset[str]:
         return frozenset(model.shape_for("TrainingInstanceType").enum)
     except (BotoCoreError, KeyError, AttributeError):
         return frozenset()  # The pattern check is the fallback.
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says AWS was not reached (no network, a proxy, a timeout), as
+    opposed to a problem with the credentials or the request."""
+    return isinstance(error, (botocore.exceptions.ConnectionError, HTTPClientError))
+
+
+def failure_hint(error: BaseException, otherwise: str = CREDENTIALS_HINT) -> str:
+    """The fix for ``error``: the network's when AWS was not reached, else ``otherwise``."""
+    return NETWORK_HINT if unreachable(error) else otherwise
 
 
 def error_code(error: ClientError) -> str:
@@ -102,7 +119,7 @@ def check_credentials(backend: SageMakerBackend) -> Check:
     try:
         credentials = backend.boto_session().get_credentials()
     except BotoCoreError as error:
-        return Check("credentials", False, str(error), hint=CREDENTIALS_HINT)
+        return Check("credentials", False, str(error), hint=failure_hint(error))
     if credentials is None:
         return Check("credentials", False, "no AWS credentials found", hint=CREDENTIALS_HINT)
     return Check("credentials", True, f"found ({credentials.method})")
@@ -196,7 +213,7 @@ def check_bucket(backend: SageMakerBackend) -> Check:
             )
         return Check("bucket", False, f"{bucket}: {error_text(error)}", hint=fix)
     except BotoCoreError as error:
-        return Check("bucket", False, f"could not reach S3: {error}", hint=fix)
+        return Check("bucket", False, f"could not reach S3: {error}", hint=failure_hint(error, fix))
     bucket_region = response.get("BucketRegion") or response.get("ResponseMetadata", {}).get(
         "HTTPHeaders", {}
     ).get("x-amz-bucket-region", region)
