@@ -161,6 +161,7 @@ def tune(
 
     The data options and every training option of `defects run` apply; a searched
     hyperparameter takes its values from its range. --seed also seeds the search."""
+    from defects.pipeline.request import JobRequest
     from defects.tuning import driver
     from defects.tuning.spec import make_spec
 
@@ -188,18 +189,18 @@ def tune(
             f"{', '.join(both)} is both fixed (--{both[0].replace('_', '-')}) and searched.",
             hint="Drop the fixed value or the range.",
         )
-    arguments: dict[str, Any] = {
-        "backend": backend,
-        "hyperparameters": hyperparameters,
-        "options": cloud,
-        "data": data,
-        "per_class": per_class,
-        "classes": classes,
-        "job_name": job_name,
-        "before_launch": cost_check(backend, kwargs, cloud, dry_run),
-    }
+    request = JobRequest(
+        backend=backend,
+        hyperparameters=hyperparameters,
+        options=cloud,
+        data=data,
+        per_class=per_class,
+        classes=classes,
+        job_name=job_name,
+    )
+    before_launch = cost_check(backend, kwargs, cloud, dry_run)
     if dry_run:
-        out.print_json(data=driver.dry_run(spec, **arguments))
+        out.print_json(data=driver.dry_run(spec, request, before_launch))
         return
-    tuning = driver.tune(spec, **arguments)
+    tuning = driver.tune(spec, request, before_launch)
     _report(tuning, as_json, backend.settings.runs_dir / tuning.name)

@@ -15,73 +15,43 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from defects import backends
 from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingResult
 from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.console import log
 from defects.dataset.manifest import SPLITS, PreparedDataset
-from defects.dataset.steps import DATA_DIR, prepare, stage, synthesize
-from defects.errors import ConfigError, DataError, DefectsError, StorageError, TrainingFailed
+from defects.dataset.steps import DATA_DIR, stage
+from defects.errors import DataError, DefectsError, StorageError, TrainingFailed
 from defects.jobs.cleanup import drop_backend_copies
 from defects.jobs.records import (
     DetachedJob,
     JobResult,
     RunResult,
-    check_job_name,
     history_so_far,
     load_history,
     load_json,
     load_metrics,
-    new_job_name,
     read_record,
     this_process,
     write_record,
 )
 from defects.pipeline import lifecycle
-from defects.settings import Settings, resolve
+from defects.pipeline.request import (
+    BeforeLaunch,
+    JobRequest,
+    resolve_image_size,
+)
+from defects.settings import Settings
 from defects.storage import Storage, s3
 from defects.storage.archives import safe_extract
 from defects.training import contract
 from defects.training.contract import HyperparameterValue
 
 PLOTS = ("curves.png", "confusion.png")
-
-# Called once the data is prepared, before anything is uploaded or sent: the CLI's cost
-# estimate and confirmation (defects.pipeline.pricing) hook in here.
-BeforeLaunch = Callable[[PreparedDataset, Mapping[str, HyperparameterValue], CloudOptions], None]
-
-
-def hyperparameters_with_defaults(
-    given: Mapping[str, object] | None = None,
-) -> dict[str, HyperparameterValue]:
-    """Every hyperparameter, checked against the schema (None means "the default")."""
-    try:
-        return contract.complete_hyperparameters(given)
-    except ValueError as error:
-        raise ConfigError(f"Bad hyperparameter: {error}.", hint="See `defects config`.") from None
-
-
-def resolve_image_size(
-    hyperparameters: Mapping[str, HyperparameterValue], dataset: PreparedDataset | None
-) -> dict[str, HyperparameterValue]:
-    """``image_size=auto`` made concrete from the prepared train images' sizes (the entry
-    point makes the same choice itself when it gets ``auto``)."""
-    resolved = dict(hyperparameters)
-    if str(resolved.get("image_size")).lower() != contract.AUTO or dataset is None:
-        return resolved
-    sizes = [
-        (int(f["width"]), int(f["height"]))
-        for f in dataset.files()
-        if f.get("split") == "train" and f.get("width") and f.get("height")
-    ]
-    if sizes:
-        resolved["image_size"] = contract.image_size_text(contract.auto_image_shape(sizes))
-    return resolved
 
 
 def training_job(
@@ -296,52 +266,6 @@ def plot(run_dir: Path) -> list[Path]:
     ]
 
 
-def start(
-    settings: Settings | None,
-    backend: Backend | None,
-    hyperparameters: Mapping[str, object] | None,
-    job_name: str | None,
-    options: CloudOptions | None,
-    *,
-    kind: str = "defects",
-    max_length: int | None = None,
-    resume_hint: str = "defects train --resume",
-) -> tuple[Settings, Backend, dict[str, HyperparameterValue], str, CloudOptions]:
-    """What a job (a training job, or a tuning job with ``kind="tune"``) checks before any
-    work: everything the user gave. ``max_length`` is the backend's limit on the name."""
-    if backend is None:
-        settings = settings or resolve()
-        backend = backends.create(settings)
-    settings = backend.settings
-    parameters = hyperparameters_with_defaults(hyperparameters)
-    name = check_job_name(job_name) if job_name else new_job_name(kind)
-    if max_length is not None and len(name) > max_length:
-        raise ConfigError(
-            f"The job name {name!r} is longer than {max_length} characters.",
-            hint=f"SageMaker limits these job names to {max_length} characters; choose a "
-            "shorter --job-name.",
-        )
-    options = options or CloudOptions()
-    backend.check_options(options)
-    lifecycle.check_runs_dir(settings.runs_dir)
-    if (settings.runs_dir / name).exists():
-        raise lifecycle.name_taken(settings.runs_dir / name, resume_hint)
-    return settings, backend, parameters, name, options
-
-
-def prepare_data(
-    data: str | Path | None,
-    per_class: int,
-    classes: Sequence[str] | None,
-    data_dir: str | Path,
-    seed: int,
-) -> PreparedDataset:
-    """The prepared dataset of ``data``, or of synthetic photos drawn when it is None."""
-    if data is None:
-        data = synthesize(per_class=per_class, seed=seed, data_dir=Path(data_dir))
-    return prepare(Path(data), classes=classes, seed=seed, data_dir=Path(data_dir))
-
-
 def run(
     data: str | Path | None = None,
     settings: Settings | None = None,
@@ -359,28 +283,29 @@ def run(
     Returns a :class:`JobResult` (a :class:`DetachedJob` when the backend started the job
     and left it running).
     """
+    request = JobRequest(**locals())  # the arguments, as given
     started = time.perf_counter()
-    settings, backend, parameters, name, options = start(
-        settings, backend, hyperparameters, job_name, options
-    )
-    backend.check()
-    run_dir = lifecycle.reserve(settings.runs_dir, name)
-    request = {
-        "data": str(data) if data is not None else None,
-        "per_class": per_class,
-        "classes": list(classes) if classes is not None else None,
-        "data_dir": str(data_dir),
-    }
+    job = request.check()
+    job.backend.check()
+    run_dir = lifecycle.reserve(job.settings.runs_dir, job.name)
     record = {
-        "job_name": name,
-        "backend": backend.name,
-        "hyperparameters": parameters,
-        "request": request,
-        "options": lifecycle.options_record(options),
+        "job_name": job.name,
+        "backend": job.backend.name,
+        "hyperparameters": job.hyperparameters,
+        "request": request.data_record(),
+        "options": lifecycle.options_record(job.options),
         "status": "preparing",
     }
     with lifecycle.held(run_dir, record, new=True):
-        return execute(backend, parameters, name, options, request, started, before_launch)
+        return execute(
+            job.backend,
+            job.hyperparameters,
+            job.name,
+            job.options,
+            request.data_record(),
+            started,
+            before_launch,
+        )
 
 
 def execute(
@@ -395,13 +320,12 @@ def execute(
     """The steps of ``run`` once the job's folder is held: data, training, results. A resumed
     job goes through them again; each step reuses what is already done."""
     settings = backend.settings
-    dataset = prepare_data(
-        request.get("data") or None,
-        int(request.get("per_class") or 0),
-        request["classes"],
-        request.get("data_dir") or DATA_DIR,
-        int(parameters["seed"]),
-    )
+    dataset = JobRequest(
+        data=request.get("data") or None,
+        per_class=int(request.get("per_class") or 0),
+        classes=request["classes"],
+        data_dir=request.get("data_dir") or DATA_DIR,
+    ).prepare(int(parameters["seed"]))
     if before_launch is not None:
         before_launch(dataset, resolve_image_size(parameters, dataset), options)
     with backend.open_storage() as store:
@@ -443,13 +367,12 @@ def dry_run(
 ) -> dict[str, Any]:
     """Prepare the data and return the request ``run`` would send; nothing is uploaded or
     sent, and no credentials are needed."""
-    settings, backend, parameters, name, options = start(
-        settings, backend, hyperparameters, job_name, options
-    )
-    dataset = prepare_data(data, per_class, classes, data_dir, int(parameters["seed"]))
+    request = JobRequest(**locals())  # the arguments, as given
+    job = request.check()
+    dataset = request.prepare(int(job.hyperparameters["seed"]))
     if before_launch is not None:
-        before_launch(dataset, resolve_image_size(parameters, dataset), options)
-    return describe(dataset, backend, parameters, name, options)
+        before_launch(dataset, resolve_image_size(job.hyperparameters, dataset), job.options)
+    return describe(dataset, job.backend, job.hyperparameters, job.name, job.options)
 
 
 __all__ = [

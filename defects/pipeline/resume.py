@@ -35,7 +35,7 @@ from defects.jobs.records import (
 )
 from defects.pipeline import launch as pipeline
 from defects.pipeline import lifecycle
-from defects.pipeline.launch import BeforeLaunch
+from defects.pipeline.request import BeforeLaunch, hyperparameters_with_defaults
 from defects.settings import Settings
 from defects.storage import s3
 from defects.training import contract
@@ -91,7 +91,7 @@ def resume(
     dataset_root = record.get("dataset_root")
     if isinstance(dataset_root, str) and Path(dataset_root).is_dir():
         request["data"] = dataset_root  # The very split it trained on.
-    parameters = pipeline.hyperparameters_with_defaults(record.get("hyperparameters"))
+    parameters = hyperparameters_with_defaults(record.get("hyperparameters"))
     options = replace(lifecycle.options_from_record(record.get("options")), **(overrides or {}))
     backend.check()
     started = time.perf_counter()

@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
 import tarfile
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from defects.training import contract, interruption, metric_log
+from defects.training import contract, interruption
 
 if TYPE_CHECKING:
-    from defects.training.checkpoints import ResumeState
+    from defects.training.data import Channel
+    from defects.training.fitting import Plan, Restored
 
 _Error = TypeVar("_Error", bound=BaseException)
 
@@ -107,6 +106,8 @@ def _num_gpus() -> int:
 
 
 def train(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The job, step by step: the channels, the hardware, the network, a resumed run's
+    state, the fit, and what it leaves in the model and output folders."""
     # TensorFlow is imported after the inputs are known to exist, so that a bad flag or a
     # missing channel fails in a second instead of after a slow import.
     train_dir = channel_path(contract.TRAIN_CHANNEL, required=True)
@@ -114,64 +115,17 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     test_dir = channel_path(contract.TEST_CHANNEL, required=False)
     assert train_dir is not None and validation_dir is not None
 
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from defects.training import budget, checkpoints, data, metrics
+    from defects.training import data, fitting, outputs
     from defects.training import model as models
-    from defects.training.progress import ProgressLines
 
     model_dir, output_dir, checkpoint_dir = _output_dirs()
-
-    # Keras rewrites tracebacks on the way out, and that step fails on an exception raised
-    # by the SIGTERM handler in the middle of its frames; ours are read as they are.
-    keras.config.disable_traceback_filtering()
-    keras.utils.set_random_seed(arguments.seed)
-    if arguments.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-    def read(directory: Path, names: list[str] | None = None) -> data.Channel:
-        try:
-            return data.read_channel(directory, names)
-        except (tarfile.TarError, OSError) as error:
-            raise UserError(f"Could not read the channel {directory}: {error}.") from error
-
-    training = read(train_dir)
+    _seed(arguments)
+    training, validation = _read_channels(train_dir, validation_dir)
     class_names = training.class_names
-    if len(class_names) < 2:
-        raise UserError(f"The train channel {train_dir} needs at least two classes.")
-    validation = read(validation_dir, class_names)
-    for name, labels in (("train", training.labels), ("validation", validation.labels)):
-        missing = [c for i, c in enumerate(class_names) if not np.any(labels == i)]
-        if missing:
-            raise UserError(f"The {name} channel has no images of: {', '.join(missing)}.")
-
-    num_gpus = _num_gpus()
-    precision = arguments.precision
-    if precision == "auto":
-        precision = "mixed_float16" if num_gpus > 0 else "float32"
-    keras.mixed_precision.set_global_policy(precision)
-    strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
-
-    # A concrete size came as the hyperparameter: from the user, or from the host, which
-    # resolves auto from the manifest, says so and records both in job.json. Which of the
-    # two it was is not known here, so nothing is said of it.
-    shape, size_note = arguments.image_size, ""
-    if shape == contract.AUTO:
-        sizes = data.image_sizes(training)
-        if not sizes:
-            raise UserError(f"Could not read the size of any image in {train_dir}.")
-        shape = contract.auto_image_shape(sizes)
-        size_note = f"auto, from {len(sizes)} train images"
+    precision, strategy, num_gpus = _hardware(arguments.precision)
+    shape, size_note = _image_shape(arguments, training, train_dir)
     validation_data = data.channel_dataset(validation, shape, arguments.batch_size)
-
-    class_weight = (
-        models.class_weights(training.labels, len(class_names)) if arguments.class_weights else None
-    )
-
-    early = arguments.epochs == contract.AUTO
-    epochs = contract.epoch_cap(len(training), arguments.batch_size) if early else arguments.epochs
+    run = fitting.plan(arguments, len(training))
     with strategy.scope():
         network = models.build_and_compile(
             shape,
@@ -179,37 +133,11 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             len(training),
             architecture=arguments.model,
             learning_rate=arguments.learning_rate,
-            epochs=epochs,
+            epochs=run.epochs,
             batch_size=arguments.batch_size,
         )
-
-    # Resume: a checkpoint of the last completed epoch (a restarted spot job, or
-    # `defects train --resume`) restores the model, its optimizer (and so the learning-rate
-    # schedule's position), the history so far and the early-stopping state.
-    earliest_stop = budget.earliest_stop(epochs) if early else None
-    early_stopping = (
-        budget.ResumableEarlyStopping(earliest_stop=earliest_stop)
-        if earliest_stop is not None
-        else None
-    )
-    resume = _restore(checkpoint_dir, network, arguments, class_names, len(training))
-    initial_epoch = resume.epoch
-    history = resume.history
-    stopping_state = budget.restore_early_stopping(
-        checkpoint_dir, network, early_stopping, resume.extra.get("early_stopping")
-    )
-    stopped = bool(stopping_state.get("stopped"))
-    checkpoint = checkpoints.EpochCheckpoint(
-        checkpoint_dir,
-        resume,
-        extra_state=(
-            {"early_stopping": budget.early_stopping_saver(checkpoint_dir, early_stopping)}
-            if early_stopping is not None
-            else None
-        ),
-    )
-    if initial_epoch:
-        print(f"Resuming from the checkpoint of epoch {initial_epoch}.", flush=True)
+    restored = _restore(checkpoint_dir, network, arguments, class_names, len(training), run)
+    initial_epoch = restored.resume.epoch
     # Epoch e's shuffle and augmentation depend on (seed, e) only: a resumed run skips the
     # completed epochs and draws what an uninterrupted run would have drawn.
     train_data = data.channel_dataset(
@@ -219,85 +147,32 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
         shuffle=True,
         seed=arguments.seed,
         augmented=arguments.augment,
-        epochs=range(initial_epoch, epochs),
+        epochs=range(initial_epoch, run.epochs),
     )
-
-    # Tuning reads these lines (defects.training.metric_log): keep their form.
-    class MetricLines(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            keys = ["val_accuracy", "val_loss"]
-            if arguments.epoch_metrics:
-                keys.append(budget.MONITOR)
-            found = {key: (logs or {}).get(key) for key in keys}
-            print(metric_log.line(f"epoch={epoch + 1}", found), flush=True)
-
-    # Validation first (its scores go into the epoch's logs), then early stopping, then the
-    # checkpoint (so it saves this epoch's early-stopping state), and an epoch's lines last,
-    # once the epoch is saved.
-    callbacks: list[keras.callbacks.Callback] = [
-        budget.Validation(validation_data, validation.labels, len(class_names))
-    ]
-    if early_stopping is not None:
-        callbacks.append(early_stopping)
-    callbacks += [checkpoint, MetricLines(), ProgressLines(epochs, automatic=early)]
-
+    epoch_callbacks = fitting.callbacks(
+        validation, validation_data, len(class_names), arguments, run, restored
+    )
+    class_weight = (
+        models.class_weights(training.labels, len(class_names)) if arguments.class_weights else None
+    )
+    if initial_epoch:
+        print(f"Resuming from the checkpoint of epoch {initial_epoch}.", flush=True)
     print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
+    size_text = contract.image_size_text(shape) + (f" ({size_note})" if size_note else "")
     print(
         f"Training {arguments.model} on {len(training)} images, validating on "
-        f"{len(validation)}; classes {class_names}; image size "
-        f"{contract.image_size_text(shape)}{f' ({size_note})' if size_note else ''}; "
-        + (
-            f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
-            f"at least {earliest_stop} and at most {epochs}; "
-            if early
-            else f"epochs {epochs}; "
-        )
-        + f"precision {precision}; GPUs {num_gpus}.",
+        f"{len(validation)}; classes {class_names}; image size {size_text}; "
+        f"{_epochs_text(run)}; precision {precision}; GPUs {num_gpus}.",
         flush=True,
     )
-    started = time.perf_counter()
-    if initial_epoch < epochs and not stopped:
-        network.fit(
-            train_data,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=contract.steps_per_epoch(len(training), arguments.batch_size),
-            class_weight=class_weight,
-            shuffle=False,  # The dataset shuffles itself, reproducibly.
-            callbacks=callbacks,
-            # The progress lines replace Keras's own bar and epoch lines.
-            verbose=0,
-        )
-    elif early_stopping is not None and early_stopping.best_weights is not None:
-        # The restart came after the last epoch: keep the best weights, as fit would have.
-        network.set_weights(early_stopping.best_weights)
-    fit_seconds = time.perf_counter() - started
-    epochs_run = len(history.get("loss", []))
-    if early_stopping is not None:
-        stopped = stopped or early_stopping.stopped_epoch > 0
-        kept_epoch = early_stopping.best_epoch + 1
-    else:
-        kept_epoch = epochs_run
-    training_record = {
-        "epochs": arguments.epochs if early else epochs,
-        "epoch_cap": epochs,
-        "epochs_run": epochs_run,
-        "kept_epoch": kept_epoch,
-        "monitor": budget.MONITOR if early else None,
-        "patience": budget.PATIENCE if early else None,
-        "earliest_stop": earliest_stop,
-        "stopped_early": stopped,
-        "stop_reason": budget.stop_reason(epochs_run, epochs, early_stopping, stopped),
-        "kept": (
-            f"the best epoch's weights (by {budget.MONITOR}; of equals, the lower val_loss)"
-            if early
-            else "the last epoch's weights"
-        ),
-        "resumed_after_epoch": initial_epoch or None,
-    }
+    fit_seconds = fitting.fit(
+        network, training, train_data, arguments, run, restored, class_weight, epoch_callbacks
+    )
+    record = fitting.training_record(arguments, run, restored)
+    epochs_run = record["epochs_run"]
     print(
-        f"Kept the weights of epoch {kept_epoch} of {epochs_run}: "
-        f"{training_record['stop_reason']}.",
+        f"Kept the weights of epoch {record['kept_epoch']} of {epochs_run}: "
+        f"{record['stop_reason']}.",
         flush=True,
     )
 
@@ -306,71 +181,142 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     orientations = arguments.augment and shape[0] == shape[1]
     if orientations:
         network = models.with_orientations(network)
+    outputs.save_model(network, model_dir, class_names)
+    results = _summary(arguments, class_names, shape, size_note, precision, record)
+    results["orientations"] = 8 if orientations else 1
+    results["fit_seconds"] = round(fit_seconds, 3)
+    results["train_images"] = len(training)
+    # Of the epochs trained by this process; none when a resumed run had stopped already.
+    results["train_images_per_second"] = (
+        round(len(training) * (epochs_run - initial_epoch) / max(fit_seconds, 1e-9), 1)
+        if epochs_run > initial_epoch
+        else None
+    )
+    # The validation batches are cached and in file order: no second decode.
+    results["validation"] = outputs.scores(network, validation_data, validation.labels, class_names)
+    test = _read(test_dir, class_names) if test_dir is not None else None
+    if test is not None and len(test):
+        test_data = data.channel_dataset(test, shape, arguments.batch_size)
+        results["test"] = outputs.scores(network, test_data, test.labels, class_names)
+    history = restored.resume.history
+    outputs.write_records(output_dir, history, record, results)
+    outputs.report(results, history, fit_seconds)
+    return results
 
-    model_dir.mkdir(parents=True, exist_ok=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    network.save(model_dir / contract.KERAS_MODEL_FILE)
-    (model_dir / contract.CLASS_NAMES_FILE).write_text(json.dumps(class_names))
-    network.export(str(model_dir / contract.SAVED_MODEL_DIR / "1"), verbose=False)
 
-    def evaluate(images: tf.data.Dataset, labels: np.ndarray) -> dict[str, Any]:
-        probabilities = network.predict(images, verbose=0)
-        return metrics.classification_metrics(labels, np.argmax(probabilities, axis=1), class_names)
-
-    results: dict[str, Any] = {
+def _summary(
+    arguments: argparse.Namespace,
+    class_names: list[str],
+    shape: tuple[int, int],
+    size_note: str,
+    precision: str,
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """The head of ``metrics.json``: what was trained, and how."""
+    return {
         "class_names": class_names,
         "image_size": contract.image_size_text(shape),
         "image_size_from": size_note,
         "model": arguments.model,
-        "orientations": 8 if orientations else 1,
         "precision": precision,
-        "epochs": epochs_run,
-        "training": training_record,
-        "fit_seconds": round(fit_seconds, 3),
-        "train_images": len(training),
-        # Of the epochs trained by this process; none when a resumed run had stopped already.
-        "train_images_per_second": (
-            round(len(training) * (epochs_run - initial_epoch) / max(fit_seconds, 1e-9), 1)
-            if epochs_run > initial_epoch
-            else None
-        ),
-        # The validation batches are cached and in file order: no second decode.
-        "validation": evaluate(validation_data, validation.labels),
+        "epochs": record["epochs_run"],
+        "training": record,
     }
-    if test_dir is not None:
-        test = read(test_dir, class_names)
-        if len(test):
-            test_data = data.channel_dataset(test, shape, arguments.batch_size)
-            results["test"] = evaluate(test_data, test.labels)
 
-    history_record = {
-        "epoch": list(range(1, epochs_run + 1)),
-        **history,
-        "kept_epoch": kept_epoch,
-        "stop_reason": training_record["stop_reason"],
-        # The training loss is of smoothed labels; the validation loss of the labels as given.
-        "label_smoothing": models.LABEL_SMOOTHING,
-    }
-    (output_dir / contract.HISTORY_FILE).write_text(json.dumps(history_record, indent=2))
-    (output_dir / contract.METRICS_FILE).write_text(json.dumps(results, indent=2))
-    line = (
-        f"Validation accuracy {results['validation']['accuracy']:.4f}, "
-        f"macro-F1 {results['validation']['macro_f1']:.4f}"
-    )
-    if "test" in results:
-        line += (
-            f"; test accuracy {results['test']['accuracy']:.4f}, "
-            f"macro-F1 {results['test']['macro_f1']:.4f}"
+
+def _restore(
+    checkpoint_dir: Path,
+    network: Any,
+    arguments: argparse.Namespace,
+    class_names: list[str],
+    train_count: int,
+    run: Plan,
+) -> Restored:
+    from defects.training import fitting
+
+    try:
+        return fitting.restore(checkpoint_dir, network, arguments, class_names, train_count, run)
+    except fitting.MismatchedCheckpoint as error:
+        raise UserError(str(error)) from error
+
+
+def _seed(arguments: argparse.Namespace) -> None:
+    import keras
+    import tensorflow as tf
+
+    # Keras rewrites tracebacks on the way out, and that step fails on an exception raised
+    # by the SIGTERM handler in the middle of its frames; ours are read as they are.
+    keras.config.disable_traceback_filtering()
+    keras.utils.set_random_seed(arguments.seed)
+    if arguments.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _read(directory: Path, names: list[str] | None = None) -> Channel:
+    from defects.training import data
+
+    try:
+        return data.read_channel(directory, names)
+    except (tarfile.TarError, OSError) as error:
+        raise UserError(f"Could not read the channel {directory}: {error}.") from error
+
+
+def _read_channels(train_dir: Path, validation_dir: Path) -> tuple[Channel, Channel]:
+    """The train and validation channels, each with an image of every class."""
+    import numpy as np
+
+    training = _read(train_dir)
+    class_names = training.class_names
+    if len(class_names) < 2:
+        raise UserError(f"The train channel {train_dir} needs at least two classes.")
+    validation = _read(validation_dir, class_names)
+    for name, labels in (("train", training.labels), ("validation", validation.labels)):
+        missing = [c for i, c in enumerate(class_names) if not np.any(labels == i)]
+        if missing:
+            raise UserError(f"The {name} channel has no images of: {', '.join(missing)}.")
+    return training, validation
+
+
+def _hardware(precision: str) -> tuple[str, Any, int]:
+    """The precision (``auto``: mixed float16 on a GPU), the distribution strategy (one
+    replica per GPU) and the number of GPUs."""
+    import keras
+    import tensorflow as tf
+
+    num_gpus = _num_gpus()
+    if precision == "auto":
+        precision = "mixed_float16" if num_gpus > 0 else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
+    return precision, strategy, num_gpus
+
+
+def _image_shape(
+    arguments: argparse.Namespace, training: Channel, train_dir: Path
+) -> tuple[tuple[int, int], str]:
+    """The input size, and where it came from when it was chosen here. A concrete size came
+    as the hyperparameter: from the user, or from the host, which resolves auto from the
+    manifest, says so and records both in job.json. Which of the two it was is not known
+    here, so nothing is said of it."""
+    from defects.training import data
+
+    if arguments.image_size != contract.AUTO:
+        return arguments.image_size, ""
+    sizes = data.image_sizes(training)
+    if not sizes:
+        raise UserError(f"Could not read the size of any image in {train_dir}.")
+    return contract.auto_image_shape(sizes), f"auto, from {len(sizes)} train images"
+
+
+def _epochs_text(run: Plan) -> str:
+    from defects.training import budget
+
+    if run.early:
+        return (
+            f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
+            f"at least {run.earliest_stop} and at most {run.epochs}"
         )
-    print(f"{line}; fit took {fit_seconds:.1f} s.", flush=True)
-    val_losses = history.get("val_loss") or []
-    final: dict[str, float | None] = {
-        "val_accuracy": results["validation"]["accuracy"],
-        "val_macro_f1": results["validation"]["macro_f1"],
-        "val_loss": val_losses[kept_epoch - 1] if 0 < kept_epoch <= len(val_losses) else None,
-    }
-    print(metric_log.line("final", final), flush=True)
-    return results
+    return f"epochs {run.epochs}"
 
 
 def _write_failure(reason: str) -> None:
@@ -380,32 +326,6 @@ def _write_failure(reason: str) -> None:
         failure.write_text(reason.strip() + "\n")
     except OSError as error:
         print(f"Could not write the failure file {failure}: {error}", file=sys.stderr)
-
-
-def _restore(
-    checkpoint_dir: Path,
-    network: Any,
-    arguments: argparse.Namespace,
-    class_names: list[str],
-    train_count: int,
-) -> ResumeState:
-    """The state of the last completed epoch, loaded into ``network``; a checkpoint of a run
-    with other hyperparameters or data is refused."""
-    from defects.training import checkpoints
-
-    fingerprint = {
-        **{spec.name: str(getattr(arguments, spec.name)) for spec in contract.HYPERPARAMETERS},
-        "class_names": class_names,
-        "train_images": train_count,
-    }
-    try:
-        return checkpoints.restore(checkpoint_dir, network, fingerprint)
-    except checkpoints.CheckpointMismatch as error:
-        raise UserError(
-            f"{error}: remove the folder to start afresh, or resume with the same settings."
-        ) from error
-    except checkpoints.CheckpointDamaged as error:
-        raise UserError(f"{error}: remove the folder to start afresh.") from error
 
 
 def _interrupted_reason(error: interruption.Interrupted) -> str:

@@ -7,19 +7,20 @@ Either way the record is ``runs/<tuning-job>/tune.json`` and every trial is a jo
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from defects import backends
-from defects.backends.base import Backend, CloudOptions
+from defects.backends.base import CloudOptions
 from defects.console import log
 from defects.dataset.manifest import SPLITS, PreparedDataset
-from defects.dataset.steps import DATA_DIR, prepare, stage
+from defects.dataset.steps import prepare, stage
 from defects.errors import ConfigError
 from defects.jobs.records import refuse_links
 from defects.pipeline import launch as pipeline
+from defects.pipeline.request import Checked, JobRequest, resolve_image_size
 from defects.settings import Settings, resolve
 from defects.training.contract import AUTO, HyperparameterValue
 from defects.tuning import cloud, record
@@ -61,27 +62,13 @@ def costliest(
             choices = [int(value or 0) for value in choices]
         if item.name == "epochs" or item.name in _COSTLY:
             combos = [{**combo, item.name: value} for combo in combos for value in choices]
-    return [pipeline.resolve_image_size(combo, dataset) for combo in combos]
+    return [resolve_image_size(combo, dataset) for combo in combos]
 
 
-def _begin(
-    spec: TuningSpec,
-    settings: Settings | None,
-    backend: Backend | None,
-    hyperparameters: Mapping[str, object] | None,
-    job_name: str | None,
-    options: CloudOptions | None,
-) -> tuple[Backend, dict[str, HyperparameterValue], str, CloudOptions]:
+def _begin(spec: TuningSpec, request: JobRequest) -> Checked:
     """Everything the user gave, checked before any work, as for a training job."""
-    _, backend, fixed, name, options = pipeline.start(
-        settings,
-        backend,
-        hyperparameters,
-        job_name,
-        options,
-        kind="tune",
-        max_length=MAX_NAME_LENGTH,
-        resume_hint="defects tune --resume",
+    job = request.check(
+        kind="tune", max_length=MAX_NAME_LENGTH, resume_hint="defects tune --resume"
     )
     if (
         spec.early_stopping
@@ -89,31 +76,33 @@ def _begin(
         and "epoch_metrics" not in spec.searched
     ):
         # Early stopping needs the objective after every epoch, here and in SageMaker.
-        fixed["epoch_metrics"] = True
-    return backend, fixed, name, options
+        job.hyperparameters["epoch_metrics"] = True
+    return job
+
+
+def _prepare(
+    spec: TuningSpec, request: JobRequest, job: Checked, before_launch: BeforeTuning | None
+) -> PreparedDataset:
+    """The prepared data, and the cost check of the search's costliest trial."""
+    dataset = request.prepare(int(job.hyperparameters["seed"]))
+    if before_launch is not None:
+        before_launch(dataset, costliest(spec, job.hyperparameters, dataset), spec.max_jobs)
+    return dataset
 
 
 def dry_run(
-    spec: TuningSpec,
-    data: str | Path | None = None,
-    settings: Settings | None = None,
-    hyperparameters: Mapping[str, object] | None = None,
-    job_name: str | None = None,
-    per_class: int = 280,
-    classes: Sequence[str] | None = None,
-    data_dir: str | Path = DATA_DIR,
-    options: CloudOptions | None = None,
-    backend: Backend | None = None,
-    before_launch: BeforeTuning | None = None,
+    spec: TuningSpec, request: JobRequest, before_launch: BeforeTuning | None = None
 ) -> dict[str, Any]:
     """Prepare the data and return what ``tune`` would start: on ``sagemaker`` the exact
     ``CreateHyperParameterTuningJob`` request; elsewhere the spec and one trial's request."""
-    backend, fixed, name, options = _begin(
-        spec, settings, backend, hyperparameters, job_name, options
+    checked = _begin(spec, request)
+    backend, fixed, name, options = (
+        checked.backend,
+        checked.hyperparameters,
+        checked.name,
+        checked.options,
     )
-    dataset = pipeline.prepare_data(data, per_class, classes, data_dir, int(fixed["seed"]))
-    if before_launch is not None:
-        before_launch(dataset, costliest(spec, fixed, dataset), spec.max_jobs)
+    dataset = _prepare(spec, request, checked, before_launch)
     layout = backend.layout(offline=True)
     channels = layout.channels(dataset.dataset_id, SPLITS)
     run_dir = backend.settings.runs_dir / name
@@ -130,26 +119,18 @@ def dry_run(
 
 
 def tune(
-    spec: TuningSpec,
-    data: str | Path | None = None,
-    settings: Settings | None = None,
-    hyperparameters: Mapping[str, object] | None = None,
-    job_name: str | None = None,
-    per_class: int = 280,
-    classes: Sequence[str] | None = None,
-    data_dir: str | Path = DATA_DIR,
-    options: CloudOptions | None = None,
-    backend: Backend | None = None,
-    before_launch: BeforeTuning | None = None,
+    spec: TuningSpec, request: JobRequest, before_launch: BeforeTuning | None = None
 ) -> TuningRecord:
     """Run a tuning job: prepare and stage the data once, then search."""
-    backend, fixed, name, options = _begin(
-        spec, settings, backend, hyperparameters, job_name, options
+    checked = _begin(spec, request)
+    backend, fixed, name, options = (
+        checked.backend,
+        checked.hyperparameters,
+        checked.name,
+        checked.options,
     )
     backend.check()
-    dataset = pipeline.prepare_data(data, per_class, classes, data_dir, int(fixed["seed"]))
-    if before_launch is not None:
-        before_launch(dataset, costliest(spec, fixed, dataset), spec.max_jobs)
+    dataset = _prepare(spec, request, checked, before_launch)
     tuning_dir = backend.settings.runs_dir / name
     tuning = TuningRecord(
         name=name,
@@ -157,9 +138,9 @@ def tune(
         spec=spec,
         fixed=fixed,
         data={
-            "data": str(data) if data is not None else None,
-            "per_class": per_class,
-            "classes": list(classes) if classes is not None else None,
+            "data": str(request.data) if request.data is not None else None,
+            "per_class": request.per_class,
+            "classes": list(request.classes) if request.classes is not None else None,
             "dataset_id": dataset.dataset_id,
             "dataset_root": str(dataset.root.resolve()),
             "bucket": backend.layout().bucket if not backend.tunes_remotely else None,

@@ -39,6 +39,7 @@ from defects.errors import (
     disk_full,
 )
 from defects.pipeline import launch as pipeline
+from defects.pipeline.request import hyperparameters_with_defaults
 from defects.storage import Storage
 from defects.training.contract import HyperparameterValue
 from defects.training.metric_log import values
@@ -257,7 +258,7 @@ class LocalSearch:
         item.trial.started_at = time.time()
         outcome: BaseException | None = None
         try:
-            hyperparameters = pipeline.hyperparameters_with_defaults(
+            hyperparameters = hyperparameters_with_defaults(
                 {**self.record.fixed, **item.trial.params}
             )
             pipeline.train(

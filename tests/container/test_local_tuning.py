@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from defects.pipeline.request import JobRequest
 from defects.settings import resolve
 from defects.tuning import driver, make_spec
 from tests.conftest import use_moto
@@ -34,11 +35,13 @@ def test_a_local_tuning_job_runs_its_trials_in_the_container(
     )
     tuning = driver.tune(
         spec,
-        data=tiny_photos,
-        settings=resolve({"backend": "local", "runs_dir": tmp_path / "runs"}),
-        hyperparameters={"epochs": 1, "image_size": "40x24"},
-        job_name="box-tune",
-        data_dir=tmp_path / "data",
+        JobRequest(
+            data=tiny_photos,
+            settings=resolve({"backend": "local", "runs_dir": tmp_path / "runs"}),
+            hyperparameters={"epochs": 1, "image_size": "40x24"},
+            job_name="box-tune",
+            data_dir=tmp_path / "data",
+        ),
     )
     assert [trial.state for trial in tuning.trials] == ["completed", "completed"]
     for trial in tuning.trials:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from defects.pipeline.request import JobRequest
 from defects.settings import resolve
 from defects.training import metric_log
 from defects.tuning import driver, make_spec, record
@@ -31,11 +32,13 @@ def tuned(
         use_moto(monkeypatch, moto_endpoint)
         tuning = driver.tune(
             spec,
-            data=tiny_photos,
-            settings=resolve({"runs_dir": root / "runs"}),
-            hyperparameters=TINY,
-            job_name="tiny-tune",
-            data_dir=root / "data",
+            JobRequest(
+                data=tiny_photos,
+                settings=resolve({"runs_dir": root / "runs"}),
+                hyperparameters=TINY,
+                job_name="tiny-tune",
+                data_dir=root / "data",
+            ),
         )
     return tuning, root / "runs" / "tiny-tune"
 
@@ -155,11 +158,13 @@ def test_a_full_disk_stops_the_search_and_resume_goes_on(
         with pytest.raises(DiskError, match="the search stops here") as caught:
             driver.tune(
                 spec,
-                data=tiny_photos,
-                settings=settings,
-                hyperparameters={**TINY, "epochs": 1},
-                job_name="full-tune",
-                data_dir=tmp_path / "data",
+                JobRequest(
+                    data=tiny_photos,
+                    settings=settings,
+                    hyperparameters={**TINY, "epochs": 1},
+                    job_name="full-tune",
+                    data_dir=tmp_path / "data",
+                ),
             )
     assert "`defects tune --resume full-tune` continues the search" in caught.value.hint
     stopped = record.read(tmp_path / "runs" / "full-tune")

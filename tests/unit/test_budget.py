@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from defects.dataset.manifest import PreparedDataset
-from defects.pipeline.launch import resolve_image_size
+from defects.pipeline.request import resolve_image_size
 from defects.training import budget, contract
 
 
