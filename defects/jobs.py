@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 RECORD_FILE = "job.json"
 LOG_FILE = "job.log"
+# A tuning job's record, in its folder above its trials' (see defects.tuning.record).
+TUNE_FILE = "tune.json"
 # The name that stands for the newest job wherever a job is taken.
 LATEST = "latest"
 # A job's status once it will not change any more ("unfetched": trained, its results
@@ -369,16 +371,13 @@ def with_remote(
 
 
 def find_job(runs_dir: Path, job: str) -> Path:
-    """A job's folder: ``latest`` is the newest job; a folder is itself; a name is
-    ``runs/<name>``, or the one nested job (tuning trial) of that name."""
+    """A job's folder: ``latest`` is the newest job (or search: :mod:`defects.latest`); a
+    folder is itself; a name is ``runs/<name>``, or the one nested job (tuning trial) of that
+    name."""
     if job == LATEST:
-        jobs = list_jobs(runs_dir)
-        if not jobs:
-            raise DataError(
-                f"There are no jobs in {runs_dir}, so none is the latest.",
-                hint="Run one with `defects run`, or pass --runs-dir.",
-            )
-        return jobs[0].run_dir
+        from defects.latest import newest_job  # It reads this module's records.
+
+        return newest_job(runs_dir)
     path = Path(job)
     if path.is_dir() and not (runs_dir / job).is_symlink():
         return path  # A folder named on purpose (a symbolic link planted in runs/ is not).

@@ -15,11 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from defects.errors import DataError
-from defects.jobs import DAMAGED_FILE_HEADLINE, load_json, read_record, write_json, write_record
+from defects.jobs import (
+    DAMAGED_FILE_HEADLINE,
+    TUNE_FILE,
+    load_json,
+    read_record,
+    write_json,
+    write_record,
+)
 from defects.training.contract import HyperparameterValue
 from defects.tuning.spec import TuningSpec
 
-TUNE_FILE = "tune.json"
 PLOT_FILE = "tune.png"
 BEST_DIR = "best"
 # Trial states that count against --max-jobs (as SageMaker counts them).
