@@ -11,7 +11,7 @@ from pathlib import Path
 from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.console import log
-from defects.entrypoint import entry_point_command, run_entry_point
+from defects.entrypoint import run_entry_point
 from defects.jobs import container_tree
 from defects.progress import JobOutput
 from defects.storage import S3Uri, Storage
@@ -46,8 +46,9 @@ class ProcessBackend(Backend):
             download(store.s3, S3Uri.parse(uri), local)
             channels[channel] = local
         script = job.source_dir / job.entry_script
-        command = entry_point_command(script, job.hyperparameters)
-        log.info("Running the entry point: %s", " ".join(command[1:]))
+        # The entry point's first line names the hyperparameters, as on every backend: naming
+        # them here too would print them twice.
+        log.info("Running the entry point %s.", script)
         started = time.perf_counter()
         with job.log_path.open("a") as job_log, JobOutput() as output:
             returncode = run_entry_point(
