@@ -139,6 +139,10 @@ def test_tune_json_and_tune_png_are_written(tuned: tuple[TuningRecord, Path]) ->
     tuning, tuning_dir = tuned
     saved = json.loads((tuning_dir / "tune.json").read_text())
     assert (saved["status"], saved["best_trial"]) == ("completed", tuning.best().name)  # type: ignore[union-attr]
+    # The validation split's size, which says what differences between trials it measures.
+    manifest = json.loads((Path(saved["data"]["dataset_root"]) / "manifest.json").read_text())
+    assert saved["data"]["validation_images"] == sum(manifest["counts"]["validation"].values())
+    assert saved["warnings"] == tuning.warnings()
     assert (tuning_dir / "tune.png").read_bytes()[:4] == b"\x89PNG"
 
 
