@@ -258,6 +258,7 @@ def plot(record: TuningRecord, path: Path) -> Path:
                 edgecolors="red",
                 label="best",
             )
+        _objective_axis(axis, record, best)
         if categorical:
             axis.set_xticks(range(len(labels)), labels)
         elif searched.log and scored:
@@ -271,3 +272,22 @@ def plot(record: TuningRecord, path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def _objective_axis(axis: Any, record: TuningRecord, best: Trial | None) -> None:
+    """The objective on its whole scale, so that the plot shows differences at their size and
+    invents none: a share (accuracy, macro-F1) from 0 to 1, with the band of one validation
+    image below the best (trials in it are not told apart from it); a loss from 0 up."""
+    step = record.resolution()
+    if record.spec.objective in SHARES:
+        axis.set_ylim(0.0, 1.0)
+        if step is not None and best is not None and best.objective is not None:
+            axis.axhspan(
+                best.objective - step,
+                best.objective,
+                color="red",
+                alpha=0.1,
+                label="within one validation image of the best",
+            )
+    else:
+        axis.set_ylim(bottom=0.0)

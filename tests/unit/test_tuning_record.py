@@ -1,15 +1,16 @@
-"""A tuning job's ranking (by the objective, equal objectives by the validation loss), and
-what it cannot tell apart on a small validation split."""
+"""A tuning job's ranking (by the objective, equal objectives by the validation loss), what
+it cannot tell apart on a small validation split, and its plot."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from defects.errors import DataError
-from defects.tuning.record import Trial, TuningRecord, read
+from defects.tuning.record import Trial, TuningRecord, plot, read
 from defects.tuning.spec import TuningSpec, parse_range
 
 
@@ -119,3 +120,29 @@ def test_the_warning_is_printed_with_the_results_table(
     out = capsys.readouterr().out
     assert "warning: All 2 completed trials score within one validation image's share" in out
     assert out.index("trial-2 *") < out.index("warning: ") < out.index("best: trial trial-2")
+
+
+def _plotted_axes(record: TuningRecord, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    import matplotlib.pyplot as plt
+
+    figures: list[Any] = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot(record, tmp_path / "tune.png")
+    return figures[0].axes[0]
+
+
+def test_the_plot_shows_a_share_on_its_whole_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0.100 and 0.111 on 8 images: a zoomed axis would make the noise look like a signal.
+    axis = _plotted_axes(_scored("macro-f1", 8, [0.1, 0.1111]), tmp_path, monkeypatch)
+    assert axis.get_ylim() == (0.0, 1.0)
+    # The band of one validation image below the best.
+    band = [p for p in axis.patches if p.get_label() == "within one validation image of the best"]
+    assert len(band) == 1 and band[0].get_extents().height > 0
+
+
+def test_the_plot_shows_a_loss_from_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    axis = _plotted_axes(_scored("loss", 8, [1.38, 1.39]), tmp_path, monkeypatch)
+    low, high = axis.get_ylim()
+    assert low == 0.0 and high >= 1.39
