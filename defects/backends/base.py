@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from defects.console import log
 from defects.errors import BackendError, ConfigError
-from defects.jobs.records import RemoteJob
+from defects.jobs.listing import RemoteJob
 from defects.settings import EMBEDDED_BUCKET, Settings
 from defects.training.contract import HyperparameterValue
 

@@ -22,14 +22,8 @@ from defects.cli.options import (
 from defects.console import err, log, out
 from defects.console.live import JobOutput, duration
 from defects.errors import DefectsError
-from defects.jobs.records import (
-    FINAL_STATES,
-    JobInfo,
-    list_jobs,
-    process_alive,
-    read_record,
-    true_status,
-)
+from defects.jobs.listing import JobInfo, list_jobs
+from defects.jobs.records import FINAL_STATES, process_alive, read_record, true_status
 from defects.settings import resolve
 
 STATES = ("running", "detached", *FINAL_STATES)
@@ -72,7 +66,7 @@ def jobs(states: tuple[str, ...], limit: int | None, as_json: bool, **kwargs: An
         log.warning("%s %s", error.message, error.hint)
         remote = []
     if remote:
-        from defects.jobs.records import with_remote
+        from defects.jobs.listing import with_remote
 
         found = with_remote(found, remote, backend.name, settings.runs_dir)
     if states:

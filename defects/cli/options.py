@@ -353,8 +353,8 @@ def print_result(result: Any, as_json: bool, runs_dir: Path) -> None:
 
 def run_dir_of(job: str, runs_dir: Path | None) -> Path:
     """A job's folder: the newest job's for ``latest``, ``job`` itself when it is a folder,
-    else ``<runs>/<job>`` (see :func:`defects.jobs.find_job`)."""
-    from defects.jobs.records import find_job
+    else ``<runs>/<job>`` (see :func:`defects.jobs.listing.find_job`)."""
+    from defects.jobs.listing import find_job
 
     runs = runs_dir or resolve().runs_dir
     found = find_job(runs, job)

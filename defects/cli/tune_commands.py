@@ -60,6 +60,8 @@ def _report(tuning: TuningRecord, as_json: bool, tuning_dir: Path) -> None:
         table.add_row(*row)
     if tuning.trials:
         out.print(table)
+    for warning in tuning.warnings():
+        out.print(f"warning: {warning}", style="yellow", highlight=False)
     best = tuning.best()
     if best is not None:
         shown = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(best.params.items()))

@@ -45,7 +45,8 @@ def locate_model(model: str | Path, runs_dir: Path | None = None) -> Path:
         from defects.settings import resolve
 
         runs_dir = resolve().runs_dir
-    from defects.jobs.records import LATEST, find_job
+    from defects.jobs.listing import find_job
+    from defects.jobs.records import LATEST
 
     if str(model) == LATEST:
         return _latest_model(runs_dir)
@@ -69,21 +70,23 @@ def _model_candidates(folder: Path) -> tuple[Path, ...]:
 
 
 def _latest_model(runs_dir: Path) -> Path:
-    """The folder of the newest job that has a model: a newer job still running, failed
-    or interrupted is passed over, and said so."""
+    """The folder of the newest job that has a model (after a tuning job, its best trial): a
+    newer job still running, failed or interrupted is passed over, and said so."""
     from defects.console import log
-    from defects.jobs.records import list_jobs
+    from defects.jobs.listing import best_of, newest_jobs
 
-    jobs = list_jobs(runs_dir)
+    jobs = newest_jobs(runs_dir)
     for index, job in enumerate(jobs):
         if any(path.is_file() for path in _model_candidates(job.run_dir)):
+            why = []
+            tuning = best_of(job.run_dir, runs_dir)
+            if tuning is not None:
+                why.append(f"the best trial of tuning job {tuning}")
             if index:
-                log.info(
-                    "Using the model of %s, the newest job with one (%s newer without one: %s).",
-                    job.name,
-                    index,
-                    ", ".join(f"{newer.name} {newer.status}" for newer in jobs[:index]),
-                )
+                newer = ", ".join(f"{newer.name} {newer.status}" for newer in jobs[:index])
+                why.append(f"the newest job with one ({index} newer without one: {newer})")
+            if why:
+                log.info("Using the model of %s, %s.", job.name, "; ".join(why))
             return job.run_dir
     raise DataError(
         f"None of the {len(jobs)} job(s) in {runs_dir} has a model yet."

@@ -18,14 +18,8 @@ from pathlib import Path
 from defects.console import log
 from defects.dataset.manifest import load_manifest
 from defects.errors import DataError, DefectsError
-from defects.jobs.records import (
-    FINAL_STATES,
-    JobInfo,
-    find_job,
-    list_jobs,
-    read_record,
-    true_status,
-)
+from defects.jobs.listing import JobInfo, find_job, list_jobs
+from defects.jobs.records import FINAL_STATES, read_record, true_status
 from defects.training import contract
 
 # Copies of the fetched artifacts that a backend leaves in the job folder: the model and

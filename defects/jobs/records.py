@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 import socket
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -19,6 +19,8 @@ from defects.training import contract
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 RECORD_FILE = "job.json"
 LOG_FILE = "job.log"
+# A tuning job's record, in its folder above its trials' (see defects.tuning.record).
+TUNE_FILE = "tune.json"
 # The name that stands for the newest job wherever a job is taken.
 LATEST = "latest"
 # A job's status once it will not change any more ("unfetched": trained, its results
@@ -78,7 +80,7 @@ def _damaged(path: Path, what: str) -> DataError:
     )
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
+def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -94,7 +96,7 @@ def load_history(path: Path) -> dict[str, Any]:
         values = history.get(key, epochs)
         if not isinstance(values, list) or len(values) != len(epochs):
             raise _damaged(path, f"its {key!r} is not a list of {len(epochs)} values")
-        if not all(_is_number(value) for value in values):
+        if not all(is_number(value) for value in values):
             raise _damaged(path, f"its {key!r} holds something other than numbers")
     for key in ("kept_epoch", "best_epoch"):
         if history.get(key) is not None and not isinstance(history[key], int):
@@ -170,6 +172,34 @@ def process_alive(record: dict[str, Any]) -> bool | None:
     return True
 
 
+def link_on_the_way(runs_dir: Path, folder: Path) -> Path | None:
+    """The first symbolic link from ``runs_dir`` down to ``folder`` (itself included)."""
+    try:
+        parts = folder.relative_to(runs_dir).parts
+    except ValueError:
+        return None
+    current = runs_dir
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
+
+
+def refuse_links(runs_dir: Path, folder: Path) -> Path:
+    """``folder`` (a job's, under ``runs_dir``), unless a symbolic link leads there: a job
+    folder is never followed out of the runs folder, where its files are written."""
+    link = link_on_the_way(runs_dir, folder)
+    if link is not None:
+        raise JobNotFound(
+            f"{link} is a symbolic link (to {os.readlink(link)}); defects never follows one "
+            "to a job's folder: it would read and write the job's files there.",
+            hint="Move the folder itself under the runs folder, or point --runs-dir "
+            "(DEFECTS_RUNS_DIR) at the folder that holds it.",
+        )
+    return folder
+
+
 def container_tree(run_dir: Path) -> Path:
     """Where a job that trains on this machine (``process``, ``local``) keeps the training
     container's ``/opt/ml`` tree: in its own folder, never through a symbolic link (a new
@@ -212,193 +242,6 @@ def true_status(record: dict[str, Any]) -> str:
     if status in ("running", "preparing") and process_alive(record) is False:
         return "interrupted"
     return status
-
-
-def _started(text: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(text))
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """One job as ``defects jobs`` lists it, from its folder's records."""
-
-    name: str  # the folder under runs/ (``<tuning-job>/<trial>`` for a nested one)
-    run_dir: Path
-    backend: str
-    status: str
-    started: str | None
-    seconds: float | None
-    validation_accuracy: float | None
-    test_accuracy: float | None
-    macro_f1: float | None
-    dataset_id: str | None
-    image_size: str | None
-    error: str | None = None
-    # What the service that runs the job on its own says (SageMaker's status).
-    remote_status: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "run_dir": str(self.run_dir)}
-
-
-def _metric(metrics: dict[str, Any], split: str, name: str) -> float | None:
-    scores = metrics.get(split)
-    value = scores.get(name) if isinstance(scores, dict) else None
-    return float(value) if _is_number(value) else None
-
-
-def job_info(run_dir: Path, runs_dir: Path) -> JobInfo:
-    """What the records in ``run_dir`` say about its job."""
-    record = read_record(run_dir)
-    metrics = json_object(run_dir / contract.METRICS_FILE)
-    status = true_status(record)
-    seconds = record.get("seconds")
-    started = _started(record.get("started"))
-    if status == "running" and started is not None:
-        # A resumed job: its earlier attempts, and this one since it resumed.
-        found = record.get("resumed")
-        resumed: dict[str, Any] = found if isinstance(found, dict) else {}
-        since = _started(resumed.get("at")) or started
-        earlier = resumed.get("earlier_seconds") if resumed.get("at") else 0
-        earlier = earlier if isinstance(earlier, int | float) else 0
-        seconds = (datetime.now(UTC) - since).total_seconds() + earlier
-    hyperparameters = record.get("hyperparameters") or {}
-    image_size = metrics.get("image_size") or hyperparameters.get("image_size")
-    return JobInfo(
-        name=run_dir.relative_to(runs_dir).as_posix(),
-        run_dir=run_dir,
-        backend=str(record.get("backend") or "unknown"),
-        status=status,
-        started=record.get("started"),
-        seconds=round(float(seconds), 1) if isinstance(seconds, int | float) else None,
-        validation_accuracy=_metric(metrics, "validation", "accuracy"),
-        test_accuracy=_metric(metrics, "test", "accuracy"),
-        macro_f1=_metric(metrics, "validation", "macro_f1"),
-        dataset_id=record.get("dataset_id"),
-        image_size=str(image_size) if image_size is not None else None,
-        error=record.get("error"),
-    )
-
-
-def _link_on_the_way(runs_dir: Path, folder: Path) -> Path | None:
-    """The first symbolic link from ``runs_dir`` down to ``folder`` (itself included)."""
-    try:
-        parts = folder.relative_to(runs_dir).parts
-    except ValueError:
-        return None
-    current = runs_dir
-    for part in parts:
-        current = current / part
-        if current.is_symlink():
-            return current
-    return None
-
-
-def refuse_links(runs_dir: Path, folder: Path) -> Path:
-    """``folder`` (a job's, under ``runs_dir``), unless a symbolic link leads there: a job
-    folder is never followed out of the runs folder, where its files are written."""
-    link = _link_on_the_way(runs_dir, folder)
-    if link is not None:
-        raise JobNotFound(
-            f"{link} is a symbolic link (to {os.readlink(link)}); defects never follows one "
-            "to a job's folder: it would read and write the job's files there.",
-            hint="Move the folder itself under the runs folder, or point --runs-dir "
-            "(DEFECTS_RUNS_DIR) at the folder that holds it.",
-        )
-    return folder
-
-
-def job_folders(runs_dir: Path) -> list[Path]:
-    """Every folder under ``runs_dir`` with a record, one level deep or two (the trials of
-    a tuning job sit in ``runs/<tuning-job>/<trial>/``); none reached by a symbolic link."""
-    if not runs_dir.is_dir():
-        return []
-    found = [*runs_dir.glob(f"*/{RECORD_FILE}"), *runs_dir.glob(f"*/*/{RECORD_FILE}")]
-    return [
-        path.parent
-        for path in found
-        if path.is_file() and _link_on_the_way(runs_dir, path.parent) is None
-    ]
-
-
-def list_jobs(runs_dir: Path) -> list[JobInfo]:
-    """Every job under ``runs_dir``, newest first."""
-    jobs = [job_info(folder, runs_dir) for folder in job_folders(runs_dir)]
-    return sorted(jobs, key=lambda job: (job.started or "", job.name), reverse=True)
-
-
-@dataclass(frozen=True)
-class RemoteJob:
-    """A job as the service that runs it lists it (see :meth:`Backend.remote_jobs`)."""
-
-    job_name: str
-    state: str  # "running", "completed", "failed" or "stopped"
-    remote_status: str  # the service's own word, e.g. "InProgress"
-    started: str | None = None
-    seconds: float | None = None
-
-
-def with_remote(
-    jobs: list[JobInfo], remote: list[RemoteJob], backend: str, runs_dir: Path
-) -> list[JobInfo]:
-    """``jobs`` with the status the service of ``backend`` gives for its jobs, and its jobs
-    that have no folder here, newest first."""
-    by_name = {job.job_name: job for job in remote}
-    merged: list[JobInfo] = []
-    for info in jobs:
-        found = by_name.pop(info.run_dir.name, None)
-        if found is None:
-            merged.append(info)
-            continue
-        # The record says what this machine saw; the service knows how a detached job went.
-        status = found.state if info.status in {"running", "detached"} else info.status
-        merged.append(replace(info, status=status, remote_status=found.remote_status))
-    for found in by_name.values():
-        merged.append(
-            JobInfo(
-                name=found.job_name,
-                run_dir=runs_dir / found.job_name,
-                backend=backend,
-                status=found.state,
-                started=found.started,
-                seconds=found.seconds,
-                validation_accuracy=None,
-                test_accuracy=None,
-                macro_f1=None,
-                dataset_id=None,
-                image_size=None,
-                remote_status=found.remote_status,
-            )
-        )
-    return sorted(merged, key=lambda job: (job.started or "", job.name), reverse=True)
-
-
-def find_job(runs_dir: Path, job: str) -> Path:
-    """A job's folder: ``latest`` is the newest job; a folder is itself; a name is
-    ``runs/<name>``, or the one nested job (tuning trial) of that name."""
-    if job == LATEST:
-        jobs = list_jobs(runs_dir)
-        if not jobs:
-            raise DataError(
-                f"There are no jobs in {runs_dir}, so none is the latest.",
-                hint="Run one with `defects run`, or pass --runs-dir.",
-            )
-        return jobs[0].run_dir
-    path = Path(job)
-    if path.is_dir() and not (runs_dir / job).is_symlink():
-        return path  # A folder named on purpose (a symbolic link planted in runs/ is not).
-    direct = runs_dir / job
-    if direct.exists() or direct.is_symlink() or not JOB_NAME.match(job):
-        return refuse_links(runs_dir, direct)
-    nested = [
-        folder
-        for folder in runs_dir.glob(f"*/{job}")
-        if (folder / RECORD_FILE).is_file() and _link_on_the_way(runs_dir, folder) is None
-    ]
-    return nested[0] if len(nested) == 1 else direct
 
 
 @dataclass(frozen=True)

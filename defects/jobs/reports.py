@@ -9,14 +9,8 @@ from typing import Any
 
 from defects.dataset.manifest import load_manifest
 from defects.errors import DataError
-from defects.jobs.records import (
-    LOG_FILE,
-    RECORD_FILE,
-    history_so_far,
-    job_info,
-    json_object,
-    read_record,
-)
+from defects.jobs.listing import job_info
+from defects.jobs.records import LOG_FILE, RECORD_FILE, history_so_far, json_object, read_record
 from defects.training import contract
 
 # Files of a job folder worth pointing at, in the order a person looks at them.

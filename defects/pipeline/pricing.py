@@ -29,7 +29,8 @@ from defects.backends.base import Backend, CloudOptions
 from defects.console import err
 from defects.dataset.manifest import PreparedDataset
 from defects.errors import NotConfirmed
-from defects.jobs.records import job_folders, read_record
+from defects.jobs.listing import job_folders
+from defects.jobs.records import read_record
 from defects.training import contract
 
 # Settings that change the throughput of a job: a measurement counts only for the same ones.

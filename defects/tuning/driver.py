@@ -143,6 +143,9 @@ def tune(
             "classes": list(request.classes) if request.classes is not None else None,
             "dataset_id": dataset.dataset_id,
             "dataset_root": str(dataset.root.resolve()),
+            # One image's share of the validation split is the finest difference between
+            # trials it measures (TuningRecord.warnings).
+            "validation_images": sum(dataset.counts["validation"].values()),
             "bucket": backend.layout().bucket if not backend.tunes_remotely else None,
             "prefix": backend.settings.prefix,
         },
@@ -225,6 +228,7 @@ def resume(name: str, settings: Settings | None = None) -> TuningRecord:
         with backend.open_storage() as store:
             return _follow(cast("SageMakerBackend", backend), tuning, tuning_dir, store)
     dataset = prepare(Path(tuning.data["dataset_root"]))
+    tuning.data.setdefault("validation_images", sum(dataset.counts["validation"].values()))
     tuning.status = "running"
     with backend.open_storage() as store:
         channels = stage(dataset, store)

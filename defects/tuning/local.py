@@ -11,7 +11,8 @@ Early stopping: while a trial runs its log is read as it grows; every value of t
 objective is reported to Optuna's ``MedianPruner`` (SageMaker's "Auto" early stopping also
 compares a trial with the median of earlier ones at the same epoch), and a trial it prunes
 is stopped through its backend's own interruption path (the entry point is terminated, a
-container taken down), within about one epoch.
+container taken down), within about one epoch. A trial past its last epoch is never
+stopped: that would save no training, only lose its evaluation and model.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ from defects.errors import (
 from defects.pipeline import launch as pipeline
 from defects.pipeline.request import hyperparameters_with_defaults
 from defects.storage import Storage
+from defects.training import contract
 from defects.training.contract import HyperparameterValue
-from defects.training.metric_log import values
+from defects.training.metric_log import PREFIX, values
 from defects.tuning.record import FINISHED, TIE_BREAK_METRIC, Trial, TuningRecord, mark_trial_job
 from defects.tuning.spec import TuningSpec
 
 POLL_SECONDS = 0.5
+# The entry point's last metric line, once it has trained (defects.training.train).
+_FINAL_LINE = f"{PREFIX} final "
 
 
 class _Stop(Exception):
@@ -63,6 +67,10 @@ class _Running:
     trial: Trial
     optuna_trial: Any
     log_path: Path
+    # The epochs the trial trains (with ``--epochs auto``, their cap).
+    epochs: int
+    # Its log has the final metric line: it has trained.
+    trained: bool = False
     thread_id: int | None = None
     finished: bool = False
     stop_reason: str | None = None
@@ -78,6 +86,10 @@ class _Running:
                 return
             self.stop_reason = reason
             _raise_in_thread(self.thread_id)
+
+    def training(self) -> bool:
+        """Whether the trial has an epoch left to train, one that stopping it would save."""
+        return not self.trained and len(self.trial.values) < self.epochs
 
     def new_lines(self) -> list[str]:
         """Lines the trial's log gained since the last call."""
@@ -246,7 +258,17 @@ class LocalSearch:
         log.info(
             "Trial %s: %s", name, " ".join(f"{k}={_shown(v)}" for k, v in sorted(params.items()))
         )
-        return _Running(trial, optuna_trial, self.tuning_dir / name / "job.log")
+        return _Running(
+            trial, optuna_trial, self.tuning_dir / name / "job.log", self._epochs(params)
+        )
+
+    def _epochs(self, params: Mapping[str, HyperparameterValue]) -> int:
+        """The epochs a trial with ``params`` trains, or their cap, as the entry point counts."""
+        hyperparameters = hyperparameters_with_defaults({**self.record.fixed, **params})
+        if str(hyperparameters["epochs"]) != contract.AUTO:
+            return int(hyperparameters["epochs"])
+        training = sum(self.dataset.counts["train"].values())
+        return contract.epoch_cap(training, int(hyperparameters["batch_size"]))
 
     def _train(self, item: _Running) -> BaseException | None:
         """Run one trial in this (pool) thread; its outcome, never raised."""
@@ -285,7 +307,13 @@ class LocalSearch:
         for value in values(self.definition, lines):
             item.optuna_trial.report(value, len(item.trial.values))
             item.trial.values.append(value)
-        if lines and self.spec.early_stopping and item.optuna_trial.should_prune():
+        item.trained = item.trained or any(line.startswith(_FINAL_LINE) for line in lines)
+        if (
+            lines
+            and self.spec.early_stopping
+            and item.training()
+            and item.optuna_trial.should_prune()
+        ):
             step = len(item.trial.values)
             log.info(
                 "Trial %s: stopped early after %d value(s) of the objective.", item.trial.name, step

@@ -17,6 +17,7 @@ from typing import Any
 from defects.errors import DataError
 from defects.jobs.records import (
     DAMAGED_FILE_HEADLINE,
+    TUNE_FILE,
     load_json,
     read_record,
     write_json,
@@ -25,13 +26,16 @@ from defects.jobs.records import (
 from defects.training.contract import HyperparameterValue
 from defects.tuning.spec import TuningSpec
 
-TUNE_FILE = "tune.json"
 PLOT_FILE = "tune.png"
 BEST_DIR = "best"
 # Trial states that count against --max-jobs (as SageMaker counts them).
 FINISHED = ("completed", "stopped", "failed")
 # Of trials with the same objective, the one with the lower final value of this ranks first.
 TIE_BREAK_METRIC = "validation:loss"
+# Objectives that are shares of the validation split, from 0 to 1: one image more or less
+# right moves accuracy by 1/n of n images (macro-F1 by about as much), so smaller differences
+# between trials are not measured. The loss has no such step.
+SHARES = ("accuracy", "macro-f1")
 
 
 @dataclass
@@ -88,6 +92,38 @@ class TuningRecord:
         completed = [t for t in self.ranked() if t.state == "completed" and t.objective is not None]
         return completed[0] if completed else None
 
+    def resolution(self) -> float | None:
+        """One validation image's share of the split (1/n), for an objective that is a share."""
+        count = self.data.get("validation_images")
+        if self.spec.objective not in SHARES or not isinstance(count, int) or count < 1:
+            return None
+        return 1 / count
+
+    def warnings(self) -> list[str]:
+        """What the results cannot tell: completed trials within one validation image's share
+        of the best are not told apart from it, whatever the ranking says."""
+        step, best = self.resolution(), self.best()
+        if step is None or best is None or best.objective is None:
+            return []
+        others = [t for t in self.ranked() if t.state == "completed" and t is not best]
+        close = [t for t in others if abs((t.objective or 0.0) - best.objective) < step - 1e-9]
+        if not close:
+            return []
+        share = f"one validation image's share (1/{self.data['validation_images']} = {step:.3f})"
+        if len(close) == len(others):
+            return [
+                f"All {len(others) + 1} completed trials score within {share} of each other: "
+                "the validation split is too small to tell them apart, and the best is no "
+                "better than the others. Give the search more images (--per-class, or more "
+                "photos in --data)."
+            ]
+        names = ", ".join(t.name for t in close)
+        verb, them = ("scores", "it") if len(close) == 1 else ("score", "them")
+        return [
+            f"{names} {verb} within {share} of the best trial {best.name}: the validation "
+            f"split is too small to tell {them} apart from it."
+        ]
+
     def next_number(self) -> int:
         return max((trial.number for trial in self.trials), default=0) + 1
 
@@ -104,6 +140,7 @@ class TuningRecord:
             "best_trial": best.name if best else None,
             "best_hyperparameters": best.params if best else None,
             "best_objective": best.objective if best else None,
+            "warnings": self.warnings(),
             "trials": [asdict(trial) for trial in self.trials],
             "details": self.details,
         }
@@ -221,6 +258,7 @@ def plot(record: TuningRecord, path: Path) -> Path:
                 edgecolors="red",
                 label="best",
             )
+        _objective_axis(axis, record, best)
         if categorical:
             axis.set_xticks(range(len(labels)), labels)
         elif searched.log and scored:
@@ -234,3 +272,22 @@ def plot(record: TuningRecord, path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def _objective_axis(axis: Any, record: TuningRecord, best: Trial | None) -> None:
+    """The objective on its whole scale, so that the plot shows differences at their size and
+    invents none: a share (accuracy, macro-F1) from 0 to 1, with the band of one validation
+    image below the best (trials in it are not told apart from it); a loss from 0 up."""
+    step = record.resolution()
+    if record.spec.objective in SHARES:
+        axis.set_ylim(0.0, 1.0)
+        if step is not None and best is not None and best.objective is not None:
+            axis.axhspan(
+                best.objective - step,
+                best.objective,
+                color="red",
+                alpha=0.1,
+                label="within one validation image of the best",
+            )
+    else:
+        axis.set_ylim(bottom=0.0)

@@ -5,7 +5,9 @@ SageMaker gets; then an interrupted one resumed."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +24,30 @@ TINY: dict[str, str | int] = {"epochs": 2, "image_size": "40x24"}
 SEARCH = ["learning_rate=0.0005:0.01:log", "batch_size=8,16"]
 
 
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def logged() -> Iterator[list[str]]:
+    """What the tool logs while this module's tuning job runs."""
+    handler = _Lines()
+    logging.getLogger("defects").addHandler(handler)
+    yield handler.lines
+    logging.getLogger("defects").removeHandler(handler)
+
+
 @pytest.fixture(scope="module")
 def tuned(
-    tiny_photos: Path, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+    tiny_photos: Path,
+    moto_endpoint: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    logged: list[str],
 ) -> tuple[TuningRecord, Path]:
     root = tmp_path_factory.mktemp("tune")
     spec = make_spec(SEARCH, strategy="random", max_jobs=6, max_parallel_jobs=2, seed=1)
@@ -73,6 +96,19 @@ def test_each_trial_is_a_job_folder_with_its_record(tuned: tuple[TuningRecord, P
         assert (tuning_dir / trial.name / "model" / "model.keras").is_file()
 
 
+def test_each_trial_names_its_hyperparameters_once(
+    tuned: tuple[TuningRecord, Path], logged: list[str]
+) -> None:
+    tuning, tuning_dir = tuned
+    for trial in tuning.trials:
+        # The entry point's line, as on every backend ...
+        assert (tuning_dir / trial.name / "job.log").read_text().count("Hyperparameters: ") == 1
+        # ... and the search's choice, once.
+        assert sum(line.startswith(f"Trial {trial.name}: ") for line in logged) == 1
+    # The tool's own lines do not repeat the entry point's.
+    assert [line for line in logged if "--batch_size" in line] == []
+
+
 def test_the_best_trial_has_the_highest_macro_f1(tuned: tuple[TuningRecord, Path]) -> None:
     tuning, _ = tuned
     best = tuning.best()
@@ -106,6 +142,10 @@ def test_tune_json_and_tune_png_are_written(tuned: tuple[TuningRecord, Path]) ->
     tuning, tuning_dir = tuned
     saved = json.loads((tuning_dir / "tune.json").read_text())
     assert (saved["status"], saved["best_trial"]) == ("completed", tuning.best().name)  # type: ignore[union-attr]
+    # The validation split's size, which says what differences between trials it measures.
+    manifest = json.loads((Path(saved["data"]["dataset_root"]) / "manifest.json").read_text())
+    assert saved["data"]["validation_images"] == sum(manifest["counts"]["validation"].values())
+    assert saved["warnings"] == tuning.warnings()
     assert (tuning_dir / "tune.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -27,7 +27,7 @@ from defects.backends.cloud import dry_run, follow, jobs, preflight, request
 from defects.console import log
 from defects.console.live import JobOutput
 from defects.errors import BackendError
-from defects.jobs.records import RemoteJob
+from defects.jobs.listing import RemoteJob
 from defects.settings import Settings
 from defects.storage import Layout, Storage, open_aws
 

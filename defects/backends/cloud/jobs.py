@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from defects.backends.cloud import follow
 from defects.backends.cloud.preflight import error_code, error_text, failure_hint
 from defects.errors import BackendError
-from defects.jobs.records import RemoteJob
+from defects.jobs.listing import RemoteJob
 
 # Job names this tool gives (defects.jobs.new_job_name); ListTrainingJobs filters on it.
 NAME_PREFIX = "defects"
