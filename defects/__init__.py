@@ -30,8 +30,8 @@ _API = {
     "synthesize": "defects.dataset.steps",
     "prepare": "defects.dataset.steps",
     "stage": "defects.dataset.steps",
-    "evaluate": "defects.inference.loading",
-    "Evaluation": "defects.inference.loading",
+    "evaluate": "defects.inference.evaluation",
+    "Evaluation": "defects.inference.evaluation",
     "load_model": "defects.inference.loading",
     "LoadedModel": "defects.inference.loading",
     "predict": "defects.inference.prediction",
@@ -74,7 +74,8 @@ if TYPE_CHECKING:  # For editors and type checkers; at run time the names load o
     from defects.backends.launcher import run_entry_point
     from defects.dataset.steps import prepare, stage, synthesize
     from defects.errors import DefectsError
-    from defects.inference.loading import Evaluation, LoadedModel, evaluate, load_model
+    from defects.inference.evaluation import Evaluation, evaluate
+    from defects.inference.loading import LoadedModel, load_model
     from defects.inference.prediction import Prediction, predict
     from defects.jobs.records import DetachedJob, JobResult
     from defects.pipeline.launch import collect, dry_run, fetch, plot, run, train

@@ -124,7 +124,7 @@ def evaluate(
     and written with confusion.png to the --out folder. MODEL is a job's name or folder, a
     model.tar.gz, or a .keras file. A file that cannot be used is skipped, named on stderr
     and listed in metrics.json."""
-    from defects.inference.loading import evaluate as evaluate_model
+    from defects.inference.evaluation import evaluate as evaluate_model
     from defects.inference.loading import load_model, locate_model
 
     # Loaded before the bar starts: TensorFlow's start holds stderr back for a moment.

@@ -135,7 +135,7 @@ def test_job_name_cannot_be_reused(
 
 
 def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
-    from defects.inference.loading import evaluate
+    from defects.inference.evaluation import evaluate
 
     result = evaluate(finished_job.run_dir, split="test")
     metrics, out_dir = result.metrics, result.out_dir
@@ -149,7 +149,7 @@ def test_evaluate_uses_the_jobs_own_dataset(finished_job: JobResult) -> None:
 def test_evaluate_on_new_photos_skips_broken_files_and_keeps_the_jobs_own_evaluation(
     finished_job: JobResult, tiny_photos: Path, tmp_path: Path
 ) -> None:
-    from defects.inference.loading import evaluate
+    from defects.inference.evaluation import evaluate
 
     own = evaluate(finished_job.run_dir, split="test")
     before = (own.out_dir / "metrics.json").read_text()

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from defects.errors import DataError, UnsafeArchive
-from defects.inference.loading import evaluate, load_model
+from defects.inference.evaluation import evaluate
+from defects.inference.loading import load_model
 from defects.inference.prediction import predict
 from tests.cli import run_cli
 from tests.conftest import CLI
