@@ -155,9 +155,6 @@ class Backend(ABC):
     # Whether a resumed job runs again under its own name (False: the service keeps every
     # job name for good, so a resume is a new job that continues the old one's checkpoints).
     resumes_in_place: ClassVar[bool] = True
-    # Tuning jobs run as the backend's own service (SageMaker's tuner) rather than as a
-    # search on this machine (defects.tuning).
-    tunes_remotely: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, confirm: Confirm | None = None) -> None:
         self.settings = settings

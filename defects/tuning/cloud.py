@@ -1,8 +1,8 @@
 """The search in the cloud: a SageMaker hyperparameter tuning job through SDK v3's
 ``HyperparameterTuner``, on the very ``ModelTrainer`` a training job gets
-(:func:`defects.backends.cloud.request.make_trainer`), with the spec's ranges, objective and
+(the backend's ``trainer``), with the spec's ranges, objective and
 metric definitions. ``--dry-run`` captures the ``CreateHyperParameterTuningJob`` request the
-way a training job's dry run does (:func:`defects.backends.cloud.dry_run.capture`).
+way a training job's dry run does (:func:`defects.backends.cloud.capture`).
 
 While it runs, its status and trial counts are followed; at the end the best training
 job's artifacts are fetched into ``runs/<tuning-job>/best/``.
@@ -18,9 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from defects.backends.base import Confirm, TrainingJob
-from defects.backends.cloud import dry_run, request
-from defects.backends.cloud.preflight import error_text
+from defects.backends.base import Backend, CloudOptions, Confirm, TrainingJob
+from defects.backends.cloud import (
+    SageMakerBackend,
+    capture,
+    error_text,
+    quiet_sdk,
+    refused,
+    sdk_context,
+)
 from defects.console import log
 from defects.errors import BackendError, TrainingFailed
 from defects.jobs.records import write_record
@@ -28,9 +34,10 @@ from defects.pipeline import launch as pipeline
 from defects.storage import Layout, Storage
 from defects.tuning.record import BEST_DIR, TuningRecord
 from defects.tuning.spec import STRATEGIES, Range, TuningSpec
+from defects.tuning.tuners import Tuner
 
 if TYPE_CHECKING:
-    from defects.backends.cloud.backend import SageMakerBackend
+    from defects.dataset.manifest import PreparedDataset
 
 _TERMINAL = {"Completed", "Failed", "Stopped"}
 
@@ -95,8 +102,8 @@ def describe(
     backend: SageMakerBackend, job: TrainingJob, layout: Layout, spec: TuningSpec
 ) -> dict[str, Any]:
     """The exact ``CreateHyperParameterTuningJob`` request; nothing is uploaded or sent."""
-    return dry_run.capture(
-        backend,
+    return capture(
+        backend.aws,
         job,
         layout,
         "CreateHyperParameterTuningJob",
@@ -115,10 +122,10 @@ def start(backend: SageMakerBackend, job: TrainingJob, layout: Layout, spec: Tun
         spec.max_parallel_jobs,
     )
     try:
-        with request.sdk_context(layout.bucket), request.quiet_sdk():
+        with sdk_context(layout.bucket), quiet_sdk():
             _tune(trainer, layout, job, spec)
     except ClientError as error:
-        raise request.refused(error, backend.instance_type) from error
+        raise refused(error, backend.instance_type) from error
     except BotoCoreError as error:
         raise BackendError(
             f"Could not start the SageMaker tuning job {job.name}: {error}.",
@@ -205,3 +212,56 @@ def lookup_error(error: Exception, name: str) -> BackendError:
         f"Lost track of the SageMaker tuning job {name}: {text}. It keeps running.",
         hint="The SageMaker console shows its progress.",
     )
+
+
+class CloudTuner(Tuner):
+    """The search as a SageMaker hyperparameter tuning job: SageMaker's own tuner proposes
+    and runs the trials; this follows it and fetches the best one."""
+
+    records_bucket = False
+
+    def __init__(self, backend: Backend) -> None:
+        if not isinstance(backend, SageMakerBackend):
+            raise TypeError(f"a SageMaker tuning job needs the sagemaker backend, not {backend}")
+        super().__init__(backend)
+        self.cloud = backend
+
+    def describe(self, job: TrainingJob, layout: Layout, spec: TuningSpec) -> dict[str, Any]:
+        return describe(self.cloud, job, layout, spec)
+
+    def search(
+        self,
+        tuning: TuningRecord,
+        tuning_dir: Path,
+        store: Storage,
+        channels: Mapping[str, str],
+        options: CloudOptions,
+        dataset: PreparedDataset,
+    ) -> TuningRecord:
+        job = pipeline.training_job(tuning.name, tuning.fixed, channels, tuning_dir, options)
+        start(self.cloud, job, store.layout, tuning.spec)
+        tuning.status = "running"
+        if options.detach:
+            tuning.status = "detached"
+            tuning.write(tuning_dir)
+            log.info(
+                "Tuning job %s runs on its own now; `defects tune --resume %s` follows it and "
+                "fetches its best job.",
+                tuning.name,
+                tuning.name,
+            )
+            return tuning
+        return self._follow(tuning, tuning_dir, store)
+
+    def resume(self, tuning: TuningRecord, tuning_dir: Path) -> TuningRecord:
+        with self.cloud.open_storage() as store:
+            return self._follow(tuning, tuning_dir, store)
+
+    def _follow(self, tuning: TuningRecord, tuning_dir: Path, store: Storage) -> TuningRecord:
+        client = self.cloud.boto_session().client("sagemaker")
+        try:
+            description = follow(client, tuning.name, self.cloud.poll_seconds, self.cloud.confirm)
+        except Exception as error:
+            raise lookup_error(error, tuning.name) from error
+        collect(description, tuning, tuning_dir, store)
+        return tuning

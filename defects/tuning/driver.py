@@ -10,26 +10,24 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from defects import backends
-from defects.backends.base import CloudOptions
-from defects.console import log
 from defects.dataset.manifest import SPLITS, PreparedDataset
-from defects.dataset.steps import prepare, stage
+from defects.dataset.steps import stage
 from defects.errors import ConfigError
 from defects.jobs.records import refuse_links
 from defects.pipeline import launch as pipeline
 from defects.pipeline.request import Checked, JobRequest, resolve_image_size
 from defects.settings import Settings, resolve
 from defects.training.contract import AUTO, HyperparameterValue
-from defects.tuning import cloud, record
-from defects.tuning.local import LocalSearch
+from defects.tuning import record
 from defects.tuning.record import TuningRecord
 from defects.tuning.spec import TuningSpec
+from defects.tuning.tuners import tuner_for
 
 if TYPE_CHECKING:
-    from defects.backends.cloud.backend import SageMakerBackend
+    pass
 
 # SageMaker's limit for a tuning job's name; the same everywhere, so that a name that works
 # here works in the cloud.
@@ -108,14 +106,7 @@ def dry_run(
     run_dir = backend.settings.runs_dir / name
     with tempfile.TemporaryDirectory(prefix="defects-code-") as code_dir:
         job = pipeline.training_job(name, fixed, channels, run_dir, options, Path(code_dir))
-        if backend.tunes_remotely:
-            return cloud.describe(cast("SageMakerBackend", backend), job, layout, spec)
-        return {
-            "tuning_job_name": name,
-            "backend": backend.name,
-            "spec": spec.to_dict(),
-            "trial_request": backend.describe(job, layout),
-        }
+        return tuner_for(backend).describe(job, layout, spec)
 
 
 def tune(
@@ -131,6 +122,7 @@ def tune(
     )
     backend.check()
     dataset = _prepare(spec, request, checked, before_launch)
+    tuner = tuner_for(backend)
     tuning_dir = backend.settings.runs_dir / name
     tuning = TuningRecord(
         name=name,
@@ -146,56 +138,14 @@ def tune(
             # One image's share of the validation split is the finest difference between
             # trials it measures (TuningRecord.warnings).
             "validation_images": sum(dataset.counts["validation"].values()),
-            "bucket": backend.layout().bucket if not backend.tunes_remotely else None,
+            "bucket": backend.layout().bucket if tuner.records_bucket else None,
             "prefix": backend.settings.prefix,
         },
     )
     with backend.open_storage() as store:
         channels = stage(dataset, store)
         tuning.write(tuning_dir)
-        if backend.tunes_remotely:
-            return _in_the_cloud(
-                cast("SageMakerBackend", backend), tuning, tuning_dir, store, channels, options
-            )
-        LocalSearch(backend, tuning, tuning_dir, store, channels, dataset).run()
-    record.plot(tuning, tuning_dir / record.PLOT_FILE)
-    return tuning
-
-
-def _in_the_cloud(
-    backend: SageMakerBackend,
-    tuning: TuningRecord,
-    tuning_dir: Path,
-    store: Any,
-    channels: Mapping[str, str],
-    options: CloudOptions,
-) -> TuningRecord:
-    job = pipeline.training_job(tuning.name, tuning.fixed, channels, tuning_dir, options)
-    cloud.start(backend, job, store.layout, tuning.spec)
-    tuning.status = "running"
-    if options.detach:
-        tuning.status = "detached"
-        tuning.write(tuning_dir)
-        log.info(
-            "Tuning job %s runs on its own now; `defects tune --resume %s` follows it and "
-            "fetches its best job.",
-            tuning.name,
-            tuning.name,
-        )
-        return tuning
-    return _follow(backend, tuning, tuning_dir, store)
-
-
-def _follow(
-    backend: SageMakerBackend, tuning: TuningRecord, tuning_dir: Path, store: Any
-) -> TuningRecord:
-    client = backend.boto_session().client("sagemaker")
-    try:
-        description = cloud.follow(client, tuning.name, backend.poll_seconds, backend.confirm)
-    except Exception as error:
-        raise cloud.lookup_error(error, tuning.name) from error
-    cloud.collect(description, tuning, tuning_dir, store)
-    return tuning
+        return tuner.search(tuning, tuning_dir, store, channels, options, dataset)
 
 
 def resume(name: str, settings: Settings | None = None) -> TuningRecord:
@@ -224,17 +174,7 @@ def resume(name: str, settings: Settings | None = None) -> TuningRecord:
         )
     )
     backend.check()
-    if backend.tunes_remotely:
-        with backend.open_storage() as store:
-            return _follow(cast("SageMakerBackend", backend), tuning, tuning_dir, store)
-    dataset = prepare(Path(tuning.data["dataset_root"]))
-    tuning.data.setdefault("validation_images", sum(dataset.counts["validation"].values()))
-    tuning.status = "running"
-    with backend.open_storage() as store:
-        channels = stage(dataset, store)
-        LocalSearch(backend, tuning, tuning_dir, store, channels, dataset).run()
-    record.plot(tuning, tuning_dir / record.PLOT_FILE)
-    return tuning
+    return tuner_for(backend).resume(tuning, tuning_dir)
 
 
 __all__ = ["BeforeTuning", "costliest", "dry_run", "resume", "tune"]

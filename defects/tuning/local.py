@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from defects import backends
-from defects.backends.base import Backend
+from defects.backends.base import Backend, CloudOptions, TrainingJob
 from defects.console import log
 from defects.console.live import OUTPUT_LABEL
 from defects.dataset.manifest import PreparedDataset
+from defects.dataset.steps import prepare, stage
 from defects.errors import (
     DISK_FULL_HEADLINE,
     DISK_FULL_HINT,
@@ -41,12 +42,14 @@ from defects.errors import (
 )
 from defects.pipeline import launch as pipeline
 from defects.pipeline.request import hyperparameters_with_defaults
-from defects.storage import Storage
+from defects.storage import Layout, Storage
 from defects.training import contract
 from defects.training.contract import HyperparameterValue
 from defects.training.metric_log import PREFIX, values
+from defects.tuning import record
 from defects.tuning.record import FINISHED, TIE_BREAK_METRIC, Trial, TuningRecord, mark_trial_job
 from defects.tuning.spec import TuningSpec
+from defects.tuning.tuners import Tuner
 
 POLL_SECONDS = 0.5
 # The entry point's last metric line, once it has trained (defects.training.train).
@@ -385,4 +388,38 @@ def _shown(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-__all__ = ["FINISHED", "LocalSearch", "make_study"]
+class LocalTuner(Tuner):
+    """The search on this machine (``process``) or in the training container (``local``):
+    Optuna proposes, and each trial is an ordinary job under the tuning job's folder."""
+
+    def describe(self, job: TrainingJob, layout: Layout, spec: TuningSpec) -> dict[str, Any]:
+        return {
+            "tuning_job_name": job.name,
+            "backend": self.backend.name,
+            "spec": spec.to_dict(),
+            "trial_request": self.backend.describe(job, layout),
+        }
+
+    def search(
+        self,
+        tuning: TuningRecord,
+        tuning_dir: Path,
+        store: Storage,
+        channels: Mapping[str, str],
+        options: CloudOptions,
+        dataset: PreparedDataset,
+    ) -> TuningRecord:
+        LocalSearch(self.backend, tuning, tuning_dir, store, channels, dataset).run()
+        record.plot(tuning, tuning_dir / record.PLOT_FILE)
+        return tuning
+
+    def resume(self, tuning: TuningRecord, tuning_dir: Path) -> TuningRecord:
+        dataset = prepare(Path(tuning.data["dataset_root"]))
+        tuning.data.setdefault("validation_images", sum(dataset.counts["validation"].values()))
+        tuning.status = "running"
+        with self.backend.open_storage() as store:
+            channels = stage(dataset, store)
+            return self.search(tuning, tuning_dir, store, channels, CloudOptions(), dataset)
+
+
+__all__ = ["FINISHED", "LocalSearch", "LocalTuner", "make_study"]

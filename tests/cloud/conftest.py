@@ -143,12 +143,12 @@ def capture_create_training_job(monkeypatch: pytest.MonkeyPatch) -> list[dict[st
     """Every CreateTrainingJob request the sagemaker backend sends from now on, as sent."""
     import copy
 
-    from defects.backends.cloud import SageMakerBackend
+    from defects.backends.cloud.aws import Account
 
     requests: list[dict[str, Any]] = []
-    original = SageMakerBackend.boto_session
+    original = Account.boto_session
 
-    def capturing_session(self: SageMakerBackend) -> Any:
+    def capturing_session(self: Account) -> Any:
         session = original(self)
         session.events.register(
             "before-parameter-build.sagemaker.CreateTrainingJob",
@@ -157,7 +157,7 @@ def capture_create_training_job(monkeypatch: pytest.MonkeyPatch) -> list[dict[st
         )
         return session
 
-    monkeypatch.setattr(SageMakerBackend, "boto_session", capturing_session)
+    monkeypatch.setattr(Account, "boto_session", capturing_session)
     return requests
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-import boto3
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,6 +23,7 @@ from defects.backends.base import (
     TrainingResult,
 )
 from defects.backends.cloud import dry_run, follow, jobs, preflight, request
+from defects.backends.cloud.aws import Account, aws_errors, error_code, failure_hint
 from defects.console import log
 from defects.console.live import JobOutput
 from defects.errors import BackendError
@@ -35,18 +35,16 @@ from defects.storage import Layout, Storage, open_aws
 class SageMakerBackend(Backend):
     name = "sagemaker"
     resumes_in_place = False
-    tunes_remotely = True
     # Seconds between two DescribeTrainingJob calls while following a job.
     poll_seconds = 15.0
 
     def __init__(self, settings: Settings, confirm: Confirm | None = None) -> None:
         super().__init__(settings, confirm)
-        self._session: Any = None
-        self.identity: dict[str, str] | None = None
+        self.aws = Account(settings)
 
     @property
     def instance_type(self) -> str:
-        return self.settings.instance_type or request.DEFAULT_INSTANCE_TYPE
+        return self.aws.instance_type
 
     @property
     def billed_instance_type(self) -> str:
@@ -54,54 +52,29 @@ class SageMakerBackend(Backend):
 
     @property
     def image(self) -> str:
-        return self.settings.training_image or modeltrainer.official_image(
-            self.settings.region, self.instance_type
-        )
+        return self.aws.image
 
     def boto_session(self) -> Any:
-        """The boto3 session for every AWS call of this backend (the default chain)."""
-        if self._session is None:
-            self._session = boto3.Session(region_name=self.settings.region)
-        return self._session
-
-    def account(self) -> str:
-        """The AWS account of these credentials (asked once)."""
-        if self.identity is None:
-            try:
-                identity = self.boto_session().client("sts").get_caller_identity()
-            except ClientError as error:
-                raise BackendError(
-                    f"AWS refused these credentials: {preflight.error_text(error)}.",
-                    hint="Refresh them (`aws sso login`, or new access keys) and try again.",
-                ) from error
-            except BotoCoreError as error:
-                raise BackendError(
-                    f"Could not ask AWS who these credentials belong to: {error}.",
-                    hint=preflight.failure_hint(error),
-                ) from error
-            self.identity = {"Account": identity["Account"], "Arn": identity["Arn"]}
-        return self.identity["Account"]
+        return self.aws.boto_session()
 
     def default_bucket(self, offline: bool = False) -> str:
-        account = dry_run.ACCOUNT_PLACEHOLDER if offline else self.account()
-        return f"sagemaker-{self.settings.region}-{account}"
+        return self.aws.default_bucket(offline)
 
     def layout(self, offline: bool = False) -> Layout:
-        bucket = self.settings.bucket or self.default_bucket(offline)
-        return Layout(bucket, self.settings.prefix)
+        return self.aws.layout(offline)
 
     def open_storage(self) -> AbstractContextManager[Storage]:
         return open_aws(self.layout(), self.settings.region, self.boto_session())
 
     def checks(self) -> list[Check]:
-        return preflight.run_checks(self)
+        return preflight.run_checks(self.aws)
 
     def check_options(self, options: CloudOptions) -> None:
         """Every cloud option applies here; they were checked when the options were made."""
 
     def describe(self, job: TrainingJob, layout: Layout) -> dict[str, Any]:
         """The exact ``CreateTrainingJob`` request (see :mod:`.dry_run`)."""
-        return dry_run.describe(self, job, layout)
+        return dry_run.describe(self.aws, job, layout)
 
     def train(self, job: TrainingJob, store: Storage) -> TrainingResult:
         self.start(job, store.layout)
@@ -171,7 +144,7 @@ class SageMakerBackend(Backend):
         except (BotoCoreError, S3UploadFailedError) as error:
             raise BackendError(
                 f"Could not start the SageMaker job {job.name}: {error}.",
-                hint=preflight.failure_hint(
+                hint=failure_hint(
                     error, "Check the network and the credentials (`defects doctor`)."
                 ),
             ) from error
@@ -231,17 +204,16 @@ class SageMakerBackend(Backend):
     def status(self, job_name: str) -> JobStatus | None:
         client = self.boto_session().client("sagemaker")
         try:
-            description = client.describe_training_job(TrainingJobName=job_name)
-        except ClientError as error:
-            if preflight.error_code(error) in {"ValidationException", "ResourceNotFound"}:
+            with aws_errors(
+                f"look up the SageMaker job {job_name}", "sagemaker:DescribeTrainingJob"
+            ):
+                description = client.describe_training_job(TrainingJobName=job_name)
+        except BackendError as error:
+            missing = error.__cause__
+            if isinstance(missing, ClientError) and error_code(missing) in {
+                "ValidationException",
+                "ResourceNotFound",
+            }:
                 return None
-            raise BackendError(
-                f"Could not look up the SageMaker job {job_name}: {preflight.error_text(error)}.",
-                hint="These credentials need sagemaker:DescribeTrainingJob.",
-            ) from error
-        except BotoCoreError as error:
-            raise BackendError(
-                f"Could not look up the SageMaker job {job_name}: {error}.",
-                hint=preflight.failure_hint(error),
-            ) from error
+            raise
         return follow.status_of(job_name, description)

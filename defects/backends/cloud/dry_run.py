@@ -10,23 +10,19 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 
 from defects.backends import modeltrainer
 from defects.backends.base import TrainingJob
 from defects.backends.cloud import preflight, request
+from defects.backends.cloud.aws import ACCOUNT_PLACEHOLDER, Account
 from defects.console import log
 from defects.errors import BackendError
 from defects.storage import Layout
 from defects.storage.s3 import ensure_bucket
 
-if TYPE_CHECKING:
-    from defects.backends.cloud.backend import SageMakerBackend
-
-# What the request names when there is no account to ask.
-ACCOUNT_PLACEHOLDER = "<account-id>"
 _DRY_RUN_BUCKET = "defects-dry-run-placeholder"
 
 
@@ -64,10 +60,10 @@ def offline_aws(region: str) -> Iterator[Any]:
         os.environ.update(hidden)
 
 
-def describe(backend: SageMakerBackend, job: TrainingJob, layout: Layout) -> dict[str, Any]:
-    """The request ``backend`` would send for ``job``; nothing is uploaded or sent."""
+def describe(aws: Account, job: TrainingJob, layout: Layout) -> dict[str, Any]:
+    """The request the backend would send for ``job``; nothing is uploaded or sent."""
     return capture(
-        backend,
+        aws,
         job,
         layout,
         "CreateTrainingJob",
@@ -80,18 +76,16 @@ Start = Callable[[Any, Layout], None]
 
 
 def capture(
-    backend: SageMakerBackend, job: TrainingJob, layout: Layout, operation: str, start: Start
+    aws: Account, job: TrainingJob, layout: Layout, operation: str, start: Start
 ) -> dict[str, Any]:
     """The ``operation`` request (``CreateTrainingJob``, ``CreateHyperParameterTuningJob``)
     that ``start`` makes from the job's ``ModelTrainer``, built by the SDK against moto
     in-process and captured before it is sent."""
     # Without these the request cannot be built as it would be; the rest needs AWS.
-    for item in (preflight.check_region(backend), preflight.check_instance_type(backend)):
+    for item in (preflight.check_region(aws), preflight.check_instance_type(aws)):
         if not item.ok:
-            raise BackendError(
-                f"{backend.name} backend: {item.name}: {item.detail}", hint=item.hint
-            )
-    role = backend.settings.role_arn
+            raise BackendError(f"sagemaker backend: {item.name}: {item.detail}", hint=item.hint)
+    role = aws.settings.role_arn
     if not role:
         role = f"arn:aws:iam::{ACCOUNT_PLACEHOLDER}:role/<DEFECTS_ROLE_ARN>"
         log.warning("DEFECTS_ROLE_ARN is not set: the request shows a placeholder role.")
@@ -115,7 +109,7 @@ def capture(
     def hold(**_: Any) -> None:
         raise _Captured()
 
-    region = backend.settings.region
+    region = aws.settings.region
     with offline_aws(region) as boto_session, request.quiet_sdk():
         boto_session.events.register(f"before-parameter-build.sagemaker.{operation}", keep)
         boto_session.events.register(f"before-call.sagemaker.{operation}", hold)
@@ -126,8 +120,8 @@ def capture(
             layout,
             session=session,
             role=role,
-            image=backend.image,
-            instance_type=backend.instance_type,
+            image=aws.image,
+            instance_type=aws.instance_type,
         )
         with contextlib.suppress(_Captured), request.sdk_context(stand_in):
             start(trainer, layout)

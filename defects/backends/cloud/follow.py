@@ -11,7 +11,7 @@ from typing import IO, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from defects.backends.base import CloudOptions, Confirm, JobStatus, TrainingJob, TrainingResult
-from defects.backends.cloud.preflight import error_code, error_text
+from defects.backends.cloud.aws import error_code, error_text
 from defects.console import err, log
 from defects.errors import DISK_FULL_HEADLINE, TrainingFailed, TrainingInterrupted
 from defects.storage import Layout

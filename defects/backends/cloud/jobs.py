@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from defects.backends.cloud import follow
-from defects.backends.cloud.preflight import error_code, error_text, failure_hint
+from defects.backends.cloud.aws import aws_errors, error_code, error_text
 from defects.errors import BackendError
 from defects.jobs.listing import RemoteJob
 
@@ -20,19 +20,10 @@ NAME_PREFIX = "defects"
 MAX_LISTED = 200
 
 
-def _aws_error(action: str, permission: str, error: Exception) -> BackendError:
-    if isinstance(error, ClientError):
-        return BackendError(
-            f"Could not {action}: {error_text(error)}.",
-            hint=f"These credentials need sagemaker:{permission}.",
-        )
-    return BackendError(f"Could not {action}: {error}.", hint=failure_hint(error))
-
-
 def list_jobs(client: Any, name_prefix: str = NAME_PREFIX) -> list[RemoteJob]:
     """This tool's training jobs, newest first (at most :data:`MAX_LISTED`)."""
     found: list[RemoteJob] = []
-    try:
+    with aws_errors("list the SageMaker training jobs", "sagemaker:ListTrainingJobs"):
         pages = client.get_paginator("list_training_jobs").paginate(
             NameContains=name_prefix, SortBy="CreationTime", SortOrder="Descending"
         )
@@ -42,8 +33,6 @@ def list_jobs(client: Any, name_prefix: str = NAME_PREFIX) -> list[RemoteJob]:
                     found.append(_remote_job(summary))
             if len(found) >= MAX_LISTED:
                 break
-    except (ClientError, BotoCoreError) as error:
-        raise _aws_error("list the SageMaker training jobs", "ListTrainingJobs", error) from error
     return sorted(found, key=lambda job: job.started or "", reverse=True)[:MAX_LISTED]
 
 
@@ -63,16 +52,16 @@ def _remote_job(summary: dict[str, Any]) -> RemoteJob:
 
 def stop_job(client: Any, job_name: str) -> None:
     try:
-        client.stop_training_job(TrainingJobName=job_name)
-    except ClientError as error:
-        if error_code(error) == "ValidationException":
+        with aws_errors(f"stop the SageMaker job {job_name}", "sagemaker:StopTrainingJob"):
+            client.stop_training_job(TrainingJobName=job_name)
+    except BackendError as error:
+        refusal = error.__cause__
+        if isinstance(refusal, ClientError) and error_code(refusal) == "ValidationException":
             raise BackendError(
-                f"SageMaker will not stop job {job_name}: {error_text(error)}.",
+                f"SageMaker will not stop job {job_name}: {error_text(refusal)}.",
                 hint="A job that has already ended cannot be stopped; see `defects jobs`.",
-            ) from error
-        raise _aws_error(f"stop the SageMaker job {job_name}", "StopTrainingJob", error) from error
-    except BotoCoreError as error:
-        raise _aws_error(f"stop the SageMaker job {job_name}", "StopTrainingJob", error) from error
+            ) from refusal
+        raise
 
 
 def read_log(
@@ -88,9 +77,5 @@ def read_log(
     if not follow_job:
         follower.pump()
         return
-    try:
+    with aws_errors(f"follow the SageMaker job {job_name}", "sagemaker:DescribeTrainingJob"):
         follow.follow(job_name, client, follower, io.StringIO(), poll_seconds)
-    except (ClientError, BotoCoreError) as error:
-        raise _aws_error(
-            f"follow the SageMaker job {job_name}", "DescribeTrainingJob", error
-        ) from error

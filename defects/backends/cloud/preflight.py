@@ -10,33 +10,26 @@ import functools
 import ipaddress
 import os
 import re
-from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import botocore.exceptions
 import botocore.session
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from defects.backends import modeltrainer
 from defects.backends.base import Check
+from defects.backends.cloud.aws import (
+    CREDENTIALS_HINT,
+    Account,
+    error_code,
+    error_text,
+    failure_hint,
+)
 from defects.errors import BackendError
-
-if TYPE_CHECKING:
-    from defects.backends.cloud.backend import SageMakerBackend
 
 ROLE_HINT = (
     "Set DEFECTS_ROLE_ARN to an IAM role that SageMaker may assume (trusting "
     "sagemaker.amazonaws.com) and that may read and write the bucket, e.g. one with the "
     "AmazonSageMakerFullAccess policy."
-)
-CREDENTIALS_HINT = (
-    "Configure AWS credentials: `aws configure` or `aws sso login` (and AWS_PROFILE), or set "
-    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
-)
-NETWORK_HINT = (
-    "AWS did not answer: check the network connection, the proxy (HTTPS_PROXY, NO_PROXY) or "
-    "firewall in between, and that AWS_REGION is a region whose endpoints this machine can "
-    "reach; then try again."
 )
 _ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z]+[0-9][a-z0-9-]*\.[a-z0-9-]+$")
@@ -73,51 +66,31 @@ def _training_instance_types() -> frozenset[str]:
         return frozenset()  # The pattern check is the fallback.
 
 
-def unreachable(error: BaseException) -> bool:
-    """Whether ``error`` says AWS was not reached (no network, a proxy, a timeout), as
-    opposed to a problem with the credentials or the request."""
-    return isinstance(error, (botocore.exceptions.ConnectionError, HTTPClientError))
-
-
-def failure_hint(error: BaseException, otherwise: str = CREDENTIALS_HINT) -> str:
-    """The fix for ``error``: the network's when AWS was not reached, else ``otherwise``."""
-    return NETWORK_HINT if unreachable(error) else otherwise
-
-
-def error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def error_text(error: ClientError) -> str:
-    details = error.response.get("Error", {})
-    return f"{details.get('Code', '')}: {details.get('Message', '')}".strip(": ")
-
-
-def run_checks(backend: SageMakerBackend) -> list[Check]:
+def run_checks(aws: Account) -> list[Check]:
     """Every check, in the order to fix them; AWS is asked only once the local settings
     are right, so nothing goes to an emulator."""
     sdk = modeltrainer.sdk_check()
     if not sdk.ok:
         return [sdk]
     found = [
-        check_credentials(backend),
-        check_role(backend),
-        check_region(backend),
-        check_endpoint(backend),
+        check_credentials(aws),
+        check_role(aws),
+        check_region(aws),
+        check_endpoint(aws),
     ]
     # Only ask AWS once the local settings are right: nothing goes to an emulator.
     if all(item.ok for item in found):
-        identity = check_identity(backend)
+        identity = check_identity(aws)
         found.append(identity)
         if identity.ok:
-            found += [check_role_account(backend), check_bucket(backend)]
-    found.append(check_instance_type(backend))
+            found += [check_role_account(aws), check_bucket(aws)]
+    found.append(check_instance_type(aws))
     return found
 
 
-def check_credentials(backend: SageMakerBackend) -> Check:
+def check_credentials(aws: Account) -> Check:
     try:
-        credentials = backend.boto_session().get_credentials()
+        credentials = aws.boto_session().get_credentials()
     except BotoCoreError as error:
         return Check("credentials", False, str(error), hint=failure_hint(error))
     if credentials is None:
@@ -125,16 +98,16 @@ def check_credentials(backend: SageMakerBackend) -> Check:
     return Check("credentials", True, f"found ({credentials.method})")
 
 
-def check_role(backend: SageMakerBackend) -> Check:
-    role = backend.settings.role_arn
+def check_role(aws: Account) -> Check:
+    role = aws.settings.role_arn
     if not role:
         return Check("execution role", False, "DEFECTS_ROLE_ARN is not set", hint=ROLE_HINT)
     return Check("execution role", True, role)
 
 
-def check_region(backend: SageMakerBackend) -> Check:
-    region = backend.settings.region
-    source = backend.settings.sources.get("region", "default")
+def check_region(aws: Account) -> Check:
+    region = aws.settings.region
+    source = aws.settings.sources.get("region", "default")
     if region not in _sagemaker_regions():
         return Check(
             "region",
@@ -145,10 +118,10 @@ def check_region(backend: SageMakerBackend) -> Check:
     return Check("region", True, f"{region} ({source})")
 
 
-def check_endpoint(backend: SageMakerBackend) -> Check:
+def check_endpoint(aws: Account) -> Check:
     given = [(name, os.environ.get(name, "")) for name in _ENDPOINT_VARIABLES]
-    if backend.settings.s3_endpoint:
-        given.insert(0, ("AWS_ENDPOINT_URL_S3", backend.settings.s3_endpoint))
+    if aws.settings.s3_endpoint:
+        given.insert(0, ("AWS_ENDPOINT_URL_S3", aws.settings.s3_endpoint))
     for variable, url in given:
         if url and is_loopback(url):
             return Check(
@@ -162,18 +135,18 @@ def check_endpoint(backend: SageMakerBackend) -> Check:
     return Check("S3 endpoint", True, custom or "AWS")
 
 
-def check_identity(backend: SageMakerBackend) -> Check:
+def check_identity(aws: Account) -> Check:
     try:
-        account = backend.account()
+        account = aws.account()
     except BackendError as error:
         return Check("identity", False, error.message, hint=error.hint)
-    arn = backend.identity["Arn"] if backend.identity else "?"
+    arn = aws.identity["Arn"] if aws.identity else "?"
     return Check("identity", True, f"{arn} (account {account})")
 
 
-def check_role_account(backend: SageMakerBackend) -> Check:
-    role = str(backend.settings.role_arn)
-    account = backend.account()
+def check_role_account(aws: Account) -> Check:
+    role = str(aws.settings.role_arn)
+    account = aws.account()
     role_account = role.split(":")[4]
     if role_account != account:
         return Check(
@@ -187,17 +160,17 @@ def check_role_account(backend: SageMakerBackend) -> Check:
     return Check("role account", True, account)
 
 
-def check_bucket(backend: SageMakerBackend) -> Check:
-    region = backend.settings.region
-    chosen = backend.settings.bucket is None
-    bucket = backend.settings.bucket or backend.default_bucket()
+def check_bucket(aws: Account) -> Check:
+    region = aws.settings.region
+    chosen = aws.settings.bucket is None
+    bucket = aws.settings.bucket or aws.default_bucket()
     arguments = {"Bucket": bucket}
     if chosen:
         # A bucket of that predictable name in another account is not ours to use.
-        arguments["ExpectedBucketOwner"] = backend.account()
+        arguments["ExpectedBucketOwner"] = aws.account()
     fix = "Set DEFECTS_BUCKET to a bucket of your account in this region."
     try:
-        response = backend.boto_session().client("s3").head_bucket(**arguments)
+        response = aws.boto_session().client("s3").head_bucket(**arguments)
     except ClientError as error:
         code = error_code(error)
         if code in {"404", "NoSuchBucket", "NotFound"}:
@@ -227,8 +200,8 @@ def check_bucket(backend: SageMakerBackend) -> Check:
     return Check("bucket", True, f"{bucket} ({bucket_region})")
 
 
-def check_instance_type(backend: SageMakerBackend) -> Check:
-    instance = backend.instance_type
+def check_instance_type(aws: Account) -> Check:
+    instance = aws.instance_type
     known = _training_instance_types()
     valid = instance in known if known else bool(_INSTANCE_TYPE.match(instance))
     if not valid:
@@ -240,7 +213,7 @@ def check_instance_type(backend: SageMakerBackend) -> Check:
             "ml.m5.xlarge (CPU); local_cpu and local_gpu are for DEFECTS_BACKEND=local.",
         )
     try:
-        image = backend.image
+        image = aws.image
     except ValueError as error:
         return Check(
             "instance type",

@@ -14,12 +14,10 @@ from botocore.exceptions import ClientError
 
 from defects.backends import modeltrainer
 from defects.backends.base import TrainingJob
-from defects.backends.cloud.preflight import error_code, error_text
+from defects.backends.cloud.aws import error_code, error_text
 from defects.console import log
 from defects.errors import BackendError
 from defects.storage import Layout
-
-DEFAULT_INSTANCE_TYPE = "ml.g4dn.xlarge"
 
 
 def make_trainer(
