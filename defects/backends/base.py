@@ -45,24 +45,73 @@ DEFAULT_VOLUME_GB = 30
 SPOT_WAIT_FACTOR = 2
 
 
-def _flag(name: str) -> dict[str, str]:
-    return {"flag": name}
+def _flag(
+    name: str,
+    help: str = "",
+    *,
+    minimum: int | None = None,
+    show_default: str | None = None,
+    metavar: str | None = None,
+) -> dict[str, Any]:
+    """A field's command-line flag, as the CLI generates it (:func:`defects.cli.options.
+    cloud_options`): a bool is a switch, a tuple a repeatable option, ``minimum`` an integer
+    range."""
+    return {
+        "flag": name,
+        "help": help,
+        "minimum": minimum,
+        "show_default": show_default,
+        "metavar": metavar,
+    }
 
 
 @dataclass(frozen=True)
 class CloudOptions:
     """The options of a job that only a SageMaker training job honours, checked once."""
 
-    detach: bool = field(default=False, metadata=_flag("--detach"))
-    spot: bool = field(default=False, metadata=_flag("--spot"))
-    max_runtime: int = field(default=DEFAULT_MAX_RUNTIME_SECONDS, metadata=_flag("--max-runtime"))
-    max_wait: int | None = field(default=None, metadata=_flag("--max-wait"))
-    volume_size: int = field(default=DEFAULT_VOLUME_GB, metadata=_flag("--volume-size"))
-    kms_key: str | None = field(default=None, metadata=_flag("--kms-key"))
-    subnets: tuple[str, ...] = field(default=(), metadata=_flag("--subnet"))
-    security_groups: tuple[str, ...] = field(default=(), metadata=_flag("--security-group"))
-    tags: tuple[tuple[str, str], ...] = field(default=(), metadata=_flag("--tag"))
-    # A resumed job: the job whose checkpoints (in S3) this one continues from.
+    detach: bool = field(
+        default=False,
+        metadata=_flag(
+            "--detach",
+            "sagemaker: start the job and return; fetch later with `defects history JOB`",
+        ),
+    )
+    spot: bool = field(default=False, metadata=_flag("--spot", "sagemaker: managed spot training"))
+    max_runtime: int = field(
+        default=DEFAULT_MAX_RUNTIME_SECONDS,
+        metadata=_flag(
+            "--max-runtime", "sagemaker: stop the job after this many seconds", minimum=60
+        ),
+    )
+    max_wait: int | None = field(
+        default=None,
+        metadata=_flag(
+            "--max-wait",
+            "sagemaker with --spot: give up waiting for capacity after this many seconds "
+            "(counts the runtime too)",
+            minimum=60,
+            show_default="twice --max-runtime",
+        ),
+    )
+    volume_size: int = field(
+        default=DEFAULT_VOLUME_GB,
+        metadata=_flag("--volume-size", "sagemaker: training volume in GB", minimum=1),
+    )
+    kms_key: str | None = field(
+        default=None, metadata=_flag("--kms-key", "sagemaker: KMS key for the output artifacts")
+    )
+    subnets: tuple[str, ...] = field(
+        default=(), metadata=_flag("--subnet", "sagemaker: VPC subnet id")
+    )
+    security_groups: tuple[str, ...] = field(
+        default=(), metadata=_flag("--security-group", "sagemaker: VPC security group id")
+    )
+    tags: tuple[tuple[str, str], ...] = field(
+        default=(),
+        metadata=_flag("--tag", "sagemaker: a tag for the training job", metavar="KEY=VALUE"),
+    )
+    # A resumed job: the job whose checkpoints (in S3) this one continues from (no option of
+    # its own: --resume names it).
     checkpoints_of: str | None = field(default=None, metadata=_flag("--resume"))
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,8 +18,6 @@ import click
 
 from defects.backends import BACKENDS
 from defects.backends.base import (
-    DEFAULT_MAX_RUNTIME_SECONDS,
-    DEFAULT_VOLUME_GB,
     Backend,
     CloudOptions,
     Confirm,
@@ -146,59 +144,38 @@ def pop_hyperparameters(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {spec.name: kwargs.pop(spec.name) for spec in contract.HYPERPARAMETERS}
 
 
+def _cloud_option(item: Field[Any]) -> Callable[[F], F]:
+    """The click option of one :class:`CloudOptions` field, from its metadata."""
+    meta = item.metadata
+    name = meta["flag"]
+    arguments: dict[str, Any] = {"help": meta["help"]}
+    if isinstance(item.default, bool):
+        arguments["is_flag"] = True
+    elif isinstance(item.default, tuple):
+        arguments["multiple"] = True
+    elif meta["minimum"] is not None:
+        arguments["type"] = click.IntRange(min=meta["minimum"])
+    if item.default is not None and not isinstance(item.default, bool | tuple):
+        arguments.update(default=item.default, show_default=True)
+    if meta["show_default"]:
+        arguments["show_default"] = meta["show_default"]
+    if meta["metavar"]:
+        arguments["metavar"] = meta["metavar"]
+    # The parameter is named as the field when the flag's own name would differ (--subnet).
+    declared = [name] if name[2:].replace("-", "_") == item.name else [name, item.name]
+    option: Callable[[F], F] = click.option(*declared, **arguments)
+    return option
+
+
 def cloud_options(function: F) -> F:
-    return _apply(
-        function,
-        [
-            click.option(
-                "--dry-run",
-                is_flag=True,
-                help="print the training request as JSON and send nothing",
-            ),
-            click.option(
-                "--detach",
-                is_flag=True,
-                help="sagemaker: start the job and return; fetch later with `defects history JOB`",
-            ),
-            click.option("--spot", is_flag=True, help="sagemaker: managed spot training"),
-            click.option(
-                "--max-runtime",
-                type=click.IntRange(min=60),
-                default=DEFAULT_MAX_RUNTIME_SECONDS,
-                show_default=True,
-                help="sagemaker: stop the job after this many seconds",
-            ),
-            click.option(
-                "--max-wait",
-                type=click.IntRange(min=60),
-                show_default="twice --max-runtime",
-                help="sagemaker with --spot: give up waiting for capacity after this "
-                "many seconds (counts the runtime too)",
-            ),
-            click.option(
-                "--volume-size",
-                type=click.IntRange(min=1),
-                default=DEFAULT_VOLUME_GB,
-                show_default=True,
-                help="sagemaker: training volume in GB",
-            ),
-            click.option("--kms-key", help="sagemaker: KMS key for the output artifacts"),
-            click.option("--subnet", "subnets", multiple=True, help="sagemaker: VPC subnet id"),
-            click.option(
-                "--security-group",
-                "security_groups",
-                multiple=True,
-                help="sagemaker: VPC security group id",
-            ),
-            click.option(
-                "--tag",
-                "tags",
-                multiple=True,
-                metavar="KEY=VALUE",
-                help="sagemaker: a tag for the training job",
-            ),
-        ],
+    """``--dry-run``, and one option per :class:`CloudOptions` field but the resumed job's."""
+    dry_run = click.option(
+        "--dry-run", is_flag=True, help="print the training request as JSON and send nothing"
     )
+    generated = [
+        _cloud_option(item) for item in fields(CloudOptions) if item.name != "checkpoints_of"
+    ]
+    return _apply(function, [dry_run, *generated])
 
 
 def class_names(text: str) -> tuple[str, ...]:
