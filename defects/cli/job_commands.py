@@ -16,6 +16,7 @@ from defects.cli.options import (
     hyperparameter_options,
     json_option,
     make_backend,
+    out_dir_option,
     pop_cloud,
     pop_hyperparameters,
     pop_settings,
@@ -101,13 +102,7 @@ def synth(out_dir: Path, per_class: int, seed: int, width: int, height: int) -> 
 
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    show_default="data/prepared/<dataset-id>",
-    help="where the split goes",
-)
+@out_dir_option("data/prepared/<dataset-id>", "where the split goes")
 @classes_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @json_option("print the dataset's id, folder, classes, counts and skipped files as JSON")

@@ -306,6 +306,18 @@ def make_backend(settings: Settings) -> Backend:
     return backends.create(settings, confirm=confirm)
 
 
+def out_dir_option(shown_default: str, help_text: str) -> Callable[[F], F]:
+    """``--out FOLDER`` (never a file) where a command writes what it makes."""
+    option: Callable[[F], F] = click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        show_default=shown_default,
+        help=help_text,
+    )
+    return option
+
+
 def json_option(help_text: str) -> Callable[[F], F]:
     """``--json``: the command's result as JSON on stdout, for programs."""
     return click.option("--json", "as_json", is_flag=True, help=help_text)

@@ -10,7 +10,13 @@ from typing import Any
 
 import click
 
-from defects.cli.options import json_option, make_backend, run_dir_of, runs_dir_option
+from defects.cli.options import (
+    json_option,
+    make_backend,
+    out_dir_option,
+    run_dir_of,
+    runs_dir_option,
+)
 from defects.console import err, log, out, progress
 from defects.training import contract
 
@@ -101,12 +107,9 @@ def plot(job: str, runs_dir: Path | None) -> None:
 @click.option(
     "--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    show_default="<job>/evaluation-<split>, or a folder named after --data",
-    help="where metrics.json and confusion.png go",
+@out_dir_option(
+    "<job>/evaluation-<split>, or a folder named after --data",
+    "where metrics.json and confusion.png go",
 )
 @runs_dir_option
 @json_option("print the metrics as JSON")

@@ -85,6 +85,10 @@ def _report(tuning: TuningRecord, as_json: bool, tuning_dir: Path) -> None:
     )
 
 
+# The options of the search itself (the spec file's keys), given to make_spec as they are.
+_SPEC_OPTIONS = ("objective", "strategy", "max_jobs", "max_parallel_jobs", "early_stopping")
+
+
 @click.command()
 @click.option(
     "--range",
@@ -142,17 +146,8 @@ def _report(tuning: TuningRecord, as_json: bool, tuning_dir: Path) -> None:
 def tune(
     ranges: tuple[str, ...],
     spec_file: Path | None,
-    objective: str | None,
-    strategy: str | None,
-    max_jobs: int | None,
-    max_parallel_jobs: int | None,
-    early_stopping: bool | None,
     resume_name: str | None,
     as_json: bool,
-    data: Path | None,
-    per_class: int,
-    classes: tuple[str, ...] | None,
-    job_name: str | None,
     **kwargs: Any,
 ) -> None:
     """Search hyperparameters, here or as a SageMaker tuning job.
@@ -177,13 +172,9 @@ def tune(
     hyperparameters = pop_hyperparameters(kwargs)
     spec = make_spec(
         list(ranges),
-        objective=objective,
-        strategy=strategy,
-        max_jobs=max_jobs,
-        max_parallel_jobs=max_parallel_jobs,
-        early_stopping=early_stopping,
         spec_file=spec_file,
         default_seed=int(hyperparameters["seed"]),
+        **{name: kwargs.pop(name) for name in _SPEC_OPTIONS},
     )
     both = _given_on_the_command_line(spec.searched)
     if both:
@@ -195,10 +186,7 @@ def tune(
         backend=backend,
         hyperparameters=hyperparameters,
         options=cloud,
-        data=data,
-        per_class=per_class,
-        classes=classes,
-        job_name=job_name,
+        **{name: kwargs.pop(name) for name in ("data", "per_class", "classes", "job_name")},
     )
     before_launch = cost_check(backend, kwargs, cloud, dry_run)
     if dry_run:

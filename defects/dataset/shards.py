@@ -31,6 +31,8 @@ SHARD_BYTES = 16 * 1024 * 1024
 SHARDS_DIR = "shards"
 INDEX_FILE = "shards.json"
 _FORMAT = 1
+# What is packed: (split, shard name, the manifest entries it holds), one per shard.
+Plans = list[tuple[str, str, list[dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -147,12 +149,7 @@ def open_shards(dataset: PreparedDataset, limit: int = SHARD_BYTES) -> tuple[int
     return len(plans), _build(dataset, folder, plans, limit)
 
 
-def _build(
-    dataset: PreparedDataset,
-    folder: Path,
-    plans: list[tuple[str, str, list[dict[str, Any]]]],
-    limit: int,
-) -> Iterator[Shard]:
+def _build(dataset: PreparedDataset, folder: Path, plans: Plans, limit: int) -> Iterator[Shard]:
     # Another job may be packing the same dataset: wait for it, then reuse its shards. The
     # lock is held until the last shard is packed (or this generator is closed).
     with folders.exclusive(folder, "another job is packing the same dataset"):
@@ -163,12 +160,7 @@ def _build(
         yield from _pack(dataset, folder, plans, limit)
 
 
-def _pack(
-    dataset: PreparedDataset,
-    folder: Path,
-    plans: list[tuple[str, str, list[dict[str, Any]]]],
-    limit: int,
-) -> Iterator[Shard]:
+def _pack(dataset: PreparedDataset, folder: Path, plans: Plans, limit: int) -> Iterator[Shard]:
     built: list[Shard] = []
     folders.refuse_links(
         (folder, *(folder / split for split in SPLITS)),

@@ -20,6 +20,7 @@ import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -268,24 +269,12 @@ def make_dataset(
 
 
 def channel_dataset(
-    channel: Channel,
-    shape: tuple[int, int],
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    augmented: bool = False,
-    epochs: range = range(1),
+    channel: Channel, shape: tuple[int, int], batch_size: int, **batching: Any
 ) -> tf.data.Dataset:
+    """:func:`make_dataset` of a channel's images (file paths, or encoded images read from
+    its shards); ``batching`` as there: shuffle, seed, augmented, epochs."""
     return make_dataset(
-        channel.sources,
-        channel.labels,
-        shape,
-        batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        augmented=augmented,
-        encoded=channel.encoded,
-        epochs=epochs,
+        channel.sources, channel.labels, shape, batch_size, encoded=channel.encoded, **batching
     )
 
 

@@ -34,10 +34,10 @@ from defects.pipeline import launch as pipeline
 from defects.storage import Layout, Storage
 from defects.tuning.record import BEST_DIR, TuningRecord
 from defects.tuning.spec import STRATEGIES, Range, TuningSpec
-from defects.tuning.tuners import Tuner
+from defects.tuning.tuners import Staged, Tuner
 
 if TYPE_CHECKING:
-    from defects.dataset.manifest import PreparedDataset
+    pass
 
 _TERMINAL = {"Completed", "Failed", "Stopped"}
 
@@ -230,16 +230,10 @@ class CloudTuner(Tuner):
         return describe(self.cloud, job, layout, spec)
 
     def search(
-        self,
-        tuning: TuningRecord,
-        tuning_dir: Path,
-        store: Storage,
-        channels: Mapping[str, str],
-        options: CloudOptions,
-        dataset: PreparedDataset,
+        self, tuning: TuningRecord, tuning_dir: Path, staged: Staged, options: CloudOptions
     ) -> TuningRecord:
-        job = pipeline.training_job(tuning.name, tuning.fixed, channels, tuning_dir, options)
-        start(self.cloud, job, store.layout, tuning.spec)
+        job = pipeline.training_job(tuning.name, tuning.fixed, staged.channels, tuning_dir, options)
+        start(self.cloud, job, staged.store.layout, tuning.spec)
         tuning.status = "running"
         if options.detach:
             tuning.status = "detached"
@@ -251,7 +245,7 @@ class CloudTuner(Tuner):
                 tuning.name,
             )
             return tuning
-        return self._follow(tuning, tuning_dir, store)
+        return self._follow(tuning, tuning_dir, staged.store)
 
     def resume(self, tuning: TuningRecord, tuning_dir: Path) -> TuningRecord:
         with self.cloud.open_storage() as store:

@@ -24,7 +24,7 @@ from defects.training.contract import AUTO, HyperparameterValue
 from defects.tuning import record
 from defects.tuning.record import TuningRecord
 from defects.tuning.spec import TuningSpec
-from defects.tuning.tuners import tuner_for
+from defects.tuning.tuners import Staged, tuner_for
 
 if TYPE_CHECKING:
     pass
@@ -63,8 +63,12 @@ def costliest(
     return [resolve_image_size(combo, dataset) for combo in combos]
 
 
-def _begin(spec: TuningSpec, request: JobRequest) -> Checked:
-    """Everything the user gave, checked before any work, as for a training job."""
+def _begin(
+    spec: TuningSpec, request: JobRequest, before_launch: BeforeTuning | None, check: bool
+) -> tuple[Checked, PreparedDataset]:
+    """Everything the user gave, checked before any work as for a training job (and the
+    backend itself with ``check``); then the prepared data, and the cost check of the
+    search's costliest trial."""
     job = request.check(
         kind="tune", max_length=MAX_NAME_LENGTH, resume_hint="defects tune --resume"
     )
@@ -75,17 +79,12 @@ def _begin(spec: TuningSpec, request: JobRequest) -> Checked:
     ):
         # Early stopping needs the objective after every epoch, here and in SageMaker.
         job.hyperparameters["epoch_metrics"] = True
-    return job
-
-
-def _prepare(
-    spec: TuningSpec, request: JobRequest, job: Checked, before_launch: BeforeTuning | None
-) -> PreparedDataset:
-    """The prepared data, and the cost check of the search's costliest trial."""
+    if check:
+        job.backend.check()
     dataset = request.prepare(int(job.hyperparameters["seed"]))
     if before_launch is not None:
         before_launch(dataset, costliest(spec, job.hyperparameters, dataset), spec.max_jobs)
-    return dataset
+    return job, dataset
 
 
 def dry_run(
@@ -93,46 +92,37 @@ def dry_run(
 ) -> dict[str, Any]:
     """Prepare the data and return what ``tune`` would start: on ``sagemaker`` the exact
     ``CreateHyperParameterTuningJob`` request; elsewhere the spec and one trial's request."""
-    checked = _begin(spec, request)
-    backend, fixed, name, options = (
-        checked.backend,
-        checked.hyperparameters,
-        checked.name,
-        checked.options,
-    )
-    dataset = _prepare(spec, request, checked, before_launch)
-    layout = backend.layout(offline=True)
+    checked, dataset = _begin(spec, request, before_launch, check=False)
+    layout = checked.backend.layout(offline=True)
     channels = layout.channels(dataset.dataset_id, SPLITS)
-    run_dir = backend.settings.runs_dir / name
+    run_dir = checked.settings.runs_dir / checked.name
     with tempfile.TemporaryDirectory(prefix="defects-code-") as code_dir:
-        job = pipeline.training_job(name, fixed, channels, run_dir, options, Path(code_dir))
-        return tuner_for(backend).describe(job, layout, spec)
+        job = pipeline.training_job(
+            checked.name,
+            checked.hyperparameters,
+            channels,
+            run_dir,
+            checked.options,
+            Path(code_dir),
+        )
+        return tuner_for(checked.backend).describe(job, layout, spec)
 
 
 def tune(
     spec: TuningSpec, request: JobRequest, before_launch: BeforeTuning | None = None
 ) -> TuningRecord:
     """Run a tuning job: prepare and stage the data once, then search."""
-    checked = _begin(spec, request)
-    backend, fixed, name, options = (
-        checked.backend,
-        checked.hyperparameters,
-        checked.name,
-        checked.options,
-    )
-    backend.check()
-    dataset = _prepare(spec, request, checked, before_launch)
+    checked, dataset = _begin(spec, request, before_launch, check=True)
+    backend = checked.backend
     tuner = tuner_for(backend)
-    tuning_dir = backend.settings.runs_dir / name
+    tuning_dir = backend.settings.runs_dir / checked.name
     tuning = TuningRecord(
-        name=name,
+        name=checked.name,
         backend=backend.name,
         spec=spec,
-        fixed=fixed,
+        fixed=checked.hyperparameters,
         data={
-            "data": str(request.data) if request.data is not None else None,
-            "per_class": request.per_class,
-            "classes": list(request.classes) if request.classes is not None else None,
+            **request.data_record(),
             "dataset_id": dataset.dataset_id,
             "dataset_root": str(dataset.root.resolve()),
             # One image's share of the validation split is the finest difference between
@@ -143,9 +133,9 @@ def tune(
         },
     )
     with backend.open_storage() as store:
-        channels = stage(dataset, store)
+        staged = Staged(store, stage(dataset, store), dataset)
         tuning.write(tuning_dir)
-        return tuner.search(tuning, tuning_dir, store, channels, options, dataset)
+        return tuner.search(tuning, tuning_dir, staged, checked.options)
 
 
 def resume(name: str, settings: Settings | None = None) -> TuningRecord:

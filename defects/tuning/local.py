@@ -49,7 +49,7 @@ from defects.training.metric_log import PREFIX, values
 from defects.tuning import record
 from defects.tuning.record import FINISHED, TIE_BREAK_METRIC, Trial, TuningRecord, mark_trial_job
 from defects.tuning.spec import TuningSpec
-from defects.tuning.tuners import Tuner
+from defects.tuning.tuners import Staged, Tuner
 
 POLL_SECONDS = 0.5
 # The entry point's last metric line, once it has trained (defects.training.train).
@@ -401,15 +401,11 @@ class LocalTuner(Tuner):
         }
 
     def search(
-        self,
-        tuning: TuningRecord,
-        tuning_dir: Path,
-        store: Storage,
-        channels: Mapping[str, str],
-        options: CloudOptions,
-        dataset: PreparedDataset,
+        self, tuning: TuningRecord, tuning_dir: Path, staged: Staged, options: CloudOptions
     ) -> TuningRecord:
-        LocalSearch(self.backend, tuning, tuning_dir, store, channels, dataset).run()
+        LocalSearch(
+            self.backend, tuning, tuning_dir, staged.store, staged.channels, staged.dataset
+        ).run()
         record.plot(tuning, tuning_dir / record.PLOT_FILE)
         return tuning
 
@@ -418,8 +414,8 @@ class LocalTuner(Tuner):
         tuning.data.setdefault("validation_images", sum(dataset.counts["validation"].values()))
         tuning.status = "running"
         with self.backend.open_storage() as store:
-            channels = stage(dataset, store)
-            return self.search(tuning, tuning_dir, store, channels, CloudOptions(), dataset)
+            staged = Staged(store, stage(dataset, store), dataset)
+            return self.search(tuning, tuning_dir, staged, CloudOptions())
 
 
 __all__ = ["FINISHED", "LocalSearch", "LocalTuner", "make_study"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,15 @@ TUNERS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A search's data: prepared, and staged in the open storage as the channels' URIs."""
+
+    store: Storage
+    channels: Mapping[str, str]
+    dataset: PreparedDataset
+
+
 class Tuner(ABC):
     """A search on one backend: its dry run, its run and its resumption."""
 
@@ -41,15 +51,9 @@ class Tuner(ABC):
 
     @abstractmethod
     def search(
-        self,
-        tuning: TuningRecord,
-        tuning_dir: Path,
-        store: Storage,
-        channels: Mapping[str, str],
-        options: CloudOptions,
-        dataset: PreparedDataset,
+        self, tuning: TuningRecord, tuning_dir: Path, staged: Staged, options: CloudOptions
     ) -> TuningRecord:
-        """Run the search on the staged ``channels`` (``tune.json`` is written already)."""
+        """Run the search on the ``staged`` data (``tune.json`` is written already)."""
 
     @abstractmethod
     def resume(self, tuning: TuningRecord, tuning_dir: Path) -> TuningRecord:
