@@ -3,6 +3,15 @@
 Each is listed once, as ``name -> "module.Class"``, and imported only when chosen, so that
 the ``process`` backend never pays for the SageMaker SDK. Nothing outside this package asks
 which backend is active.
+
+- :mod:`.base`: the interface (``check``, ``train``) and the job a backend is given;
+- :mod:`.process` (with :mod:`.launcher`, the entry point started on this machine),
+  :mod:`.local` (with :mod:`.compose`), and :mod:`.cloud` (SageMaker);
+- :mod:`.modeltrainer`: the SDK's ``ModelTrainer``, shared by local and cloud;
+- :mod:`.artifacts`: a finished job's archives, packed and uploaded alike by every backend.
+
+Imports: storage, dataset, jobs, console, settings, signals, errors and the training
+contract; never the pipeline, tuning, inference or the CLI.
 """
 
 from __future__ import annotations

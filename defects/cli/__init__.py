@@ -5,6 +5,9 @@ validates the backend against the registry, and turns it into a backend object a
 boundary (:mod:`.options`). Errors the user can fix print a headline, a message and a hint
 and exit 1 (2 for usage and configuration errors); anything else is an internal error with
 its traceback.
+
+Imports: anything below it; the heavy libraries only inside the command that needs them, so
+that ``defects --help`` is instant.
 """
 
 from __future__ import annotations

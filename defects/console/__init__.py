@@ -1,9 +1,12 @@
-"""Where output goes: logs and progress to stderr, results to stdout.
+"""What a person reads: logs and progress to stderr, results to stdout (here); the live line
+of a training job (:mod:`.live`); TensorFlow's start-up chatter kept out (:mod:`.tfnoise`).
 
 The tool logs through the standard :mod:`logging` module, to the ``defects`` logger, at
 INFO by default. Until an application configures logging (the root logger has a handler)
 those lines go to stderr as they are, so a notebook shows them; set the level to hear less
 or more: ``logging.getLogger("defects").setLevel(logging.WARNING)``.
+
+Imports: the training contract's line formats only.
 """
 
 from __future__ import annotations

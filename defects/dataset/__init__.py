@@ -1,6 +1,12 @@
-"""The data on the host: synthetic photos (:mod:`.synth`), a user's folder validated and split
-(:mod:`.prepare`), splits packed as tar shards (:mod:`.shards`), and the steps as a user
-runs them, with progress (:mod:`.steps`)."""
+"""The data on the host: synthetic photos (:mod:`.synth`, drawn by :mod:`.scene`), a user's
+folder checked (:mod:`.images`), split (:mod:`.split`) and laid out with its manifest
+(:mod:`.prepare`, :mod:`.manifest`), splits packed as tar shards (:mod:`.shards`), shared
+folders built under a lock (:mod:`.folders`), pretrained weights converted from their
+package (:mod:`.pretrained`, :mod:`.torchfile`), and the steps as a user runs them, with
+progress (:mod:`.steps`).
+
+Imports: storage, console, errors and the training package's network definitions; never
+jobs, backends, the pipeline or the CLI."""
 
 from pathlib import Path
 

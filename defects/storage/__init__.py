@@ -10,7 +10,10 @@ and is handed the open :class:`Storage` in ``train``:
 
 Everything of this tool sits under ``s3://<bucket>/<prefix>/`` (:class:`Layout`). The
 endpoint is held here and passed to clients explicitly; it reaches an environment only
-through :meth:`Storage.sdk_environment`, for the SageMaker SDK in local mode.
+through :meth:`Storage.sdk_environment`, for the SageMaker SDK in local mode. Transfers
+are in :mod:`.s3`; the one safe extractor of archives in :mod:`.archives`.
+
+Imports: errors and console only.
 """
 
 from __future__ import annotations
