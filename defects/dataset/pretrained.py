@@ -207,7 +207,8 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-def _digest_file(weights: Path) -> Path:
+def digest_file(weights: Path) -> Path:
+    """The file that holds ``weights``' sha256, beside it."""
     return weights.with_name(weights.name + DIGEST_SUFFIX)
 
 
@@ -216,7 +217,7 @@ def cached(cache_dir: Path, variant: str = DEFAULT_VARIANT) -> Path | None:
     sha256, else None."""
     weights = weights_file(cache_dir, variant)
     try:
-        recorded = _digest_file(weights).read_text().split()
+        recorded = digest_file(weights).read_text().split()
         actual = _sha256(weights)
     except (FileNotFoundError, NotADirectoryError):
         return None
@@ -266,7 +267,7 @@ def convert(cache_dir: Path, variant: str = DEFAULT_VARIANT) -> Path:
         os.replace(partial, target)
         record = partial.with_name(partial.name + DIGEST_SUFFIX)
         record.write_text(f"{digest}  {target.name}\n")
-        os.replace(record, _digest_file(target))
+        os.replace(record, digest_file(target))
     except BaseException:
         partial.unlink(missing_ok=True)
         partial.with_name(partial.name + DIGEST_SUFFIX).unlink(missing_ok=True)

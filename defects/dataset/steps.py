@@ -1,19 +1,23 @@
 """The host-side data steps as a user runs them: draw synthetic photos, prepare a folder
 (validate and split), and stage a prepared dataset in S3 as tar shards. Each shows progress
 and says what it did; the work itself is in :mod:`.synth`, :mod:`.prepare` and
-:mod:`.shards`."""
+:mod:`.shards`. A pretrained model's ImageNet weights are staged like data
+(:func:`stage_weights`): converted once, uploaded content-addressed, given to the entry point
+as its ``pretrained`` channel."""
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from defects.console import log, progress
 from defects.dataset import DATA_DIR, folders, shards
 from defects.dataset.manifest import SPLITS, PreparedDataset, load_manifest
 from defects.errors import ConfigError, DataError
-from defects.storage import Storage, s3
+from defects.storage import Layout, S3Uri, Storage, s3
+from defects.training import contract
 
 # In a folder of drawn photos once all of them are there.
 _COMPLETE = ".complete"
@@ -147,3 +151,61 @@ def stage(dataset: PreparedDataset, store: Storage) -> dict[str, str]:
         time.perf_counter() - started,
     )
     return store.layout.channels(dataset.dataset_id, SPLITS)
+
+
+def weights_files(models: Iterable[str], data_dir: str | Path = DATA_DIR) -> dict[str, Path]:
+    """The converted ImageNet weights each pretrained model among ``models`` needs, by the
+    name they take in the pretrained channel (converted once into ``data/pretrained/``)."""
+    from defects.dataset import pretrained
+
+    variants = sorted(
+        {contract.PRETRAINED_WEIGHTS[m] for m in models if m in contract.PRETRAINED_WEIGHTS}
+    )
+    files: dict[str, Path] = {}
+    for variant in variants:
+        converted = pretrained.convert(Path(data_dir) / "pretrained", variant)
+        name = contract.weights_name(variant)
+        files[name] = converted
+        files[name + contract.DIGEST_SUFFIX] = pretrained.digest_file(converted)
+    return files
+
+
+def weights_location(files: Mapping[str, Path], layout: Layout) -> S3Uri:
+    """Where the weights go in S3: named by their content, so a change is a new folder."""
+    digests = [
+        path.read_text().split()[0]
+        for name, path in sorted(files.items())
+        if name.endswith(contract.DIGEST_SUFFIX)
+    ]
+    variants = [
+        name.removesuffix(contract.WEIGHTS_SUFFIX)
+        for name in sorted(files)
+        if name.endswith(contract.WEIGHTS_SUFFIX)
+    ]
+    digest = hashlib.sha256(" ".join(digests).encode()).hexdigest()[:16]
+    return layout.pretrained(f"{'+'.join(variants)}-{digest}")
+
+
+def stage_weights(
+    models: Iterable[str], store: Storage, data_dir: str | Path = DATA_DIR
+) -> dict[str, str]:
+    """The pretrained channel of a job whose model is among ``models``: the weights staged
+    to ``s3://<bucket>/<prefix>/pretrained/<name>-<digest>/`` (skipped when there already);
+    no channel when no model needs pretrained weights."""
+    files = weights_files(models, data_dir)
+    if not files:
+        return {}
+    location = weights_location(files, store.layout)
+    items = [
+        s3.UploadItem(path, location.join(name).key, s3.md5_of(path))
+        for name, path in sorted(files.items())
+    ]
+    s3.ensure_bucket(store.s3, store.layout.bucket, store.region)
+    report = s3.upload(store.s3, store.layout.bucket, items, location.key)
+    log.info(
+        "Pretrained weights in %s: %d file(s) uploaded, %d already there.",
+        location,
+        report.transferred,
+        report.skipped,
+    )
+    return {contract.PRETRAINED_CHANNEL: str(location)}

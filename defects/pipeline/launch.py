@@ -24,7 +24,7 @@ from defects.backends.base import Backend, CloudOptions, TrainingJob, TrainingRe
 from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.console import log
 from defects.dataset.manifest import SPLITS, PreparedDataset
-from defects.dataset.steps import DATA_DIR, stage
+from defects.dataset.steps import DATA_DIR, stage, stage_weights, weights_files, weights_location
 from defects.errors import DataError, DefectsError, StorageError, TrainingFailed
 from defects.jobs.cleanup import drop_backend_copies
 from defects.jobs.records import (
@@ -145,10 +145,14 @@ def describe(
     hyperparameters: Mapping[str, HyperparameterValue],
     job_name: str,
     options: CloudOptions | None = None,
+    data_dir: Path = DATA_DIR,
 ) -> dict[str, Any]:
     """The request ``backend`` would make for this job; nothing is uploaded or sent."""
     layout = backend.layout(offline=True)
     channels = layout.channels(dataset.dataset_id, SPLITS)
+    weights = weights_files([str(hyperparameters["model"])], data_dir)
+    if weights:
+        channels[contract.PRETRAINED_CHANNEL] = str(weights_location(weights, layout))
     run_dir = backend.settings.runs_dir / job_name
     # Nothing of a job that never ran stays behind: its code is laid out in a temporary folder.
     with tempfile.TemporaryDirectory(prefix="defects-code-") as code_dir:
@@ -320,16 +324,20 @@ def execute(
     """The steps of ``run`` once the job's folder is held: data, training, results. A resumed
     job goes through them again; each step reuses what is already done."""
     settings = backend.settings
+    data_dir = Path(request.get("data_dir") or DATA_DIR)
     dataset = JobRequest(
         data=request.get("data") or None,
         per_class=int(request.get("per_class") or 0),
         classes=request["classes"],
-        data_dir=request.get("data_dir") or DATA_DIR,
+        data_dir=data_dir,
     ).prepare(int(parameters["seed"]))
     if before_launch is not None:
         before_launch(dataset, resolve_image_size(parameters, dataset), options)
     with backend.open_storage() as store:
-        channels = stage(dataset, store)
+        channels = {
+            **stage(dataset, store),
+            **stage_weights([str(parameters["model"])], store, data_dir),
+        }
         result = train(channels, store, backend, parameters, name, options, dataset)
         if result.detached:
             return DetachedJob(name, backend.name, settings.runs_dir / name)
@@ -372,7 +380,9 @@ def dry_run(
     dataset = request.prepare(int(job.hyperparameters["seed"]))
     if before_launch is not None:
         before_launch(dataset, resolve_image_size(job.hyperparameters, dataset), job.options)
-    return describe(dataset, job.backend, job.hyperparameters, job.name, job.options)
+    return describe(
+        dataset, job.backend, job.hyperparameters, job.name, job.options, Path(data_dir)
+    )
 
 
 __all__ = [

@@ -34,9 +34,9 @@ EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key":
 class Layout:
     """Where this tool keeps things: all under ``s3://<bucket>/<prefix>/``.
 
-    ``datasets/<id>/{train,validation,test}/`` hold staged datasets; ``jobs/<job>/`` holds
-    one job: ``output/{model,output}.tar.gz`` (where SageMaker writes them), ``input/`` (the
-    code) and ``checkpoints/``.
+    ``datasets/<id>/{train,validation,test}/`` hold staged datasets, ``pretrained/<name>/``
+    pretrained weights; ``jobs/<job>/`` holds one job: ``output/{model,output}.tar.gz``
+    (where SageMaker writes them), ``input/`` (the code) and ``checkpoints/``.
     """
 
     bucket: str
@@ -60,6 +60,10 @@ class Layout:
 
     def checkpoints(self, job_name: str) -> S3Uri:
         return self.jobs().join(job_name, "checkpoints")
+
+    def pretrained(self, name: str) -> S3Uri:
+        """Pretrained weights, content-addressed: ``name`` carries their digest."""
+        return self.root().join("pretrained", name)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,20 @@ CHECKPOINT_STATE_FILE = "state.json"
 TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"
 TEST_CHANNEL = "test"
+# ImageNet weights for a pretrained network, given like data (as JumpStart gives its model):
+# the channel holds ``<variant>.weights.h5`` and its ``.sha256``, and the network of each
+# pretrained model takes the weights of its variant.
+PRETRAINED_CHANNEL = "pretrained"
+PRETRAINED_WEIGHTS = {"efficientnet_lite0": "efficientnet_lite0"}
+WEIGHTS_SUFFIX = ".weights.h5"
+DIGEST_SUFFIX = ".sha256"
+
+
+def weights_name(variant: str) -> str:
+    """The weights file of ``variant`` in the pretrained channel."""
+    return f"{variant}{WEIGHTS_SUFFIX}"
+
+
 CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, TEST_CHANNEL)
 REQUIRED_CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL)
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from defects import backends
 from defects.dataset.manifest import SPLITS, PreparedDataset
-from defects.dataset.steps import stage
+from defects.dataset.steps import stage, stage_weights, weights_files, weights_location
 from defects.errors import ConfigError
 from defects.jobs.records import refuse_links
 from defects.pipeline import launch as pipeline
 from defects.pipeline.request import Checked, JobRequest, resolve_image_size
 from defects.settings import Settings, resolve
-from defects.training.contract import AUTO, HyperparameterValue
+from defects.training.contract import AUTO, PRETRAINED_CHANNEL, HyperparameterValue
 from defects.tuning import record
 from defects.tuning.record import TuningRecord
 from defects.tuning.spec import TuningSpec
@@ -95,6 +95,11 @@ def dry_run(
     checked, dataset = _begin(spec, request, before_launch, check=False)
     layout = checked.backend.layout(offline=True)
     channels = layout.channels(dataset.dataset_id, SPLITS)
+    weights = weights_files(
+        spec.values_of("model", checked.hyperparameters["model"]), request.data_dir
+    )
+    if weights:
+        channels[PRETRAINED_CHANNEL] = str(weights_location(weights, layout))
     run_dir = checked.settings.runs_dir / checked.name
     with tempfile.TemporaryDirectory(prefix="defects-code-") as code_dir:
         job = pipeline.training_job(
@@ -133,7 +138,9 @@ def tune(
         },
     )
     with backend.open_storage() as store:
-        staged = Staged(store, stage(dataset, store), dataset)
+        models = spec.values_of("model", checked.hyperparameters["model"])
+        channels = {**stage(dataset, store), **stage_weights(models, store, request.data_dir)}
+        staged = Staged(store, channels, dataset)
         tuning.write(tuning_dir)
         return tuner.search(tuning, tuning_dir, staged, checked.options)
 

@@ -31,7 +31,7 @@ from defects.backends.base import Backend, CloudOptions, TrainingJob
 from defects.console import log
 from defects.console.live import OUTPUT_LABEL
 from defects.dataset.manifest import PreparedDataset
-from defects.dataset.steps import prepare, stage
+from defects.dataset.steps import DATA_DIR, prepare, stage, stage_weights
 from defects.errors import (
     DISK_FULL_HEADLINE,
     DISK_FULL_HINT,
@@ -413,9 +413,11 @@ class LocalTuner(Tuner):
         dataset = prepare(Path(tuning.data["dataset_root"]))
         tuning.data.setdefault("validation_images", sum(dataset.counts["validation"].values()))
         tuning.status = "running"
+        models = tuning.spec.values_of("model", tuning.fixed["model"])
+        data_dir = Path(tuning.data.get("data_dir") or DATA_DIR)
         with self.backend.open_storage() as store:
-            staged = Staged(store, stage(dataset, store), dataset)
-            return self.search(tuning, tuning_dir, staged, CloudOptions())
+            channels = {**stage(dataset, store), **stage_weights(models, store, data_dir)}
+            return self.search(tuning, tuning_dir, Staged(store, channels, dataset), CloudOptions())
 
 
 __all__ = ["FINISHED", "LocalSearch", "LocalTuner", "make_study"]

@@ -150,6 +150,14 @@ class TuningSpec:
     def objective_metric(self) -> str:
         return OBJECTIVES[self.objective][0]
 
+    def values_of(self, name: str, fixed: HyperparameterValue) -> list[str]:
+        """Every value hyperparameter ``name`` takes in this search: its categorical range's
+        values when it is searched so, else ``fixed``."""
+        for item in self.ranges:
+            if item.name == name and item.kind == "categorical":
+                return [str(value) for value in item.values]
+        return [str(fixed)]
+
     @property
     def objective_type(self) -> str:
         """``Maximize`` or ``Minimize``, as SageMaker spells it."""

@@ -7,6 +7,7 @@ its own; torch is not needed here."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import pickletools
@@ -252,3 +253,33 @@ def test_a_split_backbone_shares_the_weights_and_a_rebuilt_top_loads_them(
     top = lite.build_backbone((14, 14, 112), start="stage6")
     lite.load_backbone_weights(top, weights)
     np.testing.assert_allclose(np.asarray(top(features, training=False)), whole, atol=1e-5)
+
+
+def test_the_weights_are_staged_once_content_addressed_beside_their_digest(
+    weights: Path, cache: Path, tmp_path: Path
+) -> None:
+    from defects.dataset.steps import stage_weights
+    from defects.storage import Layout, open_embedded
+    from defects.training import contract
+
+    # The converted file is taken from the module's cache: data_dir/pretrained is it.
+    data_dir = tmp_path / "data"
+    shutil.copytree(cache, data_dir / "pretrained")
+    with open_embedded(Layout("defects", "defects"), "us-east-1") as store:
+        assert stage_weights(["scratch", "article"], store, data_dir) == {}
+        channels = stage_weights(["efficientnet_lite0"], store, data_dir)
+        again = stage_weights(["efficientnet_lite0"], store, data_dir)
+        listed = store.s3.list_objects_v2(Bucket="defects", Prefix="defects/pretrained/")
+        staged = store.s3.get_object(
+            Bucket="defects",
+            Key=f"{channels['pretrained'][len('s3://defects/') :]}/efficientnet_lite0.weights.h5",
+        )["Body"].read()
+    digest = weights.with_name(weights.name + ".sha256").read_text().split()[0]
+    assert again == channels
+    assert channels[contract.PRETRAINED_CHANNEL].startswith(
+        "s3://defects/defects/pretrained/efficientnet_lite0-"
+    )
+    names = sorted(item["Key"].rsplit("/", 1)[1] for item in listed["Contents"])
+    assert names == ["efficientnet_lite0.weights.h5", "efficientnet_lite0.weights.h5.sha256"]
+    assert staged == weights.read_bytes()
+    assert hashlib.sha256(staged).hexdigest() == digest
