@@ -51,6 +51,8 @@ class Restored:
     early_stopping: budget.ResumableEarlyStopping | None
     stopped: bool
     checkpoint: checkpoints.EpochCheckpoint
+    # The last completed epoch it starts after (the checkpoint moves ``resume`` on).
+    initial_epoch: int
 
 
 def restore(
@@ -95,7 +97,8 @@ def restore(
             else None
         ),
     )
-    return Restored(resume, early_stopping, bool(stopping_state.get("stopped")), checkpoint)
+    stopped = bool(stopping_state.get("stopped"))
+    return Restored(resume, early_stopping, stopped, checkpoint, resume.epoch)
 
 
 class MetricLines(keras.callbacks.Callback):
@@ -147,7 +150,7 @@ def fit(
 ) -> float:
     """Train the epochs not done yet; the seconds it took."""
     started = time.perf_counter()
-    initial_epoch = restored.resume.epoch
+    initial_epoch = restored.initial_epoch
     early_stopping = restored.early_stopping
     if initial_epoch < run.epochs and not restored.stopped:
         network.fit(
@@ -193,5 +196,5 @@ def training_record(arguments: argparse.Namespace, run: Plan, restored: Restored
             if run.early
             else "the last epoch's weights"
         ),
-        "resumed_after_epoch": restored.resume.epoch or None,
+        "resumed_after_epoch": restored.initial_epoch or None,
     }

@@ -137,7 +137,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
             batch_size=arguments.batch_size,
         )
     restored = _restore(checkpoint_dir, network, arguments, class_names, len(training), run)
-    initial_epoch = restored.resume.epoch
+    initial_epoch = restored.initial_epoch
     # Epoch e's shuffle and augmentation depend on (seed, e) only: a resumed run skips the
     # completed epochs and draws what an uninterrupted run would have drawn.
     train_data = data.channel_dataset(
@@ -347,6 +347,7 @@ def _interrupted_reason(error: interruption.Interrupted) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     interruption.install()
+    interruption.watch_parent()
     try:
         arguments = parse_hyperparameters(sys.argv[1:] if argv is None else argv)
         train(arguments)
