@@ -132,3 +132,28 @@ def wait_for_checkpoint(process: subprocess.Popen[str], run_dir: Path, epoch: in
             process.kill()
             pytest.fail(f"the job never saved epoch {epoch}: " + process.communicate()[0])
         time.sleep(0.05)
+
+
+def entry_points(run_dir: Path) -> list[int]:
+    """Processes running the entry point of the job in ``run_dir``."""
+    script = str((run_dir / "code" / "train.py").resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and script in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether ``condition`` came true within ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
-from defects.training import contract
+from defects.training import contract, interruption
 
 TRAINING_PACKAGE = Path(contract.__file__).resolve().parent
 ENTRY_SCRIPT = "train.py"
@@ -57,6 +57,7 @@ def run_entry_point(
     hyperparameters: Mapping[str, object],
     log_file: TextIO,
     on_line: Callable[[str], None] = lambda line: None,
+    on_start: Callable[[int], None] = lambda pid: None,
 ) -> int:
     """Run the entry point ``script`` in its own folder, with the hyperparameters as
     arguments and the ``SM_*`` variables of the ``opt/ml`` tree at ``base``; return its exit
@@ -64,7 +65,9 @@ def run_entry_point(
 
     The entry point never talks to AWS: it gets no endpoint and no credentials. Each line of
     its output goes to ``log_file`` as it arrives (follow a long run with ``tail -f``) and
-    to ``on_line``. If this is interrupted, the entry point is stopped too.
+    to ``on_line``; ``on_start`` learns its process id. If this is interrupted, the entry
+    point is stopped too; if this process dies, the entry point stops itself
+    (:func:`defects.training.interruption.watch_parent`).
     """
     # The script runs in its own folder: a relative path would no longer lead to it.
     script = script.resolve()
@@ -74,6 +77,8 @@ def run_entry_point(
     environment.update(contract.job_environment(base, channels, hyperparameters))
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     environment["PYTHONUNBUFFERED"] = "1"
+    # The entry point stops when this process dies, however it dies (interruption.py).
+    environment[interruption.PARENT_PID_ENV] = str(os.getpid())
     process = subprocess.Popen(
         entry_point_command(script, hyperparameters),
         cwd=script.parent,  # as in the container, where the source folder is the working one
@@ -85,6 +90,7 @@ def run_entry_point(
     )
     assert process.stdout is not None
     try:
+        on_start(process.pid)
         for line in process.stdout:
             log_file.write(line)
             log_file.flush()

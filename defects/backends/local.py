@@ -23,8 +23,10 @@ from defects import signals
 from defects.backends import compose, modeltrainer
 from defects.backends.artifacts import training_failed, upload_results
 from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
+from defects.backends.watchdog import Watchdog
 from defects.console import log
 from defects.console.live import JobOutput, LineBuffer
+from defects.jobs import containers
 from defects.jobs.records import container_tree, refuse_links
 from defects.storage import Storage
 from defects.storage.s3 import s3_errors
@@ -167,6 +169,7 @@ class LocalBackend(Backend):
         code = root / "code"
         shutil.copytree(job.source_dir, code)
         log.info("Local mode: image %s, compose project %s.", self.image, project_name(root))
+        containers.note(job.run_dir, compose_project=project_name(root))
         interrupted: int | None = None
         error: Exception | None = None
         # Outside the container root, which every attempt starts afresh: the same folder as
@@ -183,6 +186,8 @@ class LocalBackend(Backend):
                     modeltrainer.exact_job_name(),
                     modeltrainer.ctrl_c_as_exception(),
                     compose.isolated_compose_files(),
+                    # If this command dies, its containers do not train on unseen.
+                    Watchdog(project_name(root), [root / "docker-compose.yaml"]),
                     # The SDK downloads the channels on the host.
                     s3_errors(f"download the channels of {job.name}"),
                     modeltrainer.checkpoints_mounted(str(checkpoints)),
@@ -212,6 +217,7 @@ class LocalBackend(Backend):
                 sys.stdout = saved_stdout
                 lines.flush()
                 self._clean_up(root, checkpoints)
+                containers.forget(job.run_dir)
         if interrupted is not None:
             raise signals.interruption(interrupted)
         output_dir = root / "artifacts" / "output"

@@ -13,6 +13,8 @@ from defects.backends.base import Backend, Check, TrainingJob, TrainingResult
 from defects.backends.launcher import run_entry_point
 from defects.console import log
 from defects.console.live import JobOutput
+from defects.jobs import containers
+from defects.jobs.containers import process
 from defects.jobs.records import container_tree
 from defects.storage import S3Uri, Storage
 from defects.storage.s3 import download
@@ -49,10 +51,21 @@ class ProcessBackend(Backend):
         # The entry point prints its hyperparameters itself, under every backend.
         log.info("Running the entry point %s.", script)
         started = time.perf_counter()
-        with job.log_path.open("a") as job_log, JobOutput() as output:
-            returncode = run_entry_point(
-                script, base, channels, job.hyperparameters, job_log, on_line=output.feed
-            )
+        try:
+            with job.log_path.open("a") as job_log, JobOutput() as output:
+                returncode = run_entry_point(
+                    script,
+                    base,
+                    channels,
+                    job.hyperparameters,
+                    job_log,
+                    on_line=output.feed,
+                    # Noted, so that a later command can tell whether it outlived this one.
+                    on_start=lambda pid: containers.note(job.run_dir, entry_point=process(pid)),
+                )
+        finally:
+            # The entry point has ended (run_entry_point stops it if this is interrupted).
+            containers.forget(job.run_dir)
         seconds = time.perf_counter() - started
         shutil.rmtree(base / "input" / "data", ignore_errors=True)
         if returncode != 0:

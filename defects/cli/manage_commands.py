@@ -22,6 +22,7 @@ from defects.cli.options import (
 from defects.console import err, log, out
 from defects.console.live import JobOutput, duration
 from defects.errors import DefectsError
+from defects.jobs import containers
 from defects.jobs.listing import JobInfo, list_jobs
 from defects.jobs.records import FINAL_STATES, process_alive, read_record, true_status
 from defects.settings import resolve
@@ -267,7 +268,8 @@ def stop(job: str, runs_dir: Path | None) -> None:
     """Stop a running JOB.
 
     A SageMaker job through SageMaker; a job of this machine by sending its command SIGTERM
-    (as Ctrl-C in its terminal does)."""
+    (as Ctrl-C in its terminal does); an orphaned one (its command killed, its entry point
+    or container still running) by stopping what runs."""
     from defects.pipeline import launch as pipeline
 
     run_dir = run_dir_of(job, runs_dir)
@@ -278,9 +280,15 @@ def stop(job: str, runs_dir: Path | None) -> None:
             hint="See `defects jobs` for the jobs there are.",
         )
     name = run_dir.name
-    status = true_status(record)
+    status = true_status(record, run_dir)
     if status in FINAL_STATES:
         out.print(f"Job {name} is not running: it is {status}.", highlight=False)
+        return
+    if status == "orphaned":
+        # Its command is gone; what it started runs on: stop that.
+        what = containers.still_running(run_dir)
+        containers.stop(run_dir)
+        out.print(f"Job {name} had lost its command and {what}: stopped it.", highlight=False)
         return
     settings = pipeline.settings_of_job(run_dir, resolve({"runs_dir": runs_dir}))
     if make_backend(settings).stop(name):

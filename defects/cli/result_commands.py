@@ -52,7 +52,7 @@ def history(job: str, runs_dir: Path | None, as_json: bool) -> None:
     # checkpoint has the epochs so far.
     so_far = history_so_far(run_dir)
     if so_far is not None:
-        status = true_status(read_record(run_dir))
+        status = true_status(read_record(run_dir), run_dir)
         so_far["status"] = status
         record = so_far
     else:

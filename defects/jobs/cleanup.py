@@ -18,8 +18,9 @@ from pathlib import Path
 from defects.console import log
 from defects.dataset.manifest import load_manifest
 from defects.errors import DataError, DefectsError
+from defects.jobs import containers
 from defects.jobs.listing import JobInfo, find_job, list_jobs
-from defects.jobs.records import FINAL_STATES, read_record, true_status
+from defects.jobs.records import FINAL_STATES, RECORD_FILE, read_record, true_status
 from defects.training import contract
 
 # Copies of the fetched artifacts that a backend leaves in the job folder: the model and
@@ -94,6 +95,10 @@ def remove(removals: Iterable[Removal], roots: Sequence[Path]) -> int:
     freed = 0
     for removal in removals:
         target = inside(removal.path, roots)
+        if (target / RECORD_FILE).is_file():
+            # A job's folder: what still runs of it (forced), or what its killed command
+            # left stopped, goes first; it would go on writing into the folder.
+            containers.stop(target)
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
@@ -133,8 +138,8 @@ def plan_rm(runs_dir: Path, jobs: Sequence[str], force: bool = False) -> list[Re
                 hint="See `defects jobs` for the jobs there are.",
             )
         inside(run_dir, [runs_dir])
-        status = true_status(read_record(run_dir))
-        if status in {"running", "detached"} and not force:
+        status = true_status(read_record(run_dir), run_dir)
+        if status in {"running", "detached", "orphaned"} and not force:
             raise DefectsError(
                 f"Job {job} is {status}; its folder is still in use.",
                 hint=f"Stop it first (`defects stop {job}`), or pass --force.",

@@ -18,6 +18,7 @@ from typing import Any
 
 from defects.console import log
 from defects.errors import DataError
+from defects.jobs import containers
 from defects.jobs.records import (
     JOB_NAME,
     LATEST,
@@ -73,7 +74,10 @@ def job_info(run_dir: Path, runs_dir: Path) -> JobInfo:
     """What the records in ``run_dir`` say about its job."""
     record = read_record(run_dir)
     metrics = json_object(run_dir / contract.METRICS_FILE)
-    status = true_status(record)
+    status = true_status(record, run_dir)
+    if status == "interrupted":
+        # What its killed command left stopped (containers, a network) goes now.
+        containers.clear_leftovers(run_dir)
     seconds = record.get("seconds")
     started = _started(record.get("started"))
     if status == "running" and started is not None:

@@ -14,7 +14,7 @@ POLL_SECONDS = 0.5
 
 
 def finished(run_dir: Path) -> bool:
-    return true_status(read_record(run_dir)) in FINAL_STATES
+    return true_status(read_record(run_dir), run_dir) in FINAL_STATES
 
 
 def read_job_log(

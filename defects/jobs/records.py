@@ -7,13 +7,13 @@ import json
 import os
 import re
 import secrets
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from defects.errors import ConfigError, DataError, JobNotFound
+from defects.jobs import containers
 from defects.training import contract
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -154,22 +154,13 @@ def read_record(run_dir: Path) -> dict[str, Any]:
 
 def this_process() -> dict[str, Any]:
     """Who runs a job, for its record: a job whose process is gone is not running."""
-    return {"pid": os.getpid(), "host": socket.gethostname()}
+    return containers.process(os.getpid())
 
 
 def process_alive(record: dict[str, Any]) -> bool | None:
     """Whether the process that runs the job is alive; None when this machine cannot tell
     (another host, or a record without a pid)."""
-    pid = record.get("pid")
-    if not isinstance(pid, int) or record.get("host") != socket.gethostname():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return containers.alive(record)
 
 
 def link_on_the_way(runs_dir: Path, folder: Path) -> Path | None:
@@ -235,11 +226,15 @@ def history_so_far(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def true_status(record: dict[str, Any]) -> str:
-    """The recorded status, except that a running (or preparing) job whose process is gone was
-    interrupted (killed, or its machine restarted) before it could say so."""
+def true_status(record: dict[str, Any], run_dir: Path | None = None) -> str:
+    """The recorded status, except for a running (or preparing) job whose process is gone:
+    ``orphaned`` while what it started still runs (its entry point or container, found
+    through ``run_dir``), else ``interrupted`` (killed, or its machine restarted, before it
+    could say so)."""
     status = str(record.get("status") or "unknown")
     if status in ("running", "preparing") and process_alive(record) is False:
+        if run_dir is not None and containers.still_running(run_dir):
+            return "orphaned"
         return "interrupted"
     return status
 

@@ -25,10 +25,12 @@ from defects import backends
 from defects.backends.base import Backend, Confirm, TrainingJob
 from defects.console import log
 from defects.errors import ConfigError, DataError, ResultsPending, StorageError
+from defects.jobs import containers
 from defects.jobs.records import (
     JOB_NAME,
     JobResult,
     RunResult,
+    process_alive,
     read_record,
     refuse_links,
     write_record,
@@ -80,8 +82,18 @@ def resume(
             hint=f"`defects history {job_name}` fetches its results once it has finished.",
             headline="the job is still running",
         )
+    what_runs = containers.still_running(run_dir) if process_alive(record) is False else None
+    if what_runs:
+        raise ConfigError(
+            f"Job {job_name} lost the command that ran it, but {what_runs}: a resumed run "
+            "would train beside it over the same checkpoints.",
+            hint=f"Stop it with `defects stop {job_name}`, then resume.",
+            headline="the job is still running",
+        )
     if status not in lifecycle.RETRAINABLE:
         raise ConfigError(f"Job {job_name} has the status {status!r}, which cannot resume.")
+    # What a killed command left stopped (containers, a network) goes before anything starts.
+    containers.clear_leftovers(run_dir)
     request = dict(record.get("request") or {})
     if not request:
         raise ConfigError(

@@ -16,24 +16,11 @@ from defects.jobs.records import JobResult
 from defects.pipeline import launch as pipeline
 from defects.settings import resolve
 from tests.cli import run_cli
-from tests.conftest import start_defects, use_moto, wait_for_checkpoint
+from tests.conftest import entry_points, start_defects, use_moto, wait_for_checkpoint
 
 TINY = {"epochs": 4, "image_size": "40x24", "batch_size": 8}
 FLAGS = ["--epochs", "4", "--image-size", "40x24", "--batch-size", "8"]
 JOB = "stopped"
-
-
-def _entry_points(run_dir: Path) -> list[int]:
-    """Processes running this job's entry point."""
-    script = str((run_dir / "code" / "train.py").resolve())
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and script in (entry / "cmdline").read_text():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 @dataclass(frozen=True)
@@ -62,7 +49,7 @@ def test_sigterm_stops_defects_like_ctrl_c_with_status_143(stopped: Stopped) -> 
     assert stopped.returncode == 143, stopped.output[-3000:]
     assert "interrupted" in stopped.output
     assert "Traceback" not in stopped.output
-    assert _entry_points(stopped.root / "runs" / JOB) == []
+    assert entry_points(stopped.root / "runs" / JOB) == []
 
 
 def test_the_record_of_a_stopped_job_says_interrupted(stopped: Stopped) -> None:
@@ -210,7 +197,7 @@ def test_sigterm_to_the_entry_point_leaves_a_resumable_job(
     )
     run_dir = tmp_path / "runs" / "reclaimed"
     wait_for_checkpoint(process, run_dir, 1)
-    (entry_point,) = _entry_points(run_dir)
+    (entry_point,) = entry_points(run_dir)
     os.kill(entry_point, signal.SIGTERM)  # As a spot reclaim stops it.
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 1, output[-3000:]
