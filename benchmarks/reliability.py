@@ -1,10 +1,13 @@
 """Nothing lost, nothing let in: S3 that fails, and jobs that share a folder.
 
 - **Faults**: a dataset is staged and downloaded again through a loopback proxy
-  (``tests/faulty_s3.py``) that fails 20 % and then 40 % of the requests (500 InternalError,
-  503 SlowDown, cut bodies); every object in the server and every downloaded file must equal
-  the local shard byte for byte. The full form also runs a tiny process job (stage, train,
-  fetch) through it at each rate.
+  (``defects/testing/faulty_s3.py``) that fails 20 % and then 40 % of the requests (500
+  InternalError, 503 SlowDown, cut bodies); every object in the server and every downloaded
+  file must equal the local shard byte for byte. The full form also runs a tiny process job
+  (stage, train, fetch) through it at each rate.
+- **SIGKILL**: ``defects run`` jobs killed with SIGKILL at a random moment (20; one in the
+  quick form), each then resumed (``train --resume``); every job must end completed, and no
+  entry point may outlive its command by more than a few seconds.
 - **Concurrency** (full form only): rounds of three ``defects run`` commands started at once
   in a fresh folder (``process``), and of two at once with ``DEFECTS_BACKEND=local``; a
   round passes when every job succeeds and, for local jobs, no container or network of
@@ -17,11 +20,16 @@ through the proxy, in a few seconds.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import defects
@@ -39,11 +47,13 @@ KEYS = {
     "reliability_faults": "S3 faults injected: objects byte-equal",
     "reliability_process": "Concurrent process jobs in a fresh folder",
     "reliability_local": "Concurrent local jobs",
+    "reliability_kills": "Jobs killed with SIGKILL at a random moment, then resumed",
 }
 TARGETS = {
     "reliability_faults": "every object equal",
     "reliability_process": "every round passes",
     "reliability_local": "every round passes",
+    "reliability_kills": "every job completed, no entry point left running",
 }
 RATES = (0.2, 0.4)
 ROUNDS = 5
@@ -264,5 +274,122 @@ def run_concurrency(context: Context) -> list[Result]:
     return results
 
 
+KILLS = 20
+# Seconds an entry point may outlive its killed command.
+_OUTLIVES = 10.0
+
+
+def _entry_points(run_dir: Path) -> list[int]:
+    script = str((run_dir / "code" / "train.py").resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and script in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _killed_and_resumed(folder: Path, name: str, moment: float) -> tuple[bool, bool, str]:
+    """A tiny job killed ``moment`` seconds after it started, then resumed (or started again,
+    when it was killed before it had a folder): whether it ended completed, whether its
+    entry point outlived the command, and how it went."""
+    environment = _environment(DEFECTS_BACKEND="process")
+    command = [sys.executable, "-m", "defects"]
+    run = [*command, "run", *_TINY, "--epochs", "3", "--job-name", name]
+    process = subprocess.Popen(
+        run, cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        process.wait(timeout=moment)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    run_dir = folder / "runs" / name
+    deadline = time.monotonic() + _OUTLIVES
+    while _entry_points(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    outlived = bool(_entry_points(run_dir))
+    if (run_dir / "job.json").is_file():
+        again = [*command, "train", "--resume", name]
+        how = "resumed"
+    else:
+        again, how = run, "started again"
+    if process.returncode == 0:
+        again, how = [], "finished before the kill"
+    if again:
+        subprocess.run(
+            again, cwd=folder, env=environment, capture_output=True, timeout=1200, check=False
+        )
+    status = (
+        json.loads((run_dir / "job.json").read_text()).get("status")
+        if (run_dir / "job.json").is_file()
+        else None
+    )
+    return status == "completed", outlived, how
+
+
+def run_kills(context: Context) -> list[Result]:
+    """SIGKILL at random moments over a whole job's life, each job then resumed."""
+    kills = 1 if context.quick else KILLS
+    random = Random(0)
+    completed = outlived = 0
+    hows: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="defects-kills-") as work:
+        folder = Path(work)
+        # A whole job's length, to draw the moments from.
+        started = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "defects",
+                "run",
+                *_TINY,
+                "--epochs",
+                "3",
+                "--job-name",
+                "whole",
+            ],
+            cwd=folder,
+            env=_environment(DEFECTS_BACKEND="process"),
+            capture_output=True,
+            check=False,
+        )
+        length = time.monotonic() - started
+        for turn in range(1, kills + 1):
+            moment = random.uniform(0.5, length)
+            context.say(f"reliability: SIGKILL {turn}/{kills} after {moment:.1f} s")
+            done, left, how = _killed_and_resumed(folder, f"kill-{turn}", moment)
+            completed += done
+            outlived += left
+            hows[how] += 1
+    return [
+        Result(
+            key="reliability_kills",
+            benchmark="reliability",
+            title=KEYS["reliability_kills"],
+            measured=f"{completed}/{kills} completed; {outlived} entry point(s) outlived "
+            f"their command by more than {_OUTLIVES:.0f} s",
+            baseline=f"{kills} jobs",
+            ratio=completed / kills,
+            ratio_text=f"{completed}/{kills}",
+            target=TARGETS["reliability_kills"],
+            met=completed == kills and outlived == 0,
+            figures={
+                "kills": kills,
+                "completed": completed,
+                "outlived": outlived,
+                "job_seconds": round(length, 1),
+                **dict(hows),
+            },
+            note="process backend, tiny jobs of 3 epochs; each killed at a moment drawn "
+            "uniformly over a whole job's length, then `train --resume` (or started again "
+            "when killed before it had a folder).",
+        )
+    ]
+
+
 def run(context: Context) -> list[Result]:
-    return run_faults(context) + run_concurrency(context)
+    return run_faults(context) + run_kills(context) + run_concurrency(context)

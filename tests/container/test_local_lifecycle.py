@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import run_cli
-from tests.conftest import start_defects, wait_for_checkpoint
+from tests.conftest import start_defects, wait_for_checkpoint, wait_until
 from tests.container.test_local_backend import _containers
 
 pytestmark = pytest.mark.container
@@ -90,3 +90,40 @@ def test_sigterm_to_the_entry_point_leaves_a_resumable_job(
     assert _containers("reclaimed") == set()
     state = json.loads((run_dir / "opt" / "ml" / "checkpoints" / "state.json").read_text())
     assert state["epoch"] >= 1
+
+
+def _networks(job: str) -> list[str]:
+    listing = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", f"label=com.docker.compose.project=sm-{job}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return listing.stdout.split()
+
+
+def test_sigkill_to_defects_stops_its_container_and_the_job_resumes(
+    tiny_photos: Path, training_image: str, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "runs" / "killed"
+    process = _start(tmp_path, training_image, tiny_photos, "killed")
+    wait_for_checkpoint(process, run_dir, 2)
+    process.send_signal(signal.SIGKILL)  # No handler runs: only the watchdog is left.
+    process.wait(timeout=60)
+    # The container stops within its stop time (SIGTERM, then SIGKILL after 10 s).
+    assert wait_until(lambda: not _containers("killed"), 30), _containers("killed")
+    assert wait_until(lambda: not _networks("killed"), 10)
+    # The compose file holds the containers' (dummy) credentials: it goes too.
+    assert wait_until(lambda: not (run_dir / "sm-killed" / "docker-compose.yaml").exists(), 10)
+
+    code, out, _ = run_cli("jobs", "--runs-dir", str(run_dir.parent), "--json")
+    assert code == 0
+    assert [job["status"] for job in json.loads(out)] == ["interrupted"]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("DEFECTS_TRAINING_IMAGE", training_image)
+        code, out, err = run_cli("train", "--resume", "killed", "--runs-dir", str(run_dir.parent))
+    assert code == 0, err[-3000:]
+    assert out.startswith("succeeded: job killed on local")
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert _containers("killed") == set()

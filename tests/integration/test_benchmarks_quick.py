@@ -33,12 +33,21 @@ EVERY_KEY = (
     "quality_elpv",
     "mixed_precision",
     "reliability_faults",
+    "reliability_kills",
     "reliability_process",
     "reliability_local",
     "predict",
     "startup",
 )
-RAN = ("input_pipeline", "staging", "restaging", "reliability_faults", "predict", "startup")
+RAN = (
+    "input_pipeline",
+    "staging",
+    "restaging",
+    "reliability_faults",
+    "reliability_kills",
+    "predict",
+    "startup",
+)
 
 
 @pytest.fixture(scope="module")

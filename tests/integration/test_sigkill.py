@@ -61,3 +61,37 @@ def test_sigkill_at_any_moment_leaves_nothing_running_and_loses_nothing(
     if moment in ("training", "fetching"):
         # The epochs it had trained were kept: the resumed run went on from them.
         assert metrics["training"]["resumed_after_epoch"] >= 1
+
+
+def test_a_search_killed_mid_trial_resumes_with_tune_resume(
+    tiny_photos: Path, tmp_path: Path
+) -> None:
+    process = start_defects(
+        "tune", "--data", str(tiny_photos), "--epochs", "2", "--image-size", "40x24",
+        "--range", "learning_rate=0.001:0.01:log", "--max-jobs", "3", "--strategy", "random",
+        "--job-name", "killed-tune", "--runs-dir", "runs",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdout is not None
+    trial_dir = tmp_path / "runs" / "killed-tune" / "killed-tune-002"
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "Epoch 1/2" in line and trial_dir.is_dir():
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "".join(seen)
+    assert wait_until(lambda: not entry_points(trial_dir), 10)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.chdir(tmp_path)
+        code, out, err = run_cli("tune", "--resume", "killed-tune", "--runs-dir", "runs")
+    assert code == 0, err
+    tuned = json.loads((tmp_path / "runs" / "killed-tune" / "tune.json").read_text())
+    assert tuned["status"] == "completed"
+    states = [trial["state"] for trial in tuned["trials"]]
+    # The first trial's result was kept; the killed one is said to be, and the search went
+    # on until three trials had completed.
+    assert states[0] == "completed" and states[1] == "interrupted"
+    assert states.count("completed") == 3
