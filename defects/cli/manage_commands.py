@@ -27,7 +27,7 @@ from defects.jobs.listing import JobInfo, list_jobs
 from defects.jobs.records import FINAL_STATES, process_alive, read_record, true_status
 from defects.settings import resolve
 
-STATES = ("running", "detached", *FINAL_STATES)
+STATES = ("running", "detached", "orphaned", *FINAL_STATES)
 
 
 def _runs_dir(runs_dir: Path | None) -> Path:
@@ -47,7 +47,13 @@ def _when(started: str | None) -> str:
         return started
 
 
-_COLOURS = {"completed": "green", "failed": "red", "interrupted": "yellow", "stopped": "yellow"}
+_COLOURS = {
+    "completed": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "stopped": "yellow",
+    "orphaned": "red",
+}
 
 
 @click.command()
