@@ -43,6 +43,10 @@ DEFAULT_MAX_RUNTIME_SECONDS = 6 * 60 * 60
 DEFAULT_VOLUME_GB = 30
 # Managed spot: how long to wait for capacity, as a multiple of the runtime, unless given.
 SPOT_WAIT_FACTOR = 2
+# How a channel reaches a SageMaker instance: downloaded first, or streamed from S3 on read;
+# auto streams a channel from this size on (a download of it would hold up the start).
+INPUT_MODES = ("auto", "file", "fastfile")
+FASTFILE_FROM_BYTES = 2 * 2**30
 
 
 def _flag(
@@ -52,6 +56,7 @@ def _flag(
     minimum: int | None = None,
     show_default: str | None = None,
     metavar: str | None = None,
+    choices: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A field's command-line flag, as the CLI generates it (:func:`defects.cli.options.
     cloud_options`): a bool is a switch, a tuple a repeatable option, ``minimum`` an integer
@@ -62,6 +67,7 @@ def _flag(
         "minimum": minimum,
         "show_default": show_default,
         "metavar": metavar,
+        "choices": choices,
     }
 
 
@@ -110,6 +116,25 @@ class CloudOptions:
         default=(),
         metadata=_flag("--tag", "sagemaker: a tag for the training job", metavar="KEY=VALUE"),
     )
+    input_mode: str = field(
+        default="auto",
+        metadata=_flag(
+            "--input-mode",
+            "sagemaker: file (each channel downloaded before training), fastfile (streamed "
+            f"from S3 as it is read) or auto (fastfile for a channel over "
+            f"{FASTFILE_FROM_BYTES // 2**30} GiB)",
+            choices=INPUT_MODES,
+        ),
+    )
+    instance_count: int = field(
+        default=1,
+        metadata=_flag(
+            "--instance-count",
+            "sagemaker: instances for the job; one (several GPUs of one instance train "
+            "together; several instances are refused)",
+            minimum=1,
+        ),
+    )
     # A resumed job: the job whose checkpoints (in S3) this one continues from (no option of
     # its own: --resume names it).
     checkpoints_of: str | None = field(default=None, metadata=_flag("--resume"))
@@ -127,6 +152,15 @@ class CloudOptions:
                 f"({self.max_runtime} s); SageMaker counts the runtime inside the wait.",
                 hint="Make --max-wait at least --max-runtime "
                 f"(the default is {SPOT_WAIT_FACTOR}x the runtime).",
+            )
+        if self.instance_count > 1:
+            raise ConfigError(
+                f"--instance-count {self.instance_count}: a job trains on one instance.",
+                hint="Keras 3 cannot train one model across instances "
+                "(MultiWorkerMirroredStrategy fails in fit: keras-team/keras#20585). Choose "
+                "an instance with several GPUs (e.g. ml.g5.12xlarge, 4 GPUs, trained together "
+                "under MirroredStrategy), or run several trials at once with `defects tune "
+                "--max-parallel-jobs N`.",
             )
         if bool(self.subnets) != bool(self.security_groups):
             raise ConfigError(
@@ -166,6 +200,16 @@ class TrainingJob:
     source_dir: Path
     entry_script: str = "train.py"
     options: CloudOptions = field(default_factory=CloudOptions)
+    # The size of each channel's data, where known (how auto picks an input mode).
+    channel_bytes: Mapping[str, int] = field(default_factory=dict)
+
+    def input_mode(self, channel: str) -> str:
+        """``File`` or ``FastFile``, as SageMaker spells them, for ``channel``."""
+        mode = self.options.input_mode
+        if mode == "auto":
+            large = self.channel_bytes.get(channel, 0) >= FASTFILE_FROM_BYTES
+            mode = "fastfile" if large else "file"
+        return "FastFile" if mode == "fastfile" else "File"
 
     @property
     def log_path(self) -> Path:

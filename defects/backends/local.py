@@ -170,6 +170,12 @@ class LocalBackend(Backend):
         shutil.copytree(job.source_dir, code)
         log.info("Local mode: image %s, compose project %s.", self.image, project_name(root))
         containers.note(job.run_dir, compose_project=project_name(root))
+        # SageMaker's FastFile mode has no local counterpart: say what happens instead.
+        log.info(
+            "Local mode downloads every channel to this machine before the container "
+            "starts (%.1f MB), as SageMaker's File input mode does.",
+            sum(job.channel_bytes.values()) / 1e6,
+        )
         interrupted: int | None = None
         error: Exception | None = None
         # Outside the container root, which every attempt starts afresh: the same folder as

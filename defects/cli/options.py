@@ -155,6 +155,8 @@ def _cloud_option(item: Field[Any]) -> Callable[[F], F]:
         arguments["multiple"] = True
     elif meta["minimum"] is not None:
         arguments["type"] = click.IntRange(min=meta["minimum"])
+    elif meta["choices"]:
+        arguments["type"] = click.Choice(meta["choices"])
     if item.default is not None and not isinstance(item.default, bool | tuple):
         arguments.update(default=item.default, show_default=True)
     if meta["show_default"]:

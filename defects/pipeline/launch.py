@@ -61,6 +61,7 @@ def training_job(
     run_dir: Path,
     options: CloudOptions,
     code_dir: Path | None = None,
+    dataset: PreparedDataset | None = None,
 ) -> TrainingJob:
     return TrainingJob(
         name=name,
@@ -70,7 +71,16 @@ def training_job(
         source_dir=source_dir(code_dir or run_dir / "code"),
         entry_script=ENTRY_SCRIPT,
         options=options,
+        channel_bytes=split_bytes(dataset) if dataset is not None else {},
     )
+
+
+def split_bytes(dataset: PreparedDataset) -> dict[str, int]:
+    """The size of each split's images, as their channels hold them."""
+    sizes = dict.fromkeys(SPLITS, 0)
+    for entry in dataset.files():
+        sizes[str(entry["split"])] += int(entry.get("bytes") or 0)
+    return sizes
 
 
 def train(
@@ -94,7 +104,9 @@ def train(
             "auto); the entry point gets it as its image_size.",
             hyperparameters["image_size"],
         )
-    job = training_job(job_name, hyperparameters, channels, run_dir, options or CloudOptions())
+    job = training_job(
+        job_name, hyperparameters, channels, run_dir, options or CloudOptions(), dataset=dataset
+    )
     previous = read_record(run_dir)
     record: dict[str, Any] = {
         **previous,  # What `run` recorded when it reserved the name, or an earlier attempt.
@@ -163,6 +175,7 @@ def describe(
             run_dir,
             options or CloudOptions(),
             Path(code_dir),
+            dataset,
         )
         return backend.describe(job, layout)
 

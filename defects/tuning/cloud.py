@@ -22,6 +22,7 @@ from defects.backends.base import Backend, CloudOptions, Confirm, TrainingJob
 from defects.backends.cloud import (
     SageMakerBackend,
     capture,
+    channels,
     error_text,
     quiet_sdk,
     refused,
@@ -81,8 +82,6 @@ def make_tuner(trainer: Any, spec: TuningSpec, tags: Mapping[str, str]) -> Any:
 def _tune(trainer: Any, layout: Layout, job: TrainingJob, spec: TuningSpec) -> Any:
     """Start the tuning job from ``trainer``: the code goes under the tuning job's own
     ``<prefix>/jobs/<tuning-job>/`` (the SDK names it after the trainer's base job name)."""
-    from sagemaker.core.training.configs import InputData
-
     trainer.base_job_name = f"{layout.jobs().key}/{job.name}"
     if trainer.checkpoint_config is not None:
         # Every trial would get the same checkpoint location and resume from another
@@ -90,11 +89,8 @@ def _tune(trainer: Any, layout: Layout, job: TrainingJob, spec: TuningSpec) -> A
         log.warning("Spot trials of a tuning job keep no checkpoints: interrupted, they restart.")
         trainer.checkpoint_config = None
     tuner = make_tuner(trainer, spec, job.options.tag_map)
-    inputs = [
-        InputData(channel_name=channel, data_source=uri)
-        for channel, uri in sorted(job.channels.items())
-    ]
-    tuner.tune(inputs=inputs, job_name=job.name, wait=False)
+    # The channels as a training job gets them, each with its input mode.
+    tuner.tune(inputs=channels(job), job_name=job.name, wait=False)
     return tuner
 
 
@@ -232,7 +228,9 @@ class CloudTuner(Tuner):
     def search(
         self, tuning: TuningRecord, tuning_dir: Path, staged: Staged, options: CloudOptions
     ) -> TuningRecord:
-        job = pipeline.training_job(tuning.name, tuning.fixed, staged.channels, tuning_dir, options)
+        job = pipeline.training_job(
+            tuning.name, tuning.fixed, staged.channels, tuning_dir, options, dataset=staged.dataset
+        )
         start(self.cloud, job, staged.store.layout, tuning.spec)
         tuning.status = "running"
         if options.detach:

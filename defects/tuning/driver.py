@@ -109,6 +109,7 @@ def dry_run(
             run_dir,
             checked.options,
             Path(code_dir),
+            dataset,
         )
         return tuner_for(checked.backend).describe(job, layout, spec)
 

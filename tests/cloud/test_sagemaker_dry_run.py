@@ -175,3 +175,42 @@ def test_subnets_without_security_groups_are_a_usage_error(
     code, _, err = cli("train", "--dry-run", "--data", str(tiny_photos), "--subnet", "subnet-1")
     assert code == 2
     assert "needs both subnets and security groups" in err
+
+
+def _modes(request: dict[str, Any]) -> dict[str, str]:
+    return {
+        channel["ChannelName"]: channel.get("InputMode", "File")
+        for channel in request["InputDataConfig"]
+    }
+
+
+def test_small_channels_are_downloaded_and_fastfile_streams_every_data_channel(
+    cloud_env: None, no_network: None, tiny_photos: Path
+) -> None:
+    auto = _modes(_dry_run("--data", str(tiny_photos)))
+    streamed = _modes(_dry_run("--data", str(tiny_photos), "--input-mode", "fastfile"))
+    assert {auto[name] for name in ("train", "validation", "test")} == {"File"}
+    assert {streamed[name] for name in ("train", "validation", "test")} == {"FastFile"}
+
+
+def test_auto_streams_a_channel_past_its_size(
+    cloud_env: None, no_network: None, tiny_photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from defects.backends import base
+
+    # Half of all the photos: train holds two thirds of them, validation and test a sixth.
+    total = sum(path.stat().st_size for path in tiny_photos.rglob("*") if path.is_file())
+    monkeypatch.setattr(base, "FASTFILE_FROM_BYTES", total // 2)
+    modes = _modes(_dry_run("--data", str(tiny_photos)))
+    assert modes["train"] == "FastFile"
+    assert modes["validation"] == modes["test"] == "File"
+
+
+def test_more_than_one_instance_is_refused_with_what_to_do_instead(
+    cloud_env: None, cli: Cli, tiny_photos: Path
+) -> None:
+    code, _, err = cli("train", "--dry-run", "--data", str(tiny_photos), "--instance-count", "2")
+    assert code == 2
+    text = " ".join(err.split())
+    assert "keras-team/keras#20585" in text
+    assert "ml.g5.12xlarge" in text and "--max-parallel-jobs" in text

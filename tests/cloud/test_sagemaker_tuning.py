@@ -54,6 +54,8 @@ SHARED = [
     "subnet-0abc",
     "--security-group",
     "sg-0abc",
+    "--input-mode",
+    "fastfile",
 ]
 
 
@@ -219,3 +221,17 @@ def test_a_launch_creates_the_tuning_job_and_fetches_the_best_job(
         "FakeTrainingJobName",
     )
     assert "best: training job FakeTrainingJobName" in out
+
+
+def test_the_trials_stream_their_data_as_the_training_job_does(
+    planned: tuple[dict[str, Any], dict[str, Any], str],
+) -> None:
+    tuning, training, _ = planned
+    trials = tuning["TrainingJobDefinition"]["InputDataConfig"]
+    modes = {channel["ChannelName"]: channel.get("InputMode") for channel in trials}
+    assert {modes[name] for name in ("train", "validation", "test")} == {"FastFile"}
+    assert {
+        channel["ChannelName"]: channel.get("InputMode")
+        for channel in training["InputDataConfig"]
+        if channel["ChannelName"] in modes
+    } == modes

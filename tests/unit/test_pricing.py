@@ -125,3 +125,15 @@ def test_an_unverified_price_table_says_so_in_the_estimate(tmp_path: Path) -> No
     # The shipped table has not been checked against its source yet.
     assert pricing.price_table().verified is False
     assert _estimate(tmp_path).price_basis.startswith("unverified price table of ")
+
+
+@pytest.mark.parametrize("instance", ["ml.g5.12xlarge", "ml.g6.12xlarge", "ml.p4d.24xlarge"])
+def test_instances_of_several_gpus_are_priced(instance: str, tmp_path: Path) -> None:
+    _finished_job(tmp_path, "measured", 50.0)
+    backend = SageMakerBackend(
+        resolve({"runs_dir": tmp_path, "instance_type": instance}, environ={})
+    )
+    found = pricing.estimate(backend, _dataset(), [SETTINGS], CloudOptions(), 1)
+    table = pricing.price_table()
+    assert found.price_per_hour == table.instances[instance]["price_per_hour"]
+    assert found.price_per_hour is not None and found.price_per_hour > G4DN_PRICE

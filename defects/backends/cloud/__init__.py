@@ -21,6 +21,14 @@ is exported here; the modules are this package's own.
 from defects.backends.cloud.aws import error_text
 from defects.backends.cloud.backend import SageMakerBackend
 from defects.backends.cloud.dry_run import capture
-from defects.backends.cloud.request import quiet_sdk, refused, sdk_context
+from defects.backends.cloud.request import channels, quiet_sdk, refused, sdk_context
 
-__all__ = ["SageMakerBackend", "capture", "error_text", "quiet_sdk", "refused", "sdk_context"]
+__all__ = [
+    "SageMakerBackend",
+    "capture",
+    "channels",
+    "error_text",
+    "quiet_sdk",
+    "refused",
+    "sdk_context",
+]

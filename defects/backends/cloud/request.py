@@ -57,6 +57,7 @@ def cloud_arguments(job: TrainingJob, layout: Layout, instance_type: str) -> dic
 
     options = job.options
     arguments: dict[str, Any] = {
+        "input_data_config": channels(job),
         "compute": Compute(
             instance_type=instance_type,
             instance_count=1,
@@ -87,6 +88,27 @@ def cloud_arguments(job: TrainingJob, layout: Layout, instance_type: str) -> dic
     if options.tags:
         arguments["tags"] = [Tag(key=key, value=value) for key, value in sorted(options.tags)]
     return arguments
+
+
+def channels(job: TrainingJob) -> list[Any]:
+    """The job's channels with the input mode of each (an ``InputData`` given an S3 URI is
+    always File: only a ``Channel`` says FastFile)."""
+    from sagemaker.core.training.configs import Channel, DataSource, S3DataSource
+
+    return [
+        Channel(
+            channel_name=name,
+            data_source=DataSource(
+                s3_data_source=S3DataSource(
+                    s3_data_type="S3Prefix",
+                    s3_uri=uri,
+                    s3_data_distribution_type="FullyReplicated",
+                )
+            ),
+            input_mode=job.input_mode(name),
+        )
+        for name, uri in sorted(job.channels.items())
+    ]
 
 
 @contextlib.contextmanager
