@@ -21,9 +21,9 @@ from typing import Any
 def _decoded(paths: list[str], labels: Any, shape: tuple[int, int], batch_size: int) -> Any:
     import numpy as np
 
-    from defects.training import data
+    from defects.training import batches
 
-    batches = list(data.make_dataset(paths, labels, shape, batch_size).as_numpy_iterator())
+    batches = list(batches.make_dataset(paths, labels, shape, batch_size).as_numpy_iterator())
     return np.concatenate([images for images, _ in batches])
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import tensorflow as tf
 
-    from defects.training import contract, data
+    from defects.training import batches, contract, data
     from defects.training import model as models
     from defects.training.train import parse_hyperparameters
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             epoch_seconds.append(time.perf_counter() - self.began)
 
     started = time.perf_counter()
-    in_memory = data.batches(
+    in_memory = batches.batches(
         tf.data.Dataset.from_tensor_slices((train_images, train_labels)),
         len(train_labels),
         arguments.batch_size,
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         in_memory,
         epochs=arguments.epochs,
         steps_per_epoch=contract.steps_per_epoch(len(train_labels), arguments.batch_size),
-        validation_data=data.batches(
+        validation_data=batches.batches(
             tf.data.Dataset.from_tensor_slices((validation_images, validation_labels)),
             len(validation_labels),
             arguments.batch_size,

@@ -26,12 +26,12 @@ TARGET_RATIO = 3.0
 
 
 def _pipeline_seconds(paths: list[Path], shape: tuple[int, int], batch_size: int) -> float:
-    from defects.training import data
+    from defects.training import batches
 
     labels = np.zeros(len(paths), np.int32)
     started = time.perf_counter()
     # A fresh dataset each time: nothing comes from an earlier pass's cache.
-    dataset = data.make_dataset([str(p) for p in paths], labels, shape, batch_size)
+    dataset = batches.make_dataset([str(p) for p in paths], labels, shape, batch_size)
     delivered = sum(int(images.shape[0]) for images, _ in dataset)
     seconds = time.perf_counter() - started
     if delivered != len(paths):

@@ -20,9 +20,10 @@ import json
 import math
 import os
 import statistics
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from defects.training.schema import AUTO, Hyperparameter, HyperparameterValue
 
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 DEFAULT_BASE_DIR = "/opt/ml"
@@ -159,7 +160,6 @@ def epoch_cap(
 IMAGE_SIDE_RANGE = (16, 1024)
 
 
-AUTO = "auto"
 # About 83,000 pixels: 384x216 for 16:9 photos, 288x288 for square ones. The default model
 # fits 784 such photos an epoch in about 3 s on 2 cores with AVX-512.
 PIXEL_BUDGET = 384 * 216
@@ -220,120 +220,11 @@ def image_size_text(shape: tuple[int, int]) -> str:
 
 # The hyperparameter schema ---------------------------------------------------------------
 
-HyperparameterValue = str | int | float | bool
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
 
 def _normalise_image_size(text: str) -> str:
     if text.strip().lower() == AUTO:
         return AUTO
     return image_size_text(image_shape(text))
-
-
-@dataclass(frozen=True)
-class Hyperparameter:
-    """One hyperparameter of the entry point.
-
-    ``kind`` is ``int``, ``float``, ``bool``, ``choice`` (one of ``choices``) or ``text``
-    (checked and normalised by ``normalise``). Numbers may have bounds; ``low_open`` and
-    ``high_open`` exclude the bound itself.
-    """
-
-    name: str
-    kind: str
-    default: HyperparameterValue
-    help: str
-    choices: tuple[str, ...] = ()
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    normalise: Callable[[str], str] | None = None
-    metavar: str | None = None
-    # Also accepts ``auto``: the entry point chooses from the data.
-    auto: bool = False
-
-    @property
-    def flag(self) -> str:
-        """The command-line spelling: ``--batch-size`` for ``batch_size``."""
-        return "--" + self.name.replace("_", "-")
-
-    def bounds_text(self) -> str:
-        if self.kind == "choice":
-            return "one of " + ", ".join(self.choices)
-        parts = []
-        if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
-        if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
-        return " and ".join(parts)
-
-    def parse(self, value: object) -> HyperparameterValue:
-        """``value`` (text from a command line, or a Python value) as this hyperparameter's
-        type, checked; a ``ValueError`` names what is allowed."""
-        text = str(value).strip()
-        if self.auto and text.lower() == AUTO:
-            return AUTO
-        try:
-            if self.kind == "bool":
-                if isinstance(value, bool):
-                    return value
-                if text.lower() in _TRUE:
-                    return True
-                if text.lower() in _FALSE:
-                    return False
-                raise ValueError
-            if self.kind == "int":
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError
-                number: int | float = int(value) if isinstance(value, int | float) else int(text)
-            elif self.kind == "float":
-                number = float(value) if isinstance(value, int | float) else float(text)
-                if not math.isfinite(number):
-                    raise ValueError
-            elif self.kind == "choice":
-                if text not in self.choices:
-                    raise ValueError
-                return text
-            else:
-                return self.normalise(text) if self.normalise else text
-        except ValueError as error:
-            detail = str(error) if self.kind == "text" and str(error) else self._expected()
-            raise ValueError(f"{self.name} is {value!r}: {detail}") from None
-        self._check_bounds(number)
-        return number
-
-    def _expected(self) -> str:
-        if self.kind == "bool":
-            return "expected true or false"
-        if self.kind == "choice":
-            return "expected " + self.bounds_text()
-        number = "an integer" if self.kind == "int" else "a number"
-        return f"expected {number} or {AUTO}" if self.auto else f"expected {number}"
-
-    def _check_bounds(self, number: float) -> None:
-        too_low = self.low is not None and (
-            number <= self.low if self.low_open else number < self.low
-        )
-        too_high = self.high is not None and (
-            number >= self.high if self.high_open else number > self.high
-        )
-        if too_low or too_high:
-            raise ValueError(f"{self.name} is {number:g}: it must be {self.bounds_text()}")
-
-    def serialise(self, value: HyperparameterValue) -> str:
-        """The one text form every backend passes: ``true``/``false``, ``0.001``, ``384x216``.
-
-        Numbers are written so that a JSON round trip (which the SageMaker SDK's driver does
-        to every value) gives back the same text."""
-        parsed = self.parse(value)
-        if isinstance(parsed, bool):
-            return "true" if parsed else "false"
-        if isinstance(parsed, float):
-            return json.dumps(parsed)
-        return str(parsed)
 
 
 HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
@@ -392,6 +283,15 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     ),
     Hyperparameter(
         "deterministic", "bool", True, "reproducible TensorFlow ops (same seed, same history)"
+    ),
+    Hyperparameter(
+        "cache_mb",
+        "int",
+        2048,
+        "the decoded images of a split kept in memory, in MB; a larger split streams from its "
+        "files every epoch (the same batches, a little slower)",
+        low=0,
+        high=10**7,
     ),
     Hyperparameter(
         "epoch_metrics",

@@ -16,11 +16,11 @@ Standard library, NumPy and TensorFlow only: this runs inside the training conta
 
 from __future__ import annotations
 
+import os
 import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -45,15 +45,33 @@ SHARD_SUFFIX = ".tar"
 
 @dataclass(frozen=True)
 class Channel:
-    """The images of one channel: file paths, or the encoded images read from its shards."""
+    """The images of one channel, as an index into its files: each image is a file of its
+    own (a folder of ``<class>/<image>`` files) or a member of a tar shard (what staging
+    uploads), read when it is needed. Only the index is held, never the images: a channel
+    of any size costs a few dozen bytes an image."""
 
     class_names: list[str]
-    sources: list[str] | list[bytes]
     labels: np.ndarray
-    encoded: bool
+    # Per image: the file that holds it, where its bytes start and how many there are
+    # (-1: the whole file).
+    files: list[str]
+    offsets: np.ndarray
+    sizes: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.sources)
+        return len(self.files)
+
+    @property
+    def whole_files(self) -> bool:
+        """Whether every image is a file of its own (readable by TensorFlow directly)."""
+        return bool(np.all(self.sizes < 0))
+
+    def read(self, index: int) -> bytes:
+        """The encoded bytes of image ``index``."""
+        with open(self.files[index], "rb") as handle:
+            if self.sizes[index] < 0:
+                return handle.read()
+            return os.pread(handle.fileno(), int(self.sizes[index]), int(self.offsets[index]))
 
 
 def shards_in(directory: Path) -> list[Path]:
@@ -61,43 +79,45 @@ def shards_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix == SHARD_SUFFIX)
 
 
-def _shard_images(shards: list[Path]) -> list[tuple[str, str, bytes]]:
-    """``(class, member name, bytes)`` of every image in the shards, in name order."""
-    images = []
+def _shard_members(shards: list[Path]) -> list[tuple[str, str, str, int, int]]:
+    """``(class, member name, shard, offset, size)`` of every image in the shards, in name
+    order; the shards' headers are read, not their images."""
+    members = []
     for shard in shards:
-        with tarfile.open(shard, mode="r:*") as archive:
+        with tarfile.open(shard, mode="r:") as archive:
             for member in archive:
                 name = member.name
                 if not member.isfile() or "/" not in name:
                     continue
                 if not name.lower().endswith(IMAGE_SUFFIXES):
                     continue
-                stream = archive.extractfile(member)
-                if stream is not None:
-                    images.append((name.split("/", 1)[0], name, stream.read()))
-    return sorted(images, key=lambda image: image[1])
+                members.append(
+                    (name.split("/", 1)[0], name, str(shard), member.offset_data, member.size)
+                )
+    return sorted(members, key=lambda member: member[1])
 
 
 def read_channel(directory: Path, class_names: list[str] | None = None) -> Channel:
-    """A channel folder holding ``<class>/<image>`` files or tar shards of them.
-
-    Without ``class_names`` the channel's own classes are used, sorted. Shards are read into
-    memory (a few hundred MB for the public dataset at full size); folders are read lazily.
-    """
+    """The index of a channel folder holding ``<class>/<image>`` files or tar shards of
+    them. Without ``class_names`` the channel's own classes are used, sorted."""
     shards = shards_in(directory)
     if not shards:
         names = class_names if class_names is not None else class_names_in(directory)
         paths, labels = list_images(directory, names)
-        return Channel(names, paths, labels, encoded=False)
-    images = _shard_images(shards)
-    names = class_names if class_names is not None else sorted({c for c, _, _ in images})
+        count = len(paths)
+        return Channel(
+            names, labels, paths, np.zeros(count, np.int64), np.full(count, -1, np.int64)
+        )
+    members = _shard_members(shards)
+    names = class_names if class_names is not None else sorted({c for c, *_ in members})
     index = {name: i for i, name in enumerate(names)}
-    kept = [(index[c], contents) for c, _, contents in images if c in index]
+    kept = [member for member in members if member[0] in index]
     return Channel(
         names,
-        [contents for _, contents in kept],
-        np.asarray([label for label, _ in kept], dtype=np.int32),
-        encoded=True,
+        np.asarray([index[member[0]] for member in kept], dtype=np.int32),
+        [member[2] for member in kept],
+        np.asarray([member[3] for member in kept], dtype=np.int64),
+        np.asarray([member[4] for member in kept], dtype=np.int64),
     )
 
 
@@ -142,13 +162,8 @@ def image_sizes(channel: Channel, limit: int = 256) -> list[tuple[int, int]]:
     """The ``(width, height)`` of up to ``limit`` of a channel's images, spread over it."""
     step = max(1, len(channel) // limit)
     sizes = []
-    for source in channel.sources[::step]:
-        if isinstance(source, bytes):
-            contents = source
-        else:
-            with open(source, "rb") as handle:
-                contents = handle.read()
-        size = image_size(contents)
+    for index in range(0, len(channel), step):
+        size = image_size(channel.read(index))
         if size is not None:
             sizes.append(size)
     return sizes
@@ -242,86 +257,6 @@ def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     pixels = tf.image.stateless_random_contrast(pixels, *CONTRAST_RANGE, seed=seeds[3])
     shift = tf.random.stateless_uniform([], seeds[4], -MAX_BRIGHTNESS_SHIFT, MAX_BRIGHTNESS_SHIFT)
     return tf.cast(tf.clip_by_value(tf.round(pixels + shift), 0.0, 255.0), tf.uint8)
-
-
-def make_dataset(
-    sources: list[str] | list[bytes],
-    labels: np.ndarray,
-    shape: tuple[int, int],
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    augmented: bool = False,
-    encoded: bool = False,
-    epochs: range = range(1),
-) -> tf.data.Dataset:
-    """Decode once and keep the small images in memory; then shuffle, augment, batch and
-    prefetch, for each of ``epochs``. ``sources`` are file paths, or encoded images when
-    ``encoded``."""
-    load = decode_and_resize if encoded else load_image
-    dataset = tf.data.Dataset.from_tensor_slices((sources, labels))
-    dataset = dataset.map(
-        lambda source, label: (load(source, shape), label),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
-    return batches(dataset, len(sources), batch_size, shuffle, seed, augmented, epochs)
-
-
-def channel_dataset(
-    channel: Channel, shape: tuple[int, int], batch_size: int, **batching: Any
-) -> tf.data.Dataset:
-    """:func:`make_dataset` of a channel's images (file paths, or encoded images read from
-    its shards); ``batching`` as there: shuffle, seed, augmented, epochs."""
-    return make_dataset(
-        channel.sources, channel.labels, shape, batch_size, encoded=channel.encoded, **batching
-    )
-
-
-def batches(
-    dataset: tf.data.Dataset,
-    count: int,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    augmented: bool = False,
-    epochs: range = range(1),
-) -> tf.data.Dataset:
-    """Cache, shuffle, augment, batch and prefetch ``count`` ``(image, label)`` pairs of
-    uint8 images: the batches of each epoch in ``epochs``, one epoch after the other (``fit``
-    then needs ``steps_per_epoch``).
-
-    Epoch ``e`` draws its order and its augmentations from ``(seed, e)`` alone, with
-    stateless random ops, not from how many epochs this process drew before: a run resumed
-    at epoch 3 (``epochs=range(2, 4)``) trains on the very batches an uninterrupted run
-    trains on."""
-    if not (shuffle or augmented):
-        return dataset.cache().batch(batch_size).repeat(len(epochs)).prefetch(AUTOTUNE)
-    if count < 1:
-        raise ValueError("a training channel needs at least one image")
-    # The whole channel as one cached element (no second copy): each epoch picks its
-    # images from it in its own order.
-    whole = dataset.batch(count).cache()
-
-    def one_epoch(epoch: tf.Tensor, channel: tuple[tf.Tensor, tf.Tensor]) -> tf.data.Dataset:
-        images, labels = channel
-        key = tf.stack([tf.constant(seed, tf.int64), epoch])
-        order = (
-            tf.argsort(tf.random.stateless_uniform([count], key)) if shuffle else tf.range(count)
-        )
-
-        def pick(index: tf.Tensor, position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            image = tf.gather(images, position)
-            if augmented:
-                image = augment(image, tf.random.experimental.stateless_fold_in(key, index))
-            return image, tf.gather(labels, position)
-
-        picks = tf.data.Dataset.from_tensor_slices(order).enumerate()
-        return picks.map(pick, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
-
-    numbers = tf.data.Dataset.range(epochs.start, epochs.stop)
-    per_epoch = tf.data.Dataset.zip(numbers, whole.repeat())
-    return per_epoch.flat_map(one_epoch).prefetch(AUTOTUNE)
 
 
 def load_images(paths: list[str], shape: tuple[int, int], batch_size: int = 32) -> tf.data.Dataset:

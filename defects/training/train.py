@@ -115,7 +115,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     test_dir = channel_path(contract.TEST_CHANNEL, required=False)
     assert train_dir is not None and validation_dir is not None
 
-    from defects.training import data, fitting, outputs
+    from defects.training import batches, fitting, outputs
     from defects.training import model as models
 
     model_dir, output_dir, checkpoint_dir = _output_dirs()
@@ -124,37 +124,31 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     class_names = training.class_names
     precision, strategy, num_gpus = _hardware(arguments.precision)
     shape, size_note = _image_shape(arguments, training, train_dir)
-    validation_data = data.channel_dataset(validation, shape, arguments.batch_size)
+    budget = arguments.cache_mb * 10**6
+    validation_batches = batches.channel_batches(validation, shape, arguments.batch_size, budget)
+    validation_data = validation_batches.dataset
     run = fitting.plan(arguments, len(training))
     with strategy.scope():
-        network = models.build_and_compile(
-            shape,
-            len(class_names),
-            len(training),
-            architecture=arguments.model,
-            learning_rate=arguments.learning_rate,
-            epochs=run.epochs,
-            batch_size=arguments.batch_size,
-        )
+        network = _network(arguments, shape, len(class_names), len(training), run.epochs)
     restored = _restore(checkpoint_dir, network, arguments, class_names, len(training), run)
     initial_epoch = restored.initial_epoch
     # Epoch e's shuffle and augmentation depend on (seed, e) only: a resumed run skips the
     # completed epochs and draws what an uninterrupted run would have drawn.
-    train_data = data.channel_dataset(
+    train_batches = batches.channel_batches(
         training,
         shape,
         arguments.batch_size,
+        budget,
         shuffle=True,
         seed=arguments.seed,
         augmented=arguments.augment,
         epochs=range(initial_epoch, run.epochs),
     )
+    train_data = train_batches.dataset
     epoch_callbacks = fitting.callbacks(
         validation, validation_data, len(class_names), arguments, run, restored
     )
-    class_weight = (
-        models.class_weights(training.labels, len(class_names)) if arguments.class_weights else None
-    )
+    weights = models.class_weights(training.labels, len(class_names))
     if initial_epoch:
         print(f"Resuming from the checkpoint of epoch {initial_epoch}.", flush=True)
     print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
@@ -162,11 +156,20 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     print(
         f"Training {arguments.model} on {len(training)} images, validating on "
         f"{len(validation)}; classes {class_names}; image size {size_text}; "
-        f"{_epochs_text(run)}; precision {precision}; GPUs {num_gpus}.",
+        f"{_epochs_text(run)}; precision {precision}; GPUs {num_gpus}. Train images "
+        f"{train_batches.describe(budget)}; validation images "
+        f"{validation_batches.describe(budget)}.",
         flush=True,
     )
     fit_seconds = fitting.fit(
-        network, training, train_data, arguments, run, restored, class_weight, epoch_callbacks
+        network,
+        training,
+        train_data,
+        arguments,
+        run,
+        restored,
+        weights if arguments.class_weights else None,
+        epoch_callbacks,
     )
     record = fitting.training_record(arguments, run, restored)
     epochs_run = record["epochs_run"]
@@ -179,29 +182,70 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     # A square input trained in its eight orientations answers with its mean over them:
     # the saved, exported and evaluated model is that one (same weights).
     orientations = arguments.augment and shape[0] == shape[1]
-    if orientations:
-        network = models.with_orientations(network)
+    network = models.with_orientations(network) if orientations else network
     outputs.save_model(network, model_dir, class_names)
     results = _summary(arguments, class_names, shape, size_note, precision, record)
     results["orientations"] = 8 if orientations else 1
     results["fit_seconds"] = round(fit_seconds, 3)
     results["train_images"] = len(training)
     # Of the epochs trained by this process; none when a resumed run had stopped already.
+    trained = len(training) * (epochs_run - initial_epoch)
     results["train_images_per_second"] = (
-        round(len(training) * (epochs_run - initial_epoch) / max(fit_seconds, 1e-9), 1)
-        if epochs_run > initial_epoch
-        else None
+        round(trained / max(fit_seconds, 1e-9), 1) if trained else None
     )
-    # The validation batches are cached and in file order: no second decode.
-    results["validation"] = outputs.scores(network, validation_data, validation.labels, class_names)
-    test = _read(test_dir, class_names) if test_dir is not None else None
-    if test is not None and len(test):
-        test_data = data.channel_dataset(test, shape, arguments.batch_size)
-        results["test"] = outputs.scores(network, test_data, test.labels, class_names)
+    results["input"] = {
+        "cache_budget_mb": arguments.cache_mb,
+        "train": train_batches.record(),
+        "validation": validation_batches.record(),
+    }
+    results.update(_scores(network, validation, validation_data, test_dir, shape, arguments))
     history = restored.resume.history
     outputs.write_records(output_dir, history, record, results)
     outputs.report(results, history, fit_seconds)
     return results
+
+
+def _network(
+    arguments: argparse.Namespace,
+    shape: tuple[int, int],
+    class_count: int,
+    train_count: int,
+    epochs: int,
+) -> Any:
+    """The network, compiled as it is trained."""
+    from defects.training import model as models
+
+    return models.build_and_compile(
+        shape,
+        class_count,
+        train_count,
+        architecture=arguments.model,
+        learning_rate=arguments.learning_rate,
+        epochs=epochs,
+        batch_size=arguments.batch_size,
+    )
+
+
+def _scores(
+    network: Any,
+    validation: Channel,
+    validation_data: Any,
+    test_dir: Path | None,
+    shape: tuple[int, int],
+    arguments: argparse.Namespace,
+) -> dict[str, Any]:
+    """The final scores: on validation (its batches are cached and in file order: no
+    second decode) and, when there is a test channel, on test."""
+    from defects.training import batches, outputs
+
+    names = validation.class_names
+    found = {"validation": outputs.scores(network, validation_data, validation.labels, names)}
+    test = _read(test_dir, names) if test_dir is not None else None
+    if test is not None and len(test):
+        budget = arguments.cache_mb * 10**6
+        test_data = batches.channel_batches(test, shape, arguments.batch_size, budget).dataset
+        found["test"] = outputs.scores(network, test_data, test.labels, names)
+    return found
 
 
 def _summary(

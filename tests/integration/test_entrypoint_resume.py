@@ -19,11 +19,11 @@ from defects.training.interruption import EXIT_STATUS
 ARGUMENTS = ["--epochs", "4", "--image_size", "40x24", "--batch_size", "8"]
 
 
-def _start(base: Path, channels: dict[str, Path]) -> subprocess.Popen[str]:
+def _start(base: Path, channels: dict[str, Path], *extra: str) -> subprocess.Popen[str]:
     environment = contract.job_environment(base, channels, {})
     code = source_dir(base.parent / "code")
     return subprocess.Popen(
-        [sys.executable, str(code / ENTRY_SCRIPT), *ARGUMENTS],
+        [sys.executable, str(code / ENTRY_SCRIPT), *ARGUMENTS, *extra],
         env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -50,11 +50,29 @@ def channels(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {split: dataset.root / split for split in ("train", "validation")}
 
 
+@pytest.fixture(scope="module")
+def shards(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same data as tar shards, as staging uploads them, a few images in each."""
+    from defects.dataset.prepare import prepare
+    from defects.dataset.shards import shards_for
+
+    dataset = prepare(tiny_photos, data_dir=tmp_path_factory.mktemp("data"))
+    root = tmp_path_factory.mktemp("shards")
+    for shard in shards_for(dataset, limit=20_000):
+        (root / shard.split).mkdir(exist_ok=True)
+        (root / shard.split / shard.name).write_bytes(shard.path.read_bytes())
+    return {split: root / split for split in ("train", "validation")}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["cached", "streamed-from-shards"])
 def test_sigterm_leaves_a_checkpoint_and_the_next_attempt_ends_like_an_unbroken_run(
-    channels: dict[str, Path], tmp_path: Path
+    streamed: bool, channels: dict[str, Path], shards: dict[str, Path], tmp_path: Path
 ) -> None:
+    # Streamed: every split over a budget of nothing, read from its shards every epoch.
+    extra = ["--cache_mb", "0"] if streamed else []
+    channels = shards if streamed else channels
     interrupted = tmp_path / "interrupted" / "ml"
-    process = _start(interrupted, channels)
+    process = _start(interrupted, channels, *extra)
     assert process.stdout is not None
     seen = []
     for line in process.stdout:
@@ -71,10 +89,11 @@ def test_sigterm_leaves_a_checkpoint_and_the_next_attempt_ends_like_an_unbroken_
     state = json.loads((interrupted / "checkpoints" / "state.json").read_text())
     assert state["epoch"] in {2, 3}
 
-    resumed_output = _finish(_start(interrupted, channels))
+    resumed_output = _finish(_start(interrupted, channels, *extra))
+    assert ("streamed from its files" in resumed_output) is streamed
     assert f"Resuming from the checkpoint of epoch {state['epoch']}." in resumed_output
     unbroken = tmp_path / "unbroken" / "ml"
-    _finish(_start(unbroken, channels))
+    _finish(_start(unbroken, channels, *extra))
     resumed, expected = _history(interrupted), _history(unbroken)
     assert resumed["epoch"] == expected["epoch"] == [1, 2, 3, 4]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):

@@ -7,6 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from defects.training import batches as batching  # noqa: E402
 from defects.training import data  # noqa: E402
 
 
@@ -22,7 +23,7 @@ def _dataset(seed: int, augmented: bool = True, first: int = 0) -> list[np.ndarr
     images = np.stack([_photo()] * 8)
     labels = np.arange(8, dtype=np.int32)
     pairs = tf.data.Dataset.from_tensor_slices((images, labels))
-    batches = data.batches(
+    batches = batching.batches(
         pairs, 8, batch_size=8, seed=seed, augmented=augmented, epochs=range(first, 2)
     )
     epochs = []
@@ -49,11 +50,13 @@ def test_shuffled_epochs_differ_and_resume_at_the_same_order() -> None:
     pairs = tf.data.Dataset.from_tensor_slices((np.zeros((8, 2, 2, 3), np.uint8), np.arange(8)))
     full = [
         labels.numpy().tolist()
-        for _, labels in data.batches(pairs, 8, batch_size=8, shuffle=True, seed=5, epochs=range(3))
+        for _, labels in batching.batches(
+            pairs, 8, batch_size=8, shuffle=True, seed=5, epochs=range(3)
+        )
     ]
     resumed = [
         labels.numpy().tolist()
-        for _, labels in data.batches(
+        for _, labels in batching.batches(
             pairs, 8, batch_size=8, shuffle=True, seed=5, epochs=range(2, 3)
         )
     ]
