@@ -26,6 +26,10 @@ _NOISE = re.compile(
     r"|[IWE]\d{4} [\d:.]+\s+\d+ (?:port|cudart_stub|cuda_platform|cuda_executor|"
     r"cuda_diagnostics|cpu_feature_guard|cuda_dnn|cuda_fft|cuda_blas|computation_placer|"
     r"gpu_device|cpu_allocator_impl)\.cc:\d+\] .*"
+    # A dataset graph passed between TensorFlow versions' op registries (Keras' predict on a
+    # tf.data pipeline, TensorFlow 2.21): harmless, and said at every prediction.
+    r"|[IWE]\d{4} [\d:.]+\s+\d+ node_def_util\.cc:\d+\] NodeDef mentions attribute "
+    r"use_unbounded_threadpool which is not in the op definition: .*"
     # oneDNN's notice when a uint8 image op (the decode-and-resize graph) falls back to Eigen.
     r"|[IWE]\d{4} [\d:.]+\s+\d+ util\.cc:\d+\] oneDNN supports DT_UINT8 only on "
     r"platforms with AVX-512\. .*"

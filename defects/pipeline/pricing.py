@@ -260,7 +260,7 @@ def _epochs(hyperparameters: Mapping[str, object], images: int) -> tuple[int, st
     stops earlier when validation stops improving)."""
     given = contract.serialise(hyperparameters)
     if given["epochs"] == contract.AUTO:
-        cap = contract.epoch_cap(images, int(given["batch_size"]))
+        cap = contract.auto_epochs(given["model"], images, int(given["batch_size"]))
         return cap, f"at most {cap} epochs (auto)"
     return int(given["epochs"]), f"{given['epochs']} epochs"
 

@@ -65,6 +65,8 @@ TEST_CHANNEL = "test"
 # pretrained model takes the weights of its variant.
 PRETRAINED_CHANNEL = "pretrained"
 PRETRAINED_WEIGHTS = {"efficientnet_lite0": "efficientnet_lite0"}
+# The networks: pretrained ones, then the from-scratch ones (training/model.py).
+MODELS = ("efficientnet_lite0", "scratch", "article")
 WEIGHTS_SUFFIX = ".weights.h5"
 DIGEST_SUFFIX = ".sha256"
 
@@ -155,6 +157,22 @@ def epoch_cap(
     steps and ``min_epochs`` passes over the data, at most ``max_epochs``."""
     needed = math.ceil(min_steps / steps_per_epoch(train_count, batch_size))
     return max(1, min(max_epochs, max(min_epochs, needed)))
+
+
+# A pretrained network fine-tunes in few epochs: at least this many optimizer steps, and
+# between these many epochs (its auto epochs; transfer.py).
+FINE_TUNING_STEPS = 150
+FINE_TUNING_EPOCHS = (3, 30)
+
+
+def auto_epochs(model: str, train_count: int, batch_size: int) -> int:
+    """The most epochs ``--epochs auto`` may take for ``model``: the from-scratch networks'
+    cap (:func:`epoch_cap`), or a pretrained network's few fine-tuning epochs."""
+    if model not in PRETRAINED_WEIGHTS:
+        return epoch_cap(train_count, batch_size)
+    low, high = FINE_TUNING_EPOCHS
+    needed = math.ceil(FINE_TUNING_STEPS / steps_per_epoch(train_count, batch_size))
+    return max(low, min(high, needed))
 
 
 IMAGE_SIDE_RANGE = (16, 1024)
@@ -263,9 +281,11 @@ HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter(
         "model",
         "choice",
-        "default",
-        "network: ours, or the tutorial's as a baseline",
-        choices=("default", "article"),
+        "scratch",
+        "network: efficientnet_lite0 (ImageNet-pretrained, fine-tuned), scratch (ours, from "
+        "scratch) or article (the tutorial's, a baseline)",
+        choices=MODELS,
+        aliases=(("default", "scratch"),),
     ),
     Hyperparameter(
         "augment",

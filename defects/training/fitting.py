@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from defects.training import budget, checkpoints, contract, data, metric_log
+from defects.training import budget, checkpoints, contract, metric_log
 from defects.training.checkpoints import ResumeState
 from defects.training.progress import ProgressLines
 
@@ -34,11 +34,12 @@ class Plan:
     earliest_stop: int | None
 
 
-def plan(arguments: argparse.Namespace, train_count: int) -> Plan:
+def plan(arguments: argparse.Namespace, train_count: int, batch: int) -> Plan:
+    """The epochs of a run over ``train_count`` images in steps of ``batch``."""
     early = arguments.epochs == contract.AUTO
     if not early:
         return Plan(arguments.epochs, False, None)
-    epochs = contract.epoch_cap(train_count, arguments.batch_size)
+    epochs = contract.auto_epochs(arguments.model, train_count, batch)
     return Plan(epochs, True, budget.earliest_stop(epochs))
 
 
@@ -140,9 +141,9 @@ def callbacks(
 
 def fit(
     network: keras.Model,
-    training: data.Channel,
+    train_count: int,
+    batch: int,
     train_data: Any,
-    arguments: argparse.Namespace,
     run: Plan,
     restored: Restored,
     class_weight: dict[int, float] | None,
@@ -157,7 +158,7 @@ def fit(
             train_data,
             epochs=run.epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=contract.steps_per_epoch(len(training), arguments.batch_size),
+            steps_per_epoch=contract.steps_per_epoch(train_count, batch),
             class_weight=class_weight,
             shuffle=False,  # The dataset shuffles itself, reproducibly.
             callbacks=epoch_callbacks,

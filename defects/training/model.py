@@ -40,7 +40,8 @@ from keras import layers, ops
 
 from defects.training import contract
 
-ARCHITECTURES = ("default", "article")
+# (``default`` is what ``scratch`` was called before a pretrained network became one.)
+ARCHITECTURES = ("scratch", "article")
 # Filters of the default network's four blocks, after its 16-filter stem.
 BLOCK_FILTERS = (16, 32, 96, 192)
 
@@ -48,8 +49,9 @@ BLOCK_FILTERS = (16, 32, 96, 192)
 def make_model(
     input_shape: tuple[int, int, int],
     num_classes: int,
-    architecture: str = "default",
+    architecture: str = "scratch",
 ) -> keras.Model:
+    architecture = "scratch" if architecture == "default" else architecture
     if architecture not in ARCHITECTURES:
         raise ValueError(
             f"Unknown model {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}."

@@ -43,6 +43,8 @@ class Hyperparameter:
     metavar: str | None = None
     # Also accepts ``auto``: the entry point chooses from the data.
     auto: bool = False
+    # Other names a choice is known by (an old name, say): (alias, choice).
+    aliases: tuple[tuple[str, str], ...] = ()
 
     @property
     def flag(self) -> str:
@@ -83,6 +85,7 @@ class Hyperparameter:
                 if not math.isfinite(number):
                     raise ValueError
             elif self.kind == "choice":
+                text = dict(self.aliases).get(text, text)
                 if text not in self.choices:
                     raise ValueError
                 return text

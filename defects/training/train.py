@@ -15,28 +15,18 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import sys
-import tarfile
 import traceback
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from defects.training import contract, interruption
-
-if TYPE_CHECKING:
-    from defects.training.data import Channel
-    from defects.training.fitting import Plan, Restored
+from defects.training.session import UserError, output_dirs
 
 _Error = TypeVar("_Error", bound=BaseException)
 
 _USER_ERROR_EXIT = 1
 _INTERNAL_ERROR_EXIT = 2
-
-
-class UserError(Exception):
-    """A problem with the inputs or hyperparameters, as opposed to a bug in this program."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,296 +61,24 @@ def parse_hyperparameters(argv: list[str]) -> argparse.Namespace:
     return arguments
 
 
-def channel_path(name: str, required: bool) -> Path | None:
-    value = os.environ.get(contract.channel_env(name))
-    if value is None:
-        if required:
-            raise UserError(
-                f"The {name!r} channel is missing: set {contract.channel_env(name)} to a folder "
-                "of <class>/<image> files."
-            )
-        return None
-    path = Path(value)
-    if not path.is_dir():
-        raise UserError(f"The {name!r} channel folder {path} does not exist.")
-    return path
-
-
-def _output_dirs() -> tuple[Path, Path, Path]:
-    base = contract.base_dir()
-    model_dir = Path(os.environ.get(contract.MODEL_DIR_ENV, base / contract.MODEL_PATH))
-    output_dir = Path(
-        os.environ.get(contract.OUTPUT_DATA_DIR_ENV, base / contract.OUTPUT_DATA_PATH)
-    )
-    checkpoint_dir = Path(
-        os.environ.get(contract.CHECKPOINT_DIR_ENV, base / contract.CHECKPOINTS_PATH)
-    )
-    return model_dir, output_dir, checkpoint_dir
-
-
-def _num_gpus() -> int:
-    try:
-        return int(os.environ.get(contract.NUM_GPUS_ENV, "0"))
-    except ValueError:
-        return 0
-
-
 def train(arguments: argparse.Namespace) -> dict[str, Any]:
-    """The job, step by step: the channels, the hardware, the network, a resumed run's
-    state, the fit, and what it leaves in the model and output folders."""
-    # TensorFlow is imported after the inputs are known to exist, so that a bad flag or a
-    # missing channel fails in a second instead of after a slow import.
-    train_dir = channel_path(contract.TRAIN_CHANNEL, required=True)
-    validation_dir = channel_path(contract.VALIDATION_CHANNEL, required=True)
-    test_dir = channel_path(contract.TEST_CHANNEL, required=False)
-    assert train_dir is not None and validation_dir is not None
+    """The job, step by step (session.py): the channels, the hardware, the network, a
+    resumed run's state, a pretrained network's classifier, the fit, and what it leaves in
+    the model and output folders."""
+    from defects.training import batches, session
 
-    from defects.training import batches, fitting, outputs
-    from defects.training import model as models
-
-    model_dir, output_dir, checkpoint_dir = _output_dirs()
-    _seed(arguments)
-    training, validation = _read_channels(train_dir, validation_dir)
-    class_names = training.class_names
-    precision, strategy, num_gpus = _hardware(arguments.precision)
-    shape, size_note = _image_shape(arguments, training, train_dir)
-    budget = arguments.cache_mb * 10**6
-    validation_batches = batches.channel_batches(validation, shape, arguments.batch_size, budget)
-    validation_data = validation_batches.dataset
-    run = fitting.plan(arguments, len(training))
-    with strategy.scope():
-        network = _network(arguments, shape, len(class_names), len(training), run.epochs)
-    restored = _restore(checkpoint_dir, network, arguments, class_names, len(training), run)
-    initial_epoch = restored.initial_epoch
-    # Epoch e's shuffle and augmentation depend on (seed, e) only: a resumed run skips the
-    # completed epochs and draws what an uninterrupted run would have drawn.
-    train_batches = batches.channel_batches(
-        training,
-        shape,
-        arguments.batch_size,
-        budget,
-        shuffle=True,
-        seed=arguments.seed,
-        augmented=arguments.augment,
-        epochs=range(initial_epoch, run.epochs),
+    setting = session.set_up(arguments)
+    validation = batches.channel_batches(
+        setting.validation, setting.shape, setting.global_batch, setting.budget
     )
-    train_data = train_batches.dataset
-    epoch_callbacks = fitting.callbacks(
-        validation, validation_data, len(class_names), arguments, run, restored
-    )
-    weights = models.class_weights(training.labels, len(class_names))
-    if initial_epoch:
-        print(f"Resuming from the checkpoint of epoch {initial_epoch}.", flush=True)
+    network = session.build(setting)
+    restored = session.restore(setting, network)
+    if restored.initial_epoch:
+        print(f"Resuming from the checkpoint of epoch {restored.initial_epoch}.", flush=True)
     print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
-    size_text = contract.image_size_text(shape) + (f" ({size_note})" if size_note else "")
-    print(
-        f"Training {arguments.model} on {len(training)} images, validating on "
-        f"{len(validation)}; classes {class_names}; image size {size_text}; "
-        f"{_epochs_text(run)}; precision {precision}; GPUs {num_gpus}. Train images "
-        f"{train_batches.describe(budget)}; validation images "
-        f"{validation_batches.describe(budget)}.",
-        flush=True,
-    )
-    fit_seconds = fitting.fit(
-        network,
-        training,
-        train_data,
-        arguments,
-        run,
-        restored,
-        weights if arguments.class_weights else None,
-        epoch_callbacks,
-    )
-    record = fitting.training_record(arguments, run, restored)
-    epochs_run = record["epochs_run"]
-    print(
-        f"Kept the weights of epoch {record['kept_epoch']} of {epochs_run}: "
-        f"{record['stop_reason']}.",
-        flush=True,
-    )
-
-    # A square input trained in its eight orientations answers with its mean over them:
-    # the saved, exported and evaluated model is that one (same weights).
-    orientations = arguments.augment and shape[0] == shape[1]
-    network = models.with_orientations(network) if orientations else network
-    outputs.save_model(network, model_dir, class_names)
-    results = _summary(arguments, class_names, shape, size_note, precision, record)
-    results["orientations"] = 8 if orientations else 1
-    results["fit_seconds"] = round(fit_seconds, 3)
-    results["train_images"] = len(training)
-    # Of the epochs trained by this process; none when a resumed run had stopped already.
-    trained = len(training) * (epochs_run - initial_epoch)
-    results["train_images_per_second"] = (
-        round(trained / max(fit_seconds, 1e-9), 1) if trained else None
-    )
-    results["input"] = {
-        "cache_budget_mb": arguments.cache_mb,
-        "train": train_batches.record(),
-        "validation": validation_batches.record(),
-    }
-    results.update(_scores(network, validation, validation_data, test_dir, shape, arguments))
-    history = restored.resume.history
-    outputs.write_records(output_dir, history, record, results)
-    outputs.report(results, history, fit_seconds)
-    return results
-
-
-def _network(
-    arguments: argparse.Namespace,
-    shape: tuple[int, int],
-    class_count: int,
-    train_count: int,
-    epochs: int,
-) -> Any:
-    """The network, compiled as it is trained."""
-    from defects.training import model as models
-
-    return models.build_and_compile(
-        shape,
-        class_count,
-        train_count,
-        architecture=arguments.model,
-        learning_rate=arguments.learning_rate,
-        epochs=epochs,
-        batch_size=arguments.batch_size,
-    )
-
-
-def _scores(
-    network: Any,
-    validation: Channel,
-    validation_data: Any,
-    test_dir: Path | None,
-    shape: tuple[int, int],
-    arguments: argparse.Namespace,
-) -> dict[str, Any]:
-    """The final scores: on validation (its batches are cached and in file order: no
-    second decode) and, when there is a test channel, on test."""
-    from defects.training import batches, outputs
-
-    names = validation.class_names
-    found = {"validation": outputs.scores(network, validation_data, validation.labels, names)}
-    test = _read(test_dir, names) if test_dir is not None else None
-    if test is not None and len(test):
-        budget = arguments.cache_mb * 10**6
-        test_data = batches.channel_batches(test, shape, arguments.batch_size, budget).dataset
-        found["test"] = outputs.scores(network, test_data, test.labels, names)
-    return found
-
-
-def _summary(
-    arguments: argparse.Namespace,
-    class_names: list[str],
-    shape: tuple[int, int],
-    size_note: str,
-    precision: str,
-    record: dict[str, Any],
-) -> dict[str, Any]:
-    """The head of ``metrics.json``: what was trained, and how."""
-    return {
-        "class_names": class_names,
-        "image_size": contract.image_size_text(shape),
-        "image_size_from": size_note,
-        "model": arguments.model,
-        "precision": precision,
-        "epochs": record["epochs_run"],
-        "training": record,
-    }
-
-
-def _restore(
-    checkpoint_dir: Path,
-    network: Any,
-    arguments: argparse.Namespace,
-    class_names: list[str],
-    train_count: int,
-    run: Plan,
-) -> Restored:
-    from defects.training import fitting
-
-    try:
-        return fitting.restore(checkpoint_dir, network, arguments, class_names, train_count, run)
-    except fitting.MismatchedCheckpoint as error:
-        raise UserError(str(error)) from error
-
-
-def _seed(arguments: argparse.Namespace) -> None:
-    import keras
-    import tensorflow as tf
-
-    # Keras rewrites tracebacks on the way out, and that step fails on an exception raised
-    # by the SIGTERM handler in the middle of its frames; ours are read as they are.
-    keras.config.disable_traceback_filtering()
-    keras.utils.set_random_seed(arguments.seed)
-    if arguments.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
-def _read(directory: Path, names: list[str] | None = None) -> Channel:
-    from defects.training import data
-
-    try:
-        return data.read_channel(directory, names)
-    except (tarfile.TarError, OSError) as error:
-        raise UserError(f"Could not read the channel {directory}: {error}.") from error
-
-
-def _read_channels(train_dir: Path, validation_dir: Path) -> tuple[Channel, Channel]:
-    """The train and validation channels, each with an image of every class."""
-    import numpy as np
-
-    training = _read(train_dir)
-    class_names = training.class_names
-    if len(class_names) < 2:
-        raise UserError(f"The train channel {train_dir} needs at least two classes.")
-    validation = _read(validation_dir, class_names)
-    for name, labels in (("train", training.labels), ("validation", validation.labels)):
-        missing = [c for i, c in enumerate(class_names) if not np.any(labels == i)]
-        if missing:
-            raise UserError(f"The {name} channel has no images of: {', '.join(missing)}.")
-    return training, validation
-
-
-def _hardware(precision: str) -> tuple[str, Any, int]:
-    """The precision (``auto``: mixed float16 on a GPU), the distribution strategy (one
-    replica per GPU) and the number of GPUs."""
-    import keras
-    import tensorflow as tf
-
-    num_gpus = _num_gpus()
-    if precision == "auto":
-        precision = "mixed_float16" if num_gpus > 0 else "float32"
-    keras.mixed_precision.set_global_policy(precision)
-    strategy = tf.distribute.MirroredStrategy() if num_gpus > 1 else tf.distribute.get_strategy()
-    return precision, strategy, num_gpus
-
-
-def _image_shape(
-    arguments: argparse.Namespace, training: Channel, train_dir: Path
-) -> tuple[tuple[int, int], str]:
-    """The input size, and where it came from when it was chosen here. A concrete size came
-    as the hyperparameter: from the user, or from the host, which resolves auto from the
-    manifest, says so and records both in job.json. Which of the two it was is not known
-    here, so nothing is said of it."""
-    from defects.training import data
-
-    if arguments.image_size != contract.AUTO:
-        return arguments.image_size, ""
-    sizes = data.image_sizes(training)
-    if not sizes:
-        raise UserError(f"Could not read the size of any image in {train_dir}.")
-    return contract.auto_image_shape(sizes), f"auto, from {len(sizes)} train images"
-
-
-def _epochs_text(run: Plan) -> str:
-    from defects.training import budget
-
-    if run.early:
-        return (
-            f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
-            f"at least {run.earliest_stop} and at most {run.epochs}"
-        )
-    return f"epochs {run.epochs}"
+    warm = session.warm_start(setting, network, restored, validation.dataset)
+    fitted = session.fit(setting, network, restored, validation)
+    return session.finish(setting, network, restored, fitted, warm)
 
 
 def _write_failure(reason: str) -> None:
@@ -375,7 +93,7 @@ def _write_failure(reason: str) -> None:
 def _interrupted_reason(error: interruption.Interrupted) -> str:
     from defects.training import checkpoints
 
-    _, _, checkpoint_dir = _output_dirs()
+    _, _, checkpoint_dir = output_dirs()
     try:
         state = checkpoints.read_state(checkpoint_dir)
     except checkpoints.CheckpointDamaged:

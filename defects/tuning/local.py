@@ -271,7 +271,9 @@ class LocalSearch:
         if str(hyperparameters["epochs"]) != contract.AUTO:
             return int(hyperparameters["epochs"])
         training = sum(self.dataset.counts["train"].values())
-        return contract.epoch_cap(training, int(hyperparameters["batch_size"]))
+        return contract.auto_epochs(
+            str(hyperparameters["model"]), training, int(hyperparameters["batch_size"])
+        )
 
     def _train(self, item: _Running) -> BaseException | None:
         """Run one trial in this (pool) thread; its outcome, never raised."""

@@ -84,7 +84,7 @@ def test_config_lists_every_hyperparameter_of_the_schema(cli: CLI) -> None:
     described = json.loads(out)["hyperparameters"]
     assert code == 0
     assert list(described) == [spec.name for spec in contract.HYPERPARAMETERS]
-    assert described["model"]["allowed"] == "one of default, article"
+    assert described["model"]["allowed"] == "one of efficientnet_lite0, scratch, article"
     assert described["batch_size"]["default"] == 32
 
 

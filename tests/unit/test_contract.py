@@ -105,7 +105,7 @@ def test_every_default_passes_its_own_schema() -> None:
         ("epochs", "2.5", "expected an integer or auto"),
         ("learning_rate", "1", "it must be > 0 and < 1"),
         ("learning_rate", "nan", "expected a number"),
-        ("model", "resnet", "expected one of default, article"),
+        ("model", "resnet", "expected one of efficientnet_lite0, scratch, article"),
         ("augment", "maybe", "expected true or false"),
         ("image_size", "9", "between 16 and 1024"),
     ],
@@ -151,3 +151,9 @@ def test_the_entry_point_parses_what_the_serialiser_writes() -> None:
     assert {name: parsed[name] for name in values if name != "image_size"} == {
         name: value for name, value in values.items() if name != "image_size"
     }
+
+
+def test_the_old_name_of_the_network_from_scratch_is_still_understood() -> None:
+    spec = contract.HYPERPARAMETER_SCHEMA["model"]
+    assert spec.parse("default") == "scratch"
+    assert spec.serialise("default") == "scratch"

@@ -36,6 +36,9 @@ NOISE = [
     "TensorFlow with the appropriate compiler flags.",
     "E0000 00:00:1796338043.444165   15818 util.cc:131] oneDNN supports DT_UINT8 only on "
     "platforms with AVX-512. Falling back to the default Eigen-based implementation if present.",
+    "E0000 00:00:1796660315.449888   26531 node_def_util.cc:682] NodeDef mentions attribute "
+    "use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset; "
+    "signature=input_dataset:variant, other_arguments: -> handle:variant>",
 ]
 EPOCH = "Epoch 2/3 - 2s - loss: 0.5000 - accuracy: 0.8000 - val_loss: 0.6000 - val_accuracy: 0.7500"
 # What tuning reads: it stays in the job log, the epoch line says the same to a person.
