@@ -28,8 +28,8 @@ from defects.console import log
 from defects.console.live import JobOutput, LineBuffer
 from defects.jobs import containers
 from defects.jobs.records import container_tree, refuse_links
-from defects.storage import Storage
-from defects.storage.s3 import s3_errors
+from defects.storage import S3Uri, Storage
+from defects.storage.s3 import require_space, s3_errors
 from defects.training import contract
 
 if TYPE_CHECKING:
@@ -182,6 +182,9 @@ class LocalBackend(Backend):
         # the process backend's, kept for the next attempt.
         checkpoints = container_tree(job.run_dir) / contract.CHECKPOINTS_PATH
         checkpoints.mkdir(parents=True, exist_ok=True)
+        # The SDK downloads every channel into the root: refuse what would not fit, first.
+        locations = [S3Uri.parse(uri) for uri in job.channels.values()]
+        require_space(store.s3, locations, root)
         with job.log_path.open("a") as job_log, JobOutput() as output:
             lines = LineBuffer(output)
             saved_stdout = sys.stdout

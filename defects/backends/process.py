@@ -17,7 +17,7 @@ from defects.jobs import containers
 from defects.jobs.containers import process
 from defects.jobs.records import container_tree
 from defects.storage import S3Uri, Storage
-from defects.storage.s3 import download
+from defects.storage.s3 import download, require_space
 from defects.training import contract
 
 
@@ -42,6 +42,9 @@ class ProcessBackend(Backend):
             if leftover.name != contract.CHECKPOINTS_PATH:
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         channels: dict[str, Path] = {}
+        # A dataset bigger than the disk is refused before any of it is downloaded.
+        locations = [S3Uri.parse(uri) for uri in job.channels.values()]
+        require_space(store.s3, locations, base / contract.INPUT_DATA_PATH)
         for channel, uri in job.channels.items():
             local = base / contract.INPUT_DATA_PATH / channel
             local.mkdir(parents=True)

@@ -6,6 +6,7 @@ All S3 traffic of a job happens here, never in the entry point.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from s3transfer.exceptions import (
 from s3transfer.manager import TransferManager
 from s3transfer.subscribers import BaseSubscriber
 
-from defects.errors import StorageError
+from defects.errors import DISK_FULL_HEADLINE, DiskError, StorageError
 
 # Single-part uploads up to this size, so that an object's ETag is the MD5 of its content.
 _SINGLE_PART_LIMIT = 512 * 1024 * 1024
@@ -169,6 +170,41 @@ def ensure_bucket(s3: Any, bucket: str, region: str) -> bool:
             },
         )
     return True
+
+
+def total_size(s3: Any, location: S3Uri) -> int:
+    """The bytes of every object below the folder ``location``."""
+    prefix = location.key.rstrip("/") + "/" if location.key else ""
+    total = 0
+    with s3_errors(f"list {location}"):
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=location.bucket, Prefix=prefix
+        ):
+            total += sum(int(item["Size"]) for item in page.get("Contents", []))
+    return total
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.2f} GB" if count >= 10**9 else f"{count / 1e6:.1f} MB"
+
+
+def require_space(s3: Any, locations: list[S3Uri], folder: Path, margin: float = 1.05) -> None:
+    """Refuse, before any download, data that would not fit the free space of ``folder``,
+    naming both sizes (with a margin for what else is written beside it)."""
+    needed = sum(total_size(s3, location) for location in locations)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if needed * margin > free:
+        raise DiskError(
+            f"The job's data is {_size(needed)}, and the disk of {folder} has "
+            f"{_size(free)} free: it would not fit.",
+            hint="Free some space (`defects gc`, `df -h`), or work in a folder on a larger "
+            "disk; on SageMaker, --input-mode fastfile streams the data instead of "
+            "downloading it.",
+            headline=DISK_FULL_HEADLINE,
+        )
 
 
 def list_etags(s3: Any, location: S3Uri, folder: bool = True) -> dict[str, str]:

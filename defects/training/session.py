@@ -259,14 +259,16 @@ def restore(setting: Setting, network: Any) -> Restored:
     from defects.training import fitting
 
     try:
-        return fitting.restore(
-            setting.checkpoint_dir,
-            network,
-            setting.arguments,
-            setting.class_names,
-            len(setting.training),
-            setting.plan,
-        )
+        # The optimizer's variables are made here: under the strategy, as the network's.
+        with setting.strategy.scope():
+            return fitting.restore(
+                setting.checkpoint_dir,
+                network,
+                setting.arguments,
+                setting.class_names,
+                len(setting.training),
+                setting.plan,
+            )
     except fitting.MismatchedCheckpoint as error:
         raise UserError(str(error)) from error
 

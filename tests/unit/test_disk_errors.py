@@ -252,3 +252,30 @@ def test_a_full_disk_is_told_through_the_errors_wrapped_around_it(
     error: BaseException, full: bool
 ) -> None:
     assert disk_full(error) == full
+
+
+def test_data_bigger_than_the_disk_is_refused_before_any_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from defects.errors import DiskError
+    from defects.storage import Layout, S3Uri, open_embedded
+    from defects.storage.s3 import require_space
+
+    with open_embedded(Layout("defects", "defects"), "us-east-1") as store:
+        store.s3.create_bucket(Bucket="big")
+        store.s3.put_object(Bucket="big", Key="data/train/part-00000.tar", Body=b"x" * 4_000_000)
+        monkeypatch.setattr(
+            shutil,
+            "disk_usage",
+            lambda path: shutil._ntuple_diskusage(1, 1, 1_000_000),  # type: ignore[attr-defined]
+        )
+        target = tmp_path / "opt" / "ml" / "input" / "data"
+        with pytest.raises(DiskError) as caught:
+            require_space(store.s3, [S3Uri("big", "data/train")], target)
+        monkeypatch.undo()
+        require_space(store.s3, [S3Uri("big", "data/train")], target)  # Fits a real disk.
+    assert caught.value.message == (
+        f"The job's data is 4.0 MB, and the disk of {target} has 1.0 MB free: it would not fit."
+    )
+    assert "--input-mode fastfile" in caught.value.hint
+    assert not target.exists()
