@@ -39,8 +39,10 @@ class CheckedImage:
     width: int = 0
     height: int = 0
     size: int = 0
-    # Set when the image must be converted; holds the converted PNG bytes.
+    # Set when the image must be converted; holds the converted PNG bytes (or, once
+    # prepare has written them aside, the file that holds them: ``spooled``).
     converted: bytes | None = None
+    spooled: str = ""
     conversion: str = ""
 
 

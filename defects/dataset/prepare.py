@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +200,7 @@ def _target_name(checked: CheckedImage, depth: int = 1) -> str:
     # The path inside the class folder (``depth`` folders down the source), flattened:
     # nested sub-folders cannot collide.
     name = checked.relative.split("/", depth)[depth].replace("/", "__")
-    if checked.converted is not None and Path(name).suffix.lower() != ".png":
+    if checked.conversion and Path(name).suffix.lower() != ".png":
         # shot.bmp and shot.webp beside shot.png: shot.bmp.png, shot.webp.png, shot.png.
         name += ".png"
     return name
@@ -235,13 +237,36 @@ def prepare(
     places, ignored = _places(source, classes, splits)
     candidates, given = _candidates(places)
     on_total(len(candidates))
-    kept, skipped = _checked(candidates, given, advance)
-    _require_every_class(kept, skipped, classes, source)
+    spool_root = out_dir.parent if out_dir is not None else data_dir / "prepared"
+    spool_root.mkdir(parents=True, exist_ok=True)
+    # Converted images wait here, on the same disk, until they are moved into place.
+    with tempfile.TemporaryDirectory(prefix=".converting-", dir=spool_root) as spool:
+        kept, skipped = _checked(candidates, given, advance, Path(spool))
+        _require_every_class(kept, skipped, classes, source)
+        assignment = _assign(kept, skipped, classes, given, splits, (validation, test), seed)
+        files = _entries(kept, assignment, depth=1 if splits is None else 2)
+        manifest = build_manifest(
+            source, files, classes, seed, (validation, test), splits, ignored, skipped
+        )
+        target = out_dir if out_dir is not None else data_dir / "prepared" / manifest["dataset_id"]
+        return _lay_out(target, kept, manifest)
+
+
+def _assign(
+    kept: list[CheckedImage],
+    skipped: list[dict[str, str]],
+    classes: Sequence[str],
+    given: dict[str, str],
+    splits: dict[str, Path] | None,
+    fractions: tuple[float, float],
+    seed: int,
+) -> dict[str, str]:
+    """Each kept image's split (a divided source keeps its own)."""
+    validation, test = fractions
     try:
         if splits is None:
-            assignment = split_by_class(kept, classes, validation, test, seed)
-        else:
-            assignment = split_given(kept, classes, given, validation, test, seed)
+            return split_by_class(kept, classes, validation, test, seed)
+        return split_given(kept, classes, given, validation, test, seed)
     except DataError as error:
         if not skipped:
             raise
@@ -251,12 +276,6 @@ def prepare(
             f"{skipped[0]['source']}: {skipped[0]['reason']}.",
             hint=error.hint,
         ) from None
-    files = _entries(kept, assignment, depth=1 if splits is None else 2)
-    manifest = build_manifest(
-        source, files, classes, seed, (validation, test), splits, ignored, skipped
-    )
-    target = out_dir if out_dir is not None else data_dir / "prepared" / manifest["dataset_id"]
-    return _lay_out(target, kept, manifest)
 
 
 def _places(
@@ -303,17 +322,25 @@ def _checked(
     candidates: list[tuple[Path, str, str]],
     given: dict[str, str],
     advance: Callable[[int], None],
+    spool: Path,
 ) -> tuple[list[CheckedImage], list[dict[str, str]]]:
-    """The usable images, one of each content, and every skipped file with its reason."""
+    """The usable images, one of each content, and every skipped file with its reason. A
+    converted image is written to ``spool`` at once: memory holds what is known of each
+    image, never the images themselves, however many there are."""
 
-    def check(candidate: tuple[Path, str, str]) -> CheckedImage:
+    def check(numbered: tuple[int, tuple[Path, str, str]]) -> CheckedImage:
+        number, candidate = numbered
         result = check_image(*candidate)
+        if result.converted is not None:
+            written = spool / f"{number}.png"
+            written.write_bytes(result.converted)
+            result = replace(result, converted=None, spooled=str(written))
         advance(1)
         return result
 
     # Decoding releases the GIL: threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        results = list(pool.map(check, candidates))
+        results = list(pool.map(check, enumerate(candidates)))
     kept, copies = without_copies([r for r in results if not r.reason], given)
     skipped = [{"source": r.relative, "reason": r.reason} for r in results if r.reason]
     return kept, skipped + copies
@@ -384,8 +411,8 @@ def _lay_out(target: Path, kept: list[CheckedImage], manifest: dict[str, Any]) -
                 checked = by_relative[entry["source"]]
                 destination = staging / entry["path"]
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                if checked.converted is not None:
-                    destination.write_bytes(checked.converted)
+                if checked.spooled:
+                    os.replace(checked.spooled, destination)
                 else:
                     # A copy, never a link: nothing written here can reach the source.
                     copy_file(checked.source, destination)

@@ -5,7 +5,9 @@ of about :data:`SHARD_BYTES` each, whose members are the split's ``<class>/<imag
 One object per few hundred images instead of one per image: S3 (and the embedded server,
 which spends milliseconds of CPU on every request) takes a handful of large uploads much
 faster than a thousand small ones, and SageMaker downloads a channel of a few objects faster
-at the start of a job. The entry point reads the shards directly (``training/data.py``).
+at the start of a job. They are of the size AWS suggests for FastFile input (100-150 MB),
+which streams a channel from S3 as it is read. The entry point reads the shards directly,
+each image at its offset (``training/data.py``).
 
 Shards are deterministic (sorted members, fixed times and owners), so the same prepared
 dataset always gives the same bytes and the same MD5, and staging it again skips every
@@ -27,7 +29,7 @@ from typing import Any
 from defects.dataset import folders
 from defects.dataset.manifest import SPLITS, PreparedDataset
 
-SHARD_BYTES = 16 * 1024 * 1024
+SHARD_BYTES = 128 * 1024 * 1024
 SHARDS_DIR = "shards"
 INDEX_FILE = "shards.json"
 _FORMAT = 1

@@ -214,7 +214,7 @@ def plan_gc(runs_dir: Path, data_dir: Path, failed: bool = False) -> list[Remova
 
     prepared = _data_folders(data_dir / "prepared")
     for folder in prepared:
-        if folder.name.endswith(".partial"):
+        if folder.name.endswith(".partial") or folder.name.startswith(".converting-"):
             if _old(folder):
                 removals.append(
                     Removal(folder, tree_size(folder), "left by an interrupted prepare")

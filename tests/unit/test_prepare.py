@@ -124,6 +124,11 @@ def test_bmp_is_converted_to_png(tmp_path: Path) -> None:
     dataset = prepare(source, data_dir=tmp_path / "data")
     entry = next(f for f in dataset.files() if f["source"] == "oil/SHOT.BMP")
     assert entry["path"].endswith("/SHOT.BMP.png")
+    with Image.open(dataset.root / entry["path"]) as image:
+        assert image.format == "PNG"
+    # The converted bytes waited in a folder of their own, on disk, and it is gone.
+    left = sorted(p.name for p in (tmp_path / "data" / "prepared").iterdir())
+    assert left == [f".{dataset.dataset_id}.lock", dataset.dataset_id]
 
 
 @pytest.mark.parametrize(
