@@ -191,6 +191,8 @@ def _size(count: int) -> str:
 def require_space(s3: Any, locations: list[S3Uri], folder: Path, margin: float = 1.05) -> None:
     """Refuse, before any download, data that would not fit the free space of ``folder``,
     naming both sizes (with a margin for what else is written beside it)."""
+    if not locations:
+        return
     needed = sum(total_size(s3, location) for location in locations)
     probe = folder
     while not probe.exists() and probe != probe.parent:
