@@ -43,8 +43,9 @@ class ProcessBackend(Backend):
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
         channels: dict[str, Path] = {}
         # A dataset bigger than the disk is refused before any of it is downloaded.
-        locations = [S3Uri.parse(uri) for uri in job.channels.values()]
-        require_space(store.s3, locations, base / contract.INPUT_DATA_PATH)
+        if job.channels:
+            locations = [S3Uri.parse(uri) for uri in job.channels.values()]
+            require_space(store.s3, locations, base / contract.INPUT_DATA_PATH)
         for channel, uri in job.channels.items():
             local = base / contract.INPUT_DATA_PATH / channel
             local.mkdir(parents=True)
