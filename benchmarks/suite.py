@@ -13,6 +13,7 @@ from benchmarks import (
     predict,
     quality,
     reliability,
+    scale,
     staging,
     startup,
     training,
@@ -64,6 +65,7 @@ SUITE: tuple[Benchmark, ...] = (
         reliability.TARGETS,
         lambda context, machine: reliability.run(context),
     ),
+    Benchmark("scale", scale.KEYS, scale.TARGETS, lambda context, machine: scale.run(context)),
     Benchmark(
         "predict", predict.KEYS, predict.TARGETS, lambda context, machine: predict.run(context)
     ),

@@ -7,18 +7,24 @@ random ops, not from how many epochs this process drew before: a run resumed at 
 
 - **Cached**: every image decoded and resized once, the split kept as one tensor (about
   ``count x height x width x 3`` bytes); each epoch picks its images from it in its order.
-- **Streamed**: each epoch reads its images in that same order from the channel's files (a
-  tar shard is read at the member's offset, never whole), decodes and resizes them in the
-  graph, in parallel, and prefetches. Memory stays a few batches deep whatever the
-  split's size; the price is decoding every image once an epoch.
+- **Streamed**: the split is decoded once into a file on disk (raw pixels, an image every
+  ``height x width x 3`` bytes), and each epoch reads its images from it in that same order,
+  each at its offset, in parallel, and prefetches: memory stays a few batches deep whatever
+  the split's size (the operating system's page cache, not the process, holds the file).
+  Without room on the disk for the copy, each epoch reads the channel's files (a tar shard
+  at the member's offset, never whole) and decodes them again: slower, as small.
 
 Standard library, NumPy and TensorFlow only: this runs inside the training container.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +35,8 @@ from defects.training.data import AUTOTUNE, Channel, augment, decode_and_resize,
 # Decoded images of one split kept in memory, at most, unless the job says otherwise
 # (the cache_mb hyperparameter).
 CACHE_BUDGET_MB = 2048
+# Free disk a decoded copy leaves to everything else (checkpoints, the model).
+_DISK_MARGIN = 256 * 10**6
 
 
 @dataclass(frozen=True)
@@ -39,16 +47,25 @@ class Batches:
     cached: bool
     # The split decoded: what caching it holds in memory.
     decoded_bytes: int
+    # Streamed from a decoded copy on disk (else decoded from its files every epoch).
+    from_copy: bool
 
     def record(self) -> dict[str, Any]:
         """For ``metrics.json``."""
-        return {"cached": self.cached, "decoded_mb": round(self.decoded_bytes / 1e6, 1)}
+        way = "cached" if self.cached else "decoded copy" if self.from_copy else "decoded"
+        return {"kept": way, "decoded_mb": round(self.decoded_bytes / 1e6, 1)}
 
     def describe(self, budget_bytes: int) -> str:
         size = f"{self.decoded_bytes / 1e6:.0f} MB decoded"
+        budget = f"the {budget_bytes / 1e6:.0f} MB budget"
         if self.cached:
-            return f"cached in memory ({size}, within the {budget_bytes / 1e6:.0f} MB budget)"
-        return f"streamed from its files ({size}, over the {budget_bytes / 1e6:.0f} MB budget)"
+            return f"cached in memory ({size}, within {budget})"
+        if self.from_copy:
+            return f"streamed from a decoded copy on disk ({size}, over {budget})"
+        return (
+            f"streamed from its files and decoded every epoch ({size}, over {budget}; no "
+            "room on the disk for a decoded copy)"
+        )
 
 
 def _order(key: tf.Tensor, count: int, shuffle: bool) -> tf.Tensor:
@@ -120,6 +137,49 @@ def _reader(channel: Channel) -> Callable[[tf.Tensor], tf.Tensor]:
     return read
 
 
+def decoded_copy(channel: Channel, shape: tuple[int, int], folder: Path) -> Path | None:
+    """The channel's images decoded and resized once, in order, into one file of raw uint8
+    pixels (an image every ``height x width x 3`` bytes), kept in ``folder`` for the run and
+    its resumption; None when the disk there has no room for it."""
+    size = decoded_bytes(len(channel), shape)
+    identity = hashlib.sha256(
+        repr((shape, channel.files, channel.offsets.tolist(), channel.sizes.tolist())).encode()
+    ).hexdigest()[:16]
+    path = folder / f"decoded-{identity}.u8"
+    if path.is_file() and path.stat().st_size == size:
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(folder).free < size * 1.1 + _DISK_MARGIN:
+        return None
+    read = _reader(channel)
+    images = tf.data.Dataset.range(len(channel)).map(
+        lambda position: decode_and_resize(read(position), shape),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as out:
+        for image in images.prefetch(AUTOTUNE):
+            out.write(image.numpy().tobytes())
+    os.replace(partial, path)
+    return path
+
+
+def _copy_reader(path: Path, shape: tuple[int, int]) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The decoded image at a position of a :func:`decoded_copy`, as a graph op: read at its
+    offset (from the page cache, which is not this process's memory)."""
+    item = shape[0] * shape[1] * 3
+    descriptor = os.open(path, os.O_RDONLY)
+
+    def read(position: tf.Tensor) -> tf.Tensor:
+        raw = tf.py_function(
+            lambda at: os.pread(descriptor, item, int(at) * item), [position], tf.string
+        )
+        return tf.reshape(tf.io.decode_raw(raw, tf.uint8), (*shape, 3))
+
+    return read
+
+
 def streamed(
     channel: Channel,
     shape: tuple[int, int],
@@ -128,15 +188,22 @@ def streamed(
     seed: int = 0,
     augmented: bool = False,
     epochs: range = range(1),
+    copy: Path | None = None,
 ) -> tf.data.Dataset:
-    """The batches :func:`batches` makes of the channel, read from its files each epoch."""
-    read = _reader(channel)
+    """The batches :func:`batches` makes of the channel, read each epoch: from a decoded
+    ``copy`` on disk, or from the channel's files, decoded again."""
     labels = tf.constant(channel.labels)
     count = len(channel)
+    if copy is not None:
+        decoded = _copy_reader(copy, shape)
+    else:
+        read = _reader(channel)
+
+        def decoded(position: tf.Tensor) -> tf.Tensor:
+            return decode_and_resize(read(position), shape)
 
     def load(index: tf.Tensor, position: tf.Tensor, key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = decode_and_resize(read(position), shape)
-        return _drawn(image, key, index, augmented), tf.gather(labels, position)
+        return _drawn(decoded(position), key, index, augmented), tf.gather(labels, position)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
         key = _key(seed, epoch)
@@ -165,13 +232,16 @@ def channel_batches(
     seed: int = 0,
     augmented: bool = False,
     epochs: range = range(1),
+    spill: Path | None = None,
 ) -> Batches:
     """The channel's batches, cached when the split decoded fits ``budget_bytes``, else
-    streamed: the same batches either way."""
+    streamed (from a decoded copy in ``spill`` when the disk has room): the same batches
+    whichever way."""
     size = decoded_bytes(len(channel), shape)
     if size > budget_bytes:
-        found = streamed(channel, shape, batch_size, shuffle, seed, augmented, epochs)
-        return Batches(found, False, size)
+        copy = decoded_copy(channel, shape, spill) if spill is not None else None
+        found = streamed(channel, shape, batch_size, shuffle, seed, augmented, epochs, copy)
+        return Batches(found, False, size, copy is not None)
     read = _reader(channel)
     labels = tf.constant(channel.labels)
     images = tf.data.Dataset.range(len(channel)).map(
@@ -180,7 +250,7 @@ def channel_batches(
         deterministic=True,
     )
     found = batches(images, len(channel), batch_size, shuffle, seed, augmented, epochs)
-    return Batches(found, True, size)
+    return Batches(found, True, size, False)
 
 
 def make_dataset(

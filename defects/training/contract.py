@@ -54,6 +54,8 @@ DISK_FULL_REASON = "No space left on the device"
 INPUT_DATA_PATH = "input/data"
 INPUT_CONFIG_PATH = "input/config"
 CHECKPOINTS_PATH = "checkpoints"
+# A split too large for memory is decoded once into a file here (training/batches.py).
+DECODED_CACHE_PATH = "cache"
 # In the checkpoint folder: the last completed epoch, its history and state (checkpoints.py).
 CHECKPOINT_STATE_FILE = "state.json"
 

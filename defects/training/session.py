@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ class Setting:
     @property
     def class_names(self) -> list[str]:
         return self.training.class_names
+
+    @property
+    def spill(self) -> Path:
+        """Where a split too large for memory is decoded to, on disk, for the run."""
+        return contract.base_dir() / contract.DECODED_CACHE_PATH
 
     @property
     def budget(self) -> int:
@@ -289,7 +295,7 @@ def warm_start(setting: Setting, network: Any, restored: Restored, validation: A
     if setting.pretrained is None or restored.initial_epoch or restored.stopped:
         return None
     images = batches.channel_batches(
-        setting.training, setting.shape, setting.global_batch, setting.budget
+        setting.training, setting.shape, setting.global_batch, setting.budget, spill=setting.spill
     ).dataset
     with setting.strategy.scope():
         found = transfer.train_head(
@@ -347,6 +353,7 @@ def fit(setting: Setting, network: Any, restored: Restored, validation: Batches)
         seed=arguments.seed,
         augmented=arguments.augment,
         epochs=range(restored.initial_epoch, plan.epochs),
+        spill=setting.spill,
     )
     callbacks = fitting.callbacks(
         setting.validation,
@@ -431,9 +438,13 @@ def finish(
     }
     test = read(setting.test_dir, names) if setting.test_dir is not None else None
     if test is not None and len(test):
-        test_data = batches.channel_batches(test, shape, setting.global_batch, setting.budget)
+        test_data = batches.channel_batches(
+            test, shape, setting.global_batch, setting.budget, spill=setting.spill
+        )
         results["test"] = outputs.scores(network, test_data.dataset, test.labels, names)
     history = restored.resume.history
     outputs.write_records(setting.output_dir, history, record, results)
     outputs.report(results, history, fitted.seconds)
+    # The decoded copies were for this run and its resumption: the run is over.
+    shutil.rmtree(setting.spill, ignore_errors=True)
     return results

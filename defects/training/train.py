@@ -69,7 +69,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
 
     setting = session.set_up(arguments)
     validation = batches.channel_batches(
-        setting.validation, setting.shape, setting.global_batch, setting.budget
+        setting.validation, setting.shape, setting.global_batch, setting.budget, spill=setting.spill
     )
     network = session.build(setting)
     restored = session.restore(setting, network)

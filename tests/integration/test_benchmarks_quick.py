@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.benchmark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SELECTED = ("input", "staging", "reliability", "predict", "startup")
+SELECTED = ("input", "staging", "reliability", "scale", "predict", "startup")
 EVERY_KEY = (
     "input_pipeline",
     "training_throughput",
@@ -36,6 +36,10 @@ EVERY_KEY = (
     "reliability_kills",
     "reliability_process",
     "reliability_local",
+    "scale_job_memory",
+    "scale_entry_point_memory",
+    "scale_streaming",
+    "scale_staging",
     "predict",
     "startup",
 )
@@ -45,6 +49,10 @@ RAN = (
     "restaging",
     "reliability_faults",
     "reliability_kills",
+    "scale_job_memory",
+    "scale_entry_point_memory",
+    "scale_streaming",
+    "scale_staging",
     "predict",
     "startup",
 )

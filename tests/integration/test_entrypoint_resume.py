@@ -90,7 +90,7 @@ def test_sigterm_leaves_a_checkpoint_and_the_next_attempt_ends_like_an_unbroken_
     assert state["epoch"] in {2, 3}
 
     resumed_output = _finish(_start(interrupted, channels, *extra))
-    assert ("streamed from its files" in resumed_output) is streamed
+    assert ("streamed from a decoded copy on disk" in resumed_output) is streamed
     assert f"Resuming from the checkpoint of epoch {state['epoch']}." in resumed_output
     unbroken = tmp_path / "unbroken" / "ml"
     _finish(_start(unbroken, channels, *extra))

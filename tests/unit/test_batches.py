@@ -55,19 +55,35 @@ def _epochs(batches: batching.Batches) -> list[tuple[np.ndarray, np.ndarray]]:
 
 @pytest.mark.parametrize("form", ["folders", "shards"])
 @pytest.mark.parametrize("augmented", [False, True])
+@pytest.mark.parametrize("copy", [False, True], ids=["decoded-every-epoch", "decoded-copy"])
 def test_streamed_and_cached_batches_are_the_same_for_the_same_seed_and_epochs(
-    form: str, augmented: bool, folders: Path, shards: Path
+    form: str, augmented: bool, copy: bool, folders: Path, shards: Path, tmp_path: Path
 ) -> None:
     channel = data.read_channel(folders if form == "folders" else shards)
     settings = {"shuffle": True, "seed": 11, "augmented": augmented, "epochs": range(1, 4)}
     cached = batching.channel_batches(channel, (24, 32), 5, 10**9, **settings)
-    streamed = batching.channel_batches(channel, (24, 32), 5, 0, **settings)
+    spill = tmp_path / "cache" if copy else None
+    streamed = batching.channel_batches(channel, (24, 32), 5, 0, spill=spill, **settings)
     assert cached.cached and not streamed.cached
+    assert streamed.from_copy is copy
+    assert [path.suffix for path in (tmp_path / "cache").glob("*")] == ([".u8"] if copy else [])
     first, second = _epochs(cached), _epochs(streamed)
     assert len(first) == len(second) == 3 * 4  # Three epochs of 18 images in batches of 5.
     for (images, labels), (other_images, other_labels) in zip(first, second, strict=True):
         np.testing.assert_array_equal(labels, other_labels)
         np.testing.assert_array_equal(images, other_images)
+
+
+def test_without_room_on_the_disk_each_epoch_decodes_again(
+    folders: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 1))  # type: ignore[attr-defined]
+    channel = data.read_channel(folders)
+    streamed = batching.channel_batches(channel, (24, 32), 5, 0, spill=tmp_path / "cache")
+    assert not streamed.cached and not streamed.from_copy
+    assert "decoded every epoch" in streamed.describe(0)
 
 
 def test_validation_batches_stream_in_file_order_as_they_cache(shards: Path) -> None:
