@@ -84,6 +84,23 @@ def prepared_elpv(data_dir: Path, per_class: int | None = None) -> PreparedDatas
     return prepare(folder, out_dir=target, classes=elpv.CLASSES)
 
 
+def prepared_elpv_few(data_dir: Path, quick: bool = False) -> PreparedDataset:
+    """ELPV with 40 training and 10 validation cells of each class, tested on 600 others (300
+    of each; in the quick form 6, 2 and 10). Raises ``elpv.ElpvMissing`` without the
+    ``bench`` extra."""
+    from benchmarks import elpv
+
+    sizes = (6, 2, 10) if quick else (40, 10, 300)
+    name = "elpv-few-" + "-".join(map(str, sizes))
+    folder = elpv.export_few(data_dir / name, *sizes)
+    target = data_dir / f"prepared-{name}"
+    existing = load_manifest(target) if target.is_dir() else None
+    if existing is not None:
+        return existing
+    shutil.rmtree(target, ignore_errors=True)
+    return prepare(folder, out_dir=target, classes=elpv.CLASSES)
+
+
 def staging_files(
     root: Path, count: int, smallest: int = 100_000, largest: int = 300_000, seed: int = 0
 ) -> PreparedDataset:

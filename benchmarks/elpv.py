@@ -104,6 +104,47 @@ def export(out_dir: Path, per_class: int | None = None) -> Path:
     return out_dir
 
 
+def export_few(
+    out_dir: Path, train: int = 40, validation: int = 10, test: int = 300, seed: int = 0
+) -> Path:
+    """A source divided into ``train/``, ``val/`` and ``test/``: ``train`` and
+    ``validation`` cells of each class, and ``test`` others of each that the training never
+    sees (``2 x test`` cells in all), drawn at random with ``seed``; reused when complete."""
+    import random
+
+    marker = out_dir / ".complete"
+    if marker.exists():
+        return out_dir
+    data = _package_data()
+    by_class: dict[str, list[str]] = {name: [] for name in CLASSES}
+    for relative, probability in labels(data):
+        by_class[CLASSES[1] if probability >= DEFECTIVE_FROM else CLASSES[0]].append(relative)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    draw = random.Random(seed)
+    for name, cells in by_class.items():
+        chosen = draw.sample(cells, train + validation + test)
+        parts = {
+            "train": chosen[:train],
+            "val": chosen[train : train + validation],
+            "test": chosen[train + validation :],
+        }
+        for split, relatives in parts.items():
+            (partial / split / name).mkdir(parents=True)
+            for relative in relatives:
+                source = data / relative
+                destination = partial / split / name / Path(relative).name
+                try:
+                    destination.hardlink_to(source)
+                except OSError:
+                    shutil.copyfile(source, destination)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial.rename(out_dir)
+    marker.touch()
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.elpv", description=__doc__)
     parser.add_argument("out_dir", type=Path, help="where the class folders go (outside the repo)")

@@ -31,6 +31,7 @@ EVERY_KEY = (
     "quality_synthetic_60",
     "quality_synthetic_60_full",
     "quality_elpv",
+    "quality_elpv_few",
     "mixed_precision",
     "reliability_faults",
     "reliability_kills",
