@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from defects.jobs import containers
 from tests.cli import run_cli
 from tests.conftest import entry_points, start_defects, wait_until
 
@@ -43,8 +44,10 @@ def test_sigkill_at_any_moment_leaves_nothing_running_and_loses_nothing(
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "".join(seen)
     run_dir = tmp_path / "runs" / name
-    # Nothing it started trains on unseen.
-    assert wait_until(lambda: not entry_points(run_dir), 10), entry_points(run_dir)
+    # Nothing it started trains on unseen (nor is still exiting: its memory freed).
+    assert wait_until(
+        lambda: not entry_points(run_dir) and containers.still_running(run_dir) is None, 10
+    ), (entry_points(run_dir), containers.still_running(run_dir))
 
     code, out, _ = run_cli("jobs", "--runs-dir", str(tmp_path / "runs"), "--json")
     assert code == 0
