@@ -132,5 +132,8 @@ def resolve_image_size(
         if f.get("split") == "train" and f.get("width") and f.get("height")
     ]
     if sizes:
-        resolved["image_size"] = contract.image_size_text(contract.auto_image_shape(sizes))
+        budget = contract.pixel_budget(str(resolved.get("model", "")))
+        resolved["image_size"] = contract.image_size_text(
+            contract.auto_image_shape(sizes, budget)
+        )
     return resolved

@@ -184,7 +184,8 @@ def _image_shape(
     sizes = data.image_sizes(training)
     if not sizes:
         raise UserError(f"Could not read the size of any image in {train_dir}.")
-    return contract.auto_image_shape(sizes), f"auto, from {len(sizes)} train images"
+    budget = contract.pixel_budget(arguments.model)
+    return contract.auto_image_shape(sizes, budget), f"auto, from {len(sizes)} train images"
 
 
 def set_up(arguments: argparse.Namespace) -> Setting:

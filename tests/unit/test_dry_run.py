@@ -21,7 +21,7 @@ def test_dry_run_prints_the_request_and_trains_nothing(
     assert request["backend"] == "process"
     assert request["job_name"] == "planned"
     assert request["hyperparameters"]["epochs"] == "3"
-    assert set(request["channels"]) == {"train", "validation", "test"}
+    assert set(request["channels"]) == {"train", "validation", "test", "pretrained"}
     assert request["output_uri"] == "s3://defects/defects/jobs/planned/output"
     assert not (tmp_path / "runs").exists()
 

@@ -68,15 +68,25 @@ def test_a_tuning_job_costs_its_number_of_trials(tmp_path: Path) -> None:
 
 
 def test_epochs_auto_is_priced_at_its_cap(tmp_path: Path) -> None:
-    # The default settings: 100 images in batches of 32 take 4 steps an epoch, so the cap is
-    # 200 epochs (1,000 steps, at most 200): 100 x 200 at 50 img/s here, 4x there: 100 s.
-    _finished_job(tmp_path, "here", 50.0, backend="process")
+    # The network from scratch: 100 images in batches of 32 take 4 steps an epoch, so the cap
+    # is 200 epochs (1,000 steps, at most 200): 100 x 200 at 50 img/s here, 4x there: 100 s.
+    scratch = {**contract.hyperparameter_defaults(), "model": "scratch"}
+    _finished_job(tmp_path, "here", 50.0, backend="process", hyperparameters=scratch)
     backend = SageMakerBackend(resolve({"runs_dir": tmp_path}, environ={}))
-    defaults = contract.hyperparameter_defaults()
-    assert defaults["epochs"] == contract.AUTO
-    found = pricing.estimate(backend, _dataset(), [defaults], CloudOptions())
+    assert scratch["epochs"] == contract.AUTO
+    found = pricing.estimate(backend, _dataset(), [scratch], CloudOptions())
     assert found.seconds_per_job == 100.0 + 180.0
     assert "100 images x at most 200 epochs (auto)" in found.basis
+
+
+def test_the_pretrained_network_is_priced_at_its_few_fine_tuning_epochs(tmp_path: Path) -> None:
+    # The default: 4 steps an epoch need 15 epochs for 60 steps: 100 x 15 at 50 img/s, 4x.
+    defaults = contract.hyperparameter_defaults()
+    _finished_job(tmp_path, "here", 50.0, backend="process", hyperparameters=defaults)
+    backend = SageMakerBackend(resolve({"runs_dir": tmp_path}, environ={}))
+    found = pricing.estimate(backend, _dataset(), [defaults], CloudOptions())
+    assert found.seconds_per_job == 7.5 + 180.0
+    assert "100 images x at most 15 epochs (auto)" in found.basis
 
 
 def test_a_measurement_of_other_settings_does_not_count(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def _watched(
 ) -> Any:
     """A trial of a search with early stopping, its log holding ``lines``, once watched."""
     spec = make_spec(["learning_rate=0.001:0.01"], strategy="random", early_stopping=True)
-    record = TuningRecord("tune-1", "process", spec, {"epochs": epochs}, {})
+    record = TuningRecord("tune-1", "process", spec, {"epochs": epochs, "model": "scratch"}, {})
     # 40 training images in batches of 32: an `--epochs auto` run's cap is 200 epochs.
     dataset = PreparedDataset(tmp_path, {"counts": {"train": {"good": 40}}})
     backend = backends.create(resolve({"runs_dir": tmp_path / "runs"}))

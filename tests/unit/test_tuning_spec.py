@@ -124,7 +124,7 @@ def _photos_dataset(width: int, height: int) -> PreparedDataset:
 
 
 def test_the_costliest_trials_take_the_most_epochs_and_auto() -> None:
-    fixed = {**contract.hyperparameter_defaults(), "epochs": 5}
+    fixed = {**contract.hyperparameter_defaults(), "epochs": 5, "model": "scratch"}
     spec = TuningSpec(ranges=(parse_range("epochs=20,auto,8"), parse_range("batch_size=8,32")))
     found = costliest(spec, fixed, _photos_dataset(1920, 1080))
     assert sorted((str(c["epochs"]), c["batch_size"]) for c in found) == [
