@@ -224,7 +224,9 @@ def _measure(
         if spec.key == "quality_elpv" and name == "default":
             figures[name]["test_accuracy_by_rating"] = _by_rating(job, dataset)
     context.say(f"quality: {spec.key}, frozen features")
-    size = resolve_image_size({"image_size": contract.AUTO}, dataset)["image_size"]
+    size = resolve_image_size({"image_size": contract.AUTO, "model": PRETRAINED}, dataset)[
+        "image_size"
+    ]
     figures["frozen"] = frozen_figures(
         dataset,
         channels[contract.PRETRAINED_CHANNEL] / contract.weights_name(PRETRAINED),

@@ -100,7 +100,10 @@ def test_dry_run_channels_are_where_the_data_and_code_would_go(planned: Any) -> 
         "test": f"{dataset}/test",
         "code": f"{PLACEHOLDER}/jobs/planned/input/code",
         "sm_drivers": f"{PLACEHOLDER}/jobs/planned/input/sm_drivers",
+        # The default model's ImageNet weights, named by their content.
+        "pretrained": channels["pretrained"],
     }
+    assert channels["pretrained"].startswith(f"{PLACEHOLDER}/pretrained/efficientnet_lite0-")
 
 
 def test_dry_run_starts_no_job_folder(planned: Any) -> None:

@@ -37,7 +37,7 @@ HYPERPARAMETERS: dict[str, str | int | float | bool] = {
     "learning_rate": 0.001,
     "image_size": 64,
     "seed": 7,
-    "model": "article",
+    "model": "efficientnet_lite0",
     "augment": False,
     "precision": "float32",
 }
@@ -53,7 +53,7 @@ HYPERPARAMETER_FLAGS = [
     "--seed",
     "7",
     "--model",
-    "article",
+    "efficientnet_lite0",
     "--no-augment",
     "--precision",
     "float32",
@@ -214,7 +214,7 @@ def test_request_hyperparameters_are_strings(cloud_run: CloudRun) -> None:
         "learning_rate": "0.001",
         "image_size": "64",
         "seed": "7",
-        "model": "article",
+        "model": "efficientnet_lite0",
         "augment": "false",
         "precision": "float32",
     }
@@ -240,7 +240,19 @@ def test_request_channels_point_at_the_staged_splits_and_the_code(cloud_run: Clo
         "test": f"{cloud_run.dataset_uri}/test",
         "code": f"{JOBS}/{JOB}/input/code",
         "sm_drivers": f"{JOBS}/{JOB}/input/sm_drivers",
+        "pretrained": _channels(cloud_run.request)["pretrained"],
     }
+
+
+def test_the_pretrained_weights_are_staged_where_the_request_points(cloud_run: CloudRun) -> None:
+    from defects.training import contract
+
+    uri = _channels(cloud_run.request)["pretrained"]
+    assert uri.startswith(f"s3://{DEFAULT_BUCKET}/defects/pretrained/efficientnet_lite0-")
+    prefix = uri.removeprefix(f"s3://{DEFAULT_BUCKET}/") + "/"
+    names = {key.removeprefix(prefix) for key in cloud_run.keys if key.startswith(prefix)}
+    weights = contract.weights_name("efficientnet_lite0")
+    assert names == {weights, weights + contract.DIGEST_SUFFIX}
 
 
 def test_request_output_goes_to_the_job_folder_with_the_kms_key(cloud_run: CloudRun) -> None:
