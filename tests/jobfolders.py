@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 CLASSES = ["good", "oil", "scratch", "stain"]
 
 
@@ -113,3 +115,23 @@ def job_folder(
         (run_dir / "model.tar.gz").write_bytes(b"a" * 400)
         (run_dir / "output.tar.gz").write_bytes(b"o" * 100)
     return run_dir
+
+
+def sample_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A runs/ folder with a completed, a failed, an interrupted and a nested (tuning) job."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    dataset = prepared_dataset(data, "abc123", synthetic_photos(data, "n6"))
+    runs_dir = tmp_path / "runs"
+    job_folder(runs_dir, "done", "completed", "2026-12-01T10:00:00+00:00", 0.9, dataset)
+    job_folder(runs_dir, "broken", "failed", "2026-12-01T11:00:00+00:00", error="out of memory")
+    job_folder(runs_dir, "gone", "running", "2026-12-01T12:00:00+00:00")
+    job_folder(
+        runs_dir,
+        "tune-1/trial-1",
+        "completed",
+        "2026-12-01T09:00:00+00:00",
+        0.8,
+        hyperparameters={"epochs": 4, "batch_size": 8, "image_size": "40x24", "seed": 0},
+    )
+    return runs_dir
