@@ -127,6 +127,20 @@ def test_process_and_local_pass_byte_identical_hyperparameter_arguments(
     assert _arguments(jobs["local"].run_dir) == process
 
 
+def test_the_pretrained_weights_reach_the_entry_point_on_process_and_local(
+    jobs: dict[str, JobResult],
+) -> None:
+    # The default model starts from ImageNet: the weights travel as the 'pretrained' channel,
+    # and the entry point fails without them (tests/integration/test_pretrained_job.py).
+    for backend, job in jobs.items():
+        metrics = json.loads((job.run_dir / "metrics.json").read_text())
+        assert metrics["model"] == contract.hyperparameter_defaults()["model"], backend
+        assert metrics["classifier_on_frozen_features"]["epochs"] >= 1, backend
+        record = json.loads((job.run_dir / "job.json").read_text())
+        assert contract.PRETRAINED_CHANNEL in record["channels"], backend
+        assert "frozen backbone's features" in (job.run_dir / "job.log").read_text(), backend
+
+
 def test_local_model_loads_and_predicts_like_the_process_model(
     jobs: dict[str, JobResult],
 ) -> None:

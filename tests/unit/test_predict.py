@@ -262,3 +262,26 @@ def test_photos_are_converted_a_few_batches_at_a_time_and_answered_in_order(
     assert [answer.path.name for answer in rest] == [f"{index:02}.bmp" for index in range(1, count)]
     assert [answer.path.name for answer in rest if answer.error] == ["05.bmp", "41.bmp"]
     assert sorted(screened) == [f"{index:02}.bmp" for index in range(count)]
+
+
+# A model the entry point of the version before the pretrained network saved (`train.py
+# --model default --epochs 1 --image_size 24` on six synthetic photos a class): the network
+# from scratch, then named `default`, with its eight-orientation mean; model.keras and
+# class_names.json as a job leaves them.
+EARLIER_MODEL = Path(__file__).parent.parent / "fixtures" / "model-before-pretrained"
+
+
+def test_a_model_saved_before_the_pretrained_network_still_predicts_and_evaluates(
+    cli: CLI, tiny_photos: Path
+) -> None:
+    from defects.inference.evaluation import evaluate
+
+    model = EARLIER_MODEL / "model.keras"
+    photo = sorted((tiny_photos / "stain").iterdir())[0]
+    code, out, err = cli("predict", str(model), str(photo), "--json")
+    assert code == 0, err
+    (answer,) = [json.loads(line) for line in out.splitlines()]
+    assert answer["class"] in CLASSES
+    assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    scored = evaluate(model, data=tiny_photos)
+    assert scored.metrics["count"] == 24
