@@ -22,7 +22,6 @@ import json
 import re
 import time
 from contextvars import ContextVar
-from types import TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -154,12 +153,7 @@ class JobOutput:
     def __enter__(self) -> JobOutput:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
