@@ -240,6 +240,9 @@ def convert(cache_dir: Path, variant: str = DEFAULT_VARIANT) -> Path:
     found = cached(cache_dir, variant)
     if found is not None:
         return found
+    from defects.console.tfnoise import import_tensorflow
+
+    import_tensorflow()  # Keras builds the network: without TensorFlow's start-up chatter.
     from defects.training.efficientnet_lite import VARIANTS, build_backbone
 
     mapping = keras_weights(read_checkpoint(variant), variant)

@@ -112,10 +112,11 @@ def _head(network: keras.Model) -> keras.Model:
     return keras.Model(features, network.get_layer("probabilities")(x), name="head")
 
 
-def pooled_features(network: keras.Model, images: Any) -> np.ndarray:
-    """The backbone's pooled features of ``images`` (a dataset of batches)."""
+def pooled_features(network: keras.Model, *images: Any) -> list[np.ndarray]:
+    """The backbone's pooled features of each of ``images`` (datasets of batches), by one
+    model, so that its forward pass is traced once for all of them."""
     pooled = keras.Model(network.input, network.get_layer("pool").output)
-    return np.asarray(pooled.predict(images, verbose=0), dtype=np.float32)
+    return [np.asarray(pooled.predict(each, verbose=0), dtype=np.float32) for each in images]
 
 
 def train_head(
@@ -129,8 +130,9 @@ def train_head(
 ) -> dict[str, Any]:
     """Phase 1: the classifier on the frozen backbone's features, early-stopped on the
     validation macro-F1; its best weights stay in ``network``. What it did, for the record."""
-    train_features = pooled_features(network, train_images)
-    validation_features = pooled_features(network, validation_images)
+    train_features, validation_features = pooled_features(
+        network, train_images, validation_images
+    )
     head = _head(network)
     head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=SmoothedCrossentropy())
     num_classes = int(network.output.shape[-1])
