@@ -58,7 +58,13 @@ TARGETS = {
 RATES = (0.2, 0.4)
 ROUNDS = 5
 _REGION = "us-east-1"
-_TINY = ["--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-size", "8"]
+# Tiny jobs of the network from scratch: these benchmarks measure what jobs do together and
+# when they are killed, not the network (tests/integration/test_sigkill.py kills the
+# pretrained one too).
+_TINY = [
+    *("--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-size", "8"),
+    *("--model", "scratch"),
+]
 _FULL_ONLY = "runs in the full form only (python -m benchmarks --only reliability)"
 
 
@@ -121,7 +127,12 @@ def _job_through_faults(context: Context, rate: float, seed: int) -> dict[str, A
             result = defects.run(
                 data=photos,
                 settings=settings,
-                hyperparameters={"epochs": 1, "image_size": "40x24", "batch_size": 8},
+                hyperparameters={
+                    "epochs": 1,
+                    "image_size": "40x24",
+                    "batch_size": 8,
+                    "model": "scratch",
+                },
                 job_name=name,
                 data_dir=context.work_dir / "data-faults",
             )
@@ -384,9 +395,9 @@ def run_kills(context: Context) -> list[Result]:
                 "job_seconds": round(length, 1),
                 **dict(hows),
             },
-            note="process backend, tiny jobs of 3 epochs; each killed at a moment drawn "
-            "uniformly over a whole job's length, then `train --resume` (or started again "
-            "when killed before it had a folder).",
+            note="process backend, tiny jobs of 3 epochs (the network from scratch); each "
+            "killed at a moment drawn uniformly over a whole job's length, then `train "
+            "--resume` (or started again when killed before it had a folder).",
         )
     ]
 
