@@ -133,7 +133,5 @@ def resolve_image_size(
     ]
     if sizes:
         budget = contract.pixel_budget(str(resolved.get("model", "")))
-        resolved["image_size"] = contract.image_size_text(
-            contract.auto_image_shape(sizes, budget)
-        )
+        resolved["image_size"] = contract.image_size_text(contract.auto_image_shape(sizes, budget))
     return resolved

@@ -191,6 +191,8 @@ PRETRAINED_PIXEL_BUDGET = 224 * 224
 def pixel_budget(model: str) -> int:
     """The pixels ``--image-size auto`` scales a photo down to, for ``model``."""
     return PRETRAINED_PIXEL_BUDGET if model in PRETRAINED_WEIGHTS else PIXEL_BUDGET
+
+
 # Sides of a scaled-down image are rounded down to a multiple of this.
 SIDE_MULTIPLE = 8
 
@@ -214,7 +216,9 @@ def auto_image_shape(
 
     def side(native: float) -> int:
         if scale < 1.0:
-            scaled = int(native * scale)
+            # The square root's rounding must not cost a whole multiple: 300 x sqrt(224² /
+            # 300²) is 223.99999999999997, and 224 it is.
+            scaled = int(native * scale + 1e-6)
             native = max(scaled - scaled % SIDE_MULTIPLE, min(scaled, SIDE_MULTIPLE))
         return int(min(high, max(low, native)))
 

@@ -177,7 +177,12 @@ def test_the_spot_saving_is_in_the_estimate_of_a_measured_job(
     measured = workdir / "runs" / "measured"
     measured.mkdir(parents=True)
     # The tiny photos are 160x90: the automatic size keeps them so.
-    settings = {"model": "efficientnet_lite0", "image_size": "160x90", "batch_size": 32, "precision": "auto"}
+    settings = {
+        "model": "efficientnet_lite0",
+        "image_size": "160x90",
+        "batch_size": 32,
+        "precision": "auto",
+    }
     (measured / "job.json").write_text(json.dumps({"hyperparameters": settings}))
     (measured / "metrics.json").write_text(json.dumps({"train_images_per_second": 1.0}))
     _, err = _dry_run("train", "--data", str(tiny_photos), "--spot", "--epochs", "100")

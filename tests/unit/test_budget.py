@@ -123,6 +123,25 @@ def test_the_automatic_size_keeps_the_shape_and_a_pixel_budget(
     assert contract.auto_image_shape(sizes) == shape
 
 
+@pytest.mark.parametrize(
+    ("sizes", "shape"),
+    [
+        # The pretrained network's own 224x224 for square cells: not 216, one multiple of 8
+        # below, which the square root's rounding gave.
+        ([(300, 300)], (224, 224)),
+        ([(1920, 1080)], (168, 296)),
+        ([(640, 360)], (168, 296)),
+        ([(224, 224)], (224, 224)),
+        ([(100, 100)], (100, 100)),
+    ],
+)
+def test_the_pretrained_networks_automatic_size_is_about_its_own_224x224(
+    sizes: list[tuple[int, int]], shape: tuple[int, int]
+) -> None:
+    budget = contract.pixel_budget("efficientnet_lite0")
+    assert contract.auto_image_shape(sizes, budget) == shape
+
+
 def test_the_automatic_size_follows_the_median_image() -> None:
     sizes = [(300, 300)] * 5 + [(4000, 3000)] * 2
     assert contract.auto_image_shape(sizes) == (288, 288)
