@@ -213,3 +213,13 @@ def stop_reason(
             f"{early_stopping.earliest_stop})"
         )
     return f"reached the cap of {cap} epochs"
+
+
+def epochs_text(plan: Any) -> str:
+    """How many epochs a run of ``plan`` (fitting.Plan) takes, for its log."""
+    if plan.early:
+        return (
+            f"epochs: until {MONITOR} stops improving for {PATIENCE}, "
+            f"at least {plan.earliest_stop} and at most {plan.epochs}"
+        )
+    return f"epochs {plan.epochs}"

@@ -317,17 +317,6 @@ def warm_start(setting: Setting, network: Any, restored: Restored, validation: A
     return found
 
 
-def epochs_text(plan: Plan) -> str:
-    from defects.training import budget
-
-    if plan.early:
-        return (
-            f"epochs: until {budget.MONITOR} stops improving for {budget.PATIENCE}, "
-            f"at least {plan.earliest_stop} and at most {plan.epochs}"
-        )
-    return f"epochs {plan.epochs}"
-
-
 @dataclass(frozen=True)
 class Fitted:
     """How the fit went: its seconds, its record, and the batches it read."""
@@ -340,7 +329,7 @@ class Fitted:
 
 def fit(setting: Setting, network: Any, restored: Restored, validation: Batches) -> Fitted:
     """The epochs not done yet, checkpointed and early-stopped (fitting.py)."""
-    from defects.training import batches, fitting
+    from defects.training import batches, budget, fitting
 
     arguments, plan = setting.arguments, setting.plan
     # Epoch e's shuffle and augmentation depend on (seed, e) only: a resumed run skips the
@@ -369,7 +358,7 @@ def fit(setting: Setting, network: Any, restored: Restored, validation: Batches)
     print(
         f"Training {arguments.model} on {len(setting.training)} images, validating on "
         f"{len(setting.validation)}; classes {setting.class_names}; image size {size}; "
-        f"{epochs_text(plan)}; precision {setting.precision}; GPUs {setting.num_gpus}"
+        f"{budget.epochs_text(plan)}; precision {setting.precision}; GPUs {setting.num_gpus}"
         f"{f', {setting.replicas} replicas' if setting.replicas > 1 else ''}. Train images "
         f"{train.describe(setting.budget)}; validation images "
         f"{validation.describe(setting.budget)}.",

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-from defects.backends.launcher import ENTRY_SCRIPT, source_dir
-from defects.training import contract
+from tests import entrypoint
 
 
 def _run(base: Path, channels: dict[str, Path], *arguments: str) -> subprocess.CompletedProcess:
-    environment = contract.job_environment(base, channels, {})
-    code = source_dir(base.parent / "code")
-    return subprocess.run(
-        [sys.executable, str(code / ENTRY_SCRIPT), *arguments],
-        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The network from scratch, unless ``arguments`` name another (it needs no weights)."""
+    if "--model" not in arguments:
+        arguments = ("--model", "scratch", *arguments)
+    return entrypoint.run(base, channels, *arguments, timeout=300)
 
 
 def test_missing_channel_writes_the_failure_file(tmp_path: Path) -> None:
