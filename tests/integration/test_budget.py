@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -14,32 +12,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.training import budget, contract
 from defects.training import checkpoints as epoch_checkpoints
+from tests import entrypoint
 
 pytestmark = pytest.mark.slow
 
 
 def _run(base: Path, channels: dict[str, Path], *arguments: str) -> dict:
-    environment = contract.job_environment(base, channels, {})
-    code = source_dir(base.parent / "code")
     # Batches of 2: the 48 training images make 24 steps an epoch, so the cap (and its
     # half, the earliest stop) is the floor, not the 200 epochs of 2 steps each.
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(code / ENTRY_SCRIPT),
-            "--augment",
-            "false",
-            "--batch_size",
-            "2",
-            *arguments,
-        ],
-        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = entrypoint.run(
+        base,
+        channels,
+        *("--augment", "false", "--batch_size", "2", "--model", "scratch", *arguments),
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     output = base / contract.OUTPUT_DATA_PATH

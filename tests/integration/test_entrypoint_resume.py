@@ -6,40 +6,21 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.training import contract
 from defects.training.interruption import EXIT_STATUS
+from tests import entrypoint
 
-ARGUMENTS = ["--epochs", "4", "--image_size", "40x24", "--batch_size", "8"]
+# The network from scratch: the pretrained one resumes in tests/integration/test_pretrained_job.py.
+ARGUMENTS = ["--epochs", "4", "--image_size", "40x24", "--batch_size", "8", "--model", "scratch"]
 
 
 def _start(base: Path, channels: dict[str, Path], *extra: str) -> subprocess.Popen[str]:
-    environment = contract.job_environment(base, channels, {})
-    code = source_dir(base.parent / "code")
-    return subprocess.Popen(
-        [sys.executable, str(code / ENTRY_SCRIPT), *ARGUMENTS, *extra],
-        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _finish(process: subprocess.Popen[str]) -> str:
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 0, output[-2000:]
-    return output
-
-
-def _history(base: Path) -> dict[str, list[float]]:
-    return dict(json.loads((base / "output" / "data" / "history.json").read_text()))
+    return entrypoint.start(base, channels, *ARGUMENTS, *extra)
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +70,12 @@ def test_sigterm_leaves_a_checkpoint_and_the_next_attempt_ends_like_an_unbroken_
     state = json.loads((interrupted / "checkpoints" / "state.json").read_text())
     assert state["epoch"] in {2, 3}
 
-    resumed_output = _finish(_start(interrupted, channels, *extra))
+    resumed_output = entrypoint.finish(_start(interrupted, channels, *extra))
     assert ("streamed from a decoded copy on disk" in resumed_output) is streamed
     assert f"Resuming from the checkpoint of epoch {state['epoch']}." in resumed_output
     unbroken = tmp_path / "unbroken" / "ml"
-    _finish(_start(unbroken, channels, *extra))
-    resumed, expected = _history(interrupted), _history(unbroken)
+    entrypoint.finish(_start(unbroken, channels, *extra))
+    resumed, expected = entrypoint.history(interrupted), entrypoint.history(unbroken)
     assert resumed["epoch"] == expected["epoch"] == [1, 2, 3, 4]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert resumed[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key

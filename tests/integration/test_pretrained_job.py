@@ -8,14 +8,13 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from defects.backends.launcher import ENTRY_SCRIPT, source_dir
 from defects.training import contract
 from defects.training.interruption import EXIT_STATUS
+from tests import entrypoint
 
 pytestmark = pytest.mark.slow
 MODEL = ["--model", "efficientnet_lite0", "--image_size", "64x48", "--batch_size", "8"]
@@ -39,26 +38,7 @@ def channels(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _start(base: Path, channels: dict[str, Path], *arguments: str) -> subprocess.Popen[str]:
-    environment = contract.job_environment(base, channels, {})
-    code = source_dir(base.parent / "code")
-    return subprocess.Popen(
-        [sys.executable, str(code / ENTRY_SCRIPT), *MODEL, *arguments],
-        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", **environment},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _finish(process: subprocess.Popen[str]) -> str:
-    output, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, output[-3000:]
-    return output
-
-
-def _history(base: Path) -> dict[str, list[float]]:
-    return dict(json.loads((base / "output" / "data" / "history.json").read_text()))
+    return entrypoint.start(base, channels, *MODEL, *arguments)
 
 
 def test_a_pretrained_run_resumed_after_sigterm_ends_like_an_unbroken_one(
@@ -79,12 +59,12 @@ def test_a_pretrained_run_resumed_after_sigterm_ends_like_an_unbroken_one(
     assert process.returncode == EXIT_STATUS, output[-3000:]
     assert "Trained the classifier on the frozen backbone's features" in output
 
-    resumed = _finish(_start(interrupted, channels, "--epochs", "3"))
+    resumed = entrypoint.finish(_start(interrupted, channels, "--epochs", "3"))
     # Past the first phase: the resumed run goes on with the whole network.
     assert "Trained the classifier" not in resumed
     unbroken = tmp_path / "unbroken" / "ml"
-    _finish(_start(unbroken, channels, "--epochs", "3"))
-    got, expected = _history(interrupted), _history(unbroken)
+    entrypoint.finish(_start(unbroken, channels, "--epochs", "3"))
+    got, expected = entrypoint.history(interrupted), entrypoint.history(unbroken)
     assert got["epoch"] == expected["epoch"] == [1, 2, 3]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from defects.backends.launcher import ENTRY_SCRIPT, source_dir
-from defects.training import contract
 from defects.training.interruption import EXIT_STATUS
 from defects.training.session import CPU_REPLICAS_ENV
+from tests import entrypoint
 
 pytestmark = pytest.mark.slow
 ARGUMENTS = ["--epochs", "3", "--image_size", "40x24", "--batch_size", "4", "--model", "scratch"]
@@ -29,21 +27,7 @@ def channels(tiny_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _start(base: Path, channels: dict[str, Path]) -> subprocess.Popen[str]:
-    environment = contract.job_environment(base, channels, {})
-    code = source_dir(base.parent / "code")
-    return subprocess.Popen(
-        [sys.executable, str(code / ENTRY_SCRIPT), *ARGUMENTS],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            CPU_REPLICAS_ENV: "2",
-            **environment,
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    return entrypoint.start(base, channels, *ARGUMENTS, environment={CPU_REPLICAS_ENV: "2"})
 
 
 def test_two_replicas_train_save_and_resume(channels: dict[str, Path], tmp_path: Path) -> None:
