@@ -12,7 +12,11 @@ import pytest
 from defects.testing.concurrent_runs import finish, start_runs
 
 JOBS = ("first", "second", "third")
-TINY = ["--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-size", "8"]
+# The network from scratch: these tests are of jobs sharing a folder, not of a network.
+TINY = [
+    *("--per-class", "4", "--epochs", "1", "--image-size", "40x24", "--batch-size", "8"),
+    *("--model", "scratch"),
+]
 
 
 @pytest.fixture(scope="module")
