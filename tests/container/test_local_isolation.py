@@ -24,7 +24,8 @@ PLANTED = {
     "AWS_SECRET_ACCESS_KEY": "PLANTEDsecretPLANTEDsecretPLANTED",
     "AWS_SESSION_TOKEN": "PLANTEDsessionTOKEN",
 }
-TINY = ["--epochs", "1", "--image-size", "40x24", "--batch-size", "8"]
+# The network from scratch: these tests are of jobs side by side, not of a network.
+TINY = ["--epochs", "1", "--image-size", "40x24", "--batch-size", "8", "--model", "scratch"]
 
 
 def _docker(*arguments: str) -> str:
