@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,9 @@ def _server(environment: dict[str, str], folder: Path) -> tuple[subprocess.Popen
     for line in process.stdout:
         found = re.search(r"(http://127\.0\.0\.1:\d+)", line)
         if found:
+            # Read the rest of what it says as it says it: a full pipe would block the
+            # server on its next log line (its request log fills one on a large dataset).
+            threading.Thread(target=process.stdout.read, daemon=True).start()
             return process, found.group(1)
     raise RuntimeError("defects s3 serve did not say where it listens")
 
@@ -166,7 +170,9 @@ def run(context: Context) -> list[Result]:
             )
         server_kb = _peak_kb(server.pid)
     finally:
-        server.send_signal(signal.SIGINT)
+        # SIGTERM, which defects handles like Ctrl-C: a benchmark started in the background
+        # by a shell starts its children with SIGINT ignored.
+        server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     smallest, largest = measured[sizes[0]], measured[sizes[-1]]
     rates = _streaming(
