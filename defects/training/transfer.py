@@ -130,9 +130,7 @@ def train_head(
 ) -> dict[str, Any]:
     """Phase 1: the classifier on the frozen backbone's features, early-stopped on the
     validation macro-F1; its best weights stay in ``network``. What it did, for the record."""
-    train_features, validation_features = pooled_features(
-        network, train_images, validation_images
-    )
+    train_features, validation_features = pooled_features(network, train_images, validation_images)
     head = _head(network)
     head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=SmoothedCrossentropy())
     num_classes = int(network.output.shape[-1])
