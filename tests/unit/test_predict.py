@@ -272,7 +272,7 @@ EARLIER_MODEL = Path(__file__).parent.parent / "fixtures" / "model-before-pretra
 
 
 def test_a_model_saved_before_the_pretrained_network_still_predicts_and_evaluates(
-    cli: CLI, tiny_photos: Path
+    cli: CLI, tiny_photos: Path, tmp_path: Path
 ) -> None:
     from defects.inference.evaluation import evaluate
 
@@ -283,5 +283,6 @@ def test_a_model_saved_before_the_pretrained_network_still_predicts_and_evaluate
     (answer,) = [json.loads(line) for line in out.splitlines()]
     assert answer["class"] in CLASSES
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-    scored = evaluate(model, data=tiny_photos)
+    scored = evaluate(model, data=tiny_photos, out_dir=tmp_path / "evaluation")
     assert scored.metrics["count"] == 24
+    assert sorted(p.name for p in EARLIER_MODEL.iterdir()) == ["class_names.json", "model.keras"]
