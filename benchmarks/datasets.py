@@ -76,12 +76,7 @@ def prepared_elpv(data_dir: Path, per_class: int | None = None) -> PreparedDatas
 
     name = "elpv" if per_class is None else f"elpv-n{per_class}"
     folder = elpv.export(data_dir / name, per_class)
-    target = data_dir / f"prepared-{name}"
-    existing = load_manifest(target) if target.is_dir() else None
-    if existing is not None:
-        return existing
-    shutil.rmtree(target, ignore_errors=True)
-    return prepare(folder, out_dir=target, classes=elpv.CLASSES)
+    return _prepared_once(folder, data_dir / f"prepared-{name}", elpv.CLASSES)
 
 
 def prepared_elpv_few(data_dir: Path, quick: bool = False) -> PreparedDataset:
@@ -93,12 +88,7 @@ def prepared_elpv_few(data_dir: Path, quick: bool = False) -> PreparedDataset:
     sizes = (6, 2, 10) if quick else (40, 10, 300)
     name = "elpv-few-" + "-".join(map(str, sizes))
     folder = elpv.export_few(data_dir / name, *sizes)
-    target = data_dir / f"prepared-{name}"
-    existing = load_manifest(target) if target.is_dir() else None
-    if existing is not None:
-        return existing
-    shutil.rmtree(target, ignore_errors=True)
-    return prepare(folder, out_dir=target, classes=elpv.CLASSES)
+    return _prepared_once(folder, data_dir / f"prepared-{name}", elpv.CLASSES)
 
 
 def staging_files(
@@ -135,3 +125,12 @@ def staging_files(
     manifest = {"format": 1, "dataset_id": identity, "files": files, "skipped": []}
     (root / "manifest.json").write_text(json.dumps(manifest))
     return PreparedDataset(root, manifest)
+
+
+def _prepared_once(folder: Path, target: Path, classes: tuple[str, ...]) -> PreparedDataset:
+    """``folder`` prepared into ``target`` once; afterwards the prepared copy is reused."""
+    existing = load_manifest(target) if target.is_dir() else None
+    if existing is not None:
+        return existing
+    shutil.rmtree(target, ignore_errors=True)
+    return prepare(folder, out_dir=target, classes=classes)

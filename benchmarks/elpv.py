@@ -91,17 +91,8 @@ def export(out_dir: Path, per_class: int | None = None) -> Path:
         if per_class is not None and taken[name] >= per_class:
             continue
         taken[name] += 1
-        source = data / relative
-        destination = partial / name / Path(relative).name
-        try:
-            destination.hardlink_to(source)
-        except OSError:
-            shutil.copyfile(source, destination)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(out_dir)
-    marker.touch()
-    return out_dir
+        _link_or_copy(data / relative, partial / name / Path(relative).name)
+    return _complete(partial, out_dir, marker)
 
 
 def export_few(
@@ -132,17 +123,8 @@ def export_few(
         for split, relatives in parts.items():
             (partial / split / name).mkdir(parents=True)
             for relative in relatives:
-                source = data / relative
-                destination = partial / split / name / Path(relative).name
-                try:
-                    destination.hardlink_to(source)
-                except OSError:
-                    shutil.copyfile(source, destination)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(out_dir)
-    marker.touch()
-    return out_dir
+                _link_or_copy(data / relative, partial / split / name / Path(relative).name)
+    return _complete(partial, out_dir, marker)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,3 +143,20 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    """A hard link to the package's cell where the file system allows one, else a copy."""
+    try:
+        destination.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
+def _complete(partial: Path, out_dir: Path, marker: Path) -> Path:
+    """Move the finished export into place and mark it complete."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial.rename(out_dir)
+    marker.touch()
+    return out_dir
