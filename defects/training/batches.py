@@ -30,11 +30,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from defects.training.contract import CACHE_BUDGET_MB
 from defects.training.data import AUTOTUNE, Channel, augment, decode_and_resize, load_image
 
-# Decoded images of one split kept in memory, at most, unless the job says otherwise
-# (the cache_mb hyperparameter).
-CACHE_BUDGET_MB = 2048
 # Free disk a decoded copy leaves to everything else (checkpoints, the model).
 _DISK_MARGIN = 256 * 10**6
 
@@ -49,15 +47,24 @@ class Batches:
     decoded_bytes: int
     # Streamed from a decoded copy on disk (else decoded from its files every epoch).
     from_copy: bool
+    # What was left of the job's budget for this split, in bytes.
+    allowed: int
 
     def record(self) -> dict[str, Any]:
         """For ``metrics.json``."""
         way = "cached" if self.cached else "decoded copy" if self.from_copy else "decoded"
-        return {"kept": way, "decoded_mb": round(self.decoded_bytes / 1e6, 1)}
+        return {
+            "kept": way,
+            "decoded_mb": round(self.decoded_bytes / 1e6, 1),
+            "allowed_mb": round(self.allowed / 1e6, 1),
+        }
 
     def describe(self, budget_bytes: int) -> str:
+        """How the split is kept, against what was left of the job's ``budget_bytes``."""
         size = f"{self.decoded_bytes / 1e6:.0f} MB decoded"
         budget = f"the {budget_bytes / 1e6:.0f} MB budget"
+        if self.allowed < budget_bytes:
+            budget = f"the {self.allowed / 1e6:.0f} MB left of {budget}"
         if self.cached:
             return f"cached in memory ({size}, within {budget})"
         if self.from_copy:
@@ -234,14 +241,15 @@ def channel_batches(
     epochs: range = range(1),
     spill: Path | None = None,
 ) -> Batches:
-    """The channel's batches, cached when the split decoded fits ``budget_bytes``, else
+    """The channel's batches, cached when the split decoded fits ``budget_bytes`` (what the
+    splits cached before it left of the job's budget: :meth:`Setting.left`), else
     streamed (from a decoded copy in ``spill`` when the disk has room): the same batches
     whichever way."""
     size = decoded_bytes(len(channel), shape)
     if size > budget_bytes:
         copy = decoded_copy(channel, shape, spill) if spill is not None else None
         found = streamed(channel, shape, batch_size, shuffle, seed, augmented, epochs, copy)
-        return Batches(found, False, size, copy is not None)
+        return Batches(found, False, size, copy is not None, budget_bytes)
     read = _reader(channel)
     labels = tf.constant(channel.labels)
     images = tf.data.Dataset.range(len(channel)).map(
@@ -250,7 +258,7 @@ def channel_batches(
         deterministic=True,
     )
     found = batches(images, len(channel), batch_size, shuffle, seed, augmented, epochs)
-    return Batches(found, True, size, False)
+    return Batches(found, True, size, False, budget_bytes)
 
 
 def make_dataset(

@@ -64,8 +64,14 @@ class Setting:
 
     @property
     def budget(self) -> int:
-        """Decoded images a split may keep in memory, in bytes (batches.py)."""
+        """Decoded images the job may keep in memory, all splits together, in bytes
+        (batches.py)."""
         return int(self.arguments.cache_mb) * 10**6
+
+    def left(self, *kept: Batches) -> int:
+        """What the splits already ``kept`` leave of the budget: the validation split takes
+        its share first, then training, then test, each cached only if it fits the rest."""
+        return max(0, self.budget - sum(split.decoded_bytes for split in kept if split.cached))
 
     @property
     def replicas(self) -> int:
@@ -288,7 +294,9 @@ def class_weight(setting: Setting) -> dict[int, float] | None:
     return models.class_weights(setting.training.labels, len(setting.class_names))
 
 
-def warm_start(setting: Setting, network: Any, restored: Restored, validation: Any) -> Any:
+def warm_start(
+    setting: Setting, network: Any, restored: Restored, validation: Batches
+) -> Any:
     """A pretrained network's first phase: its classifier trained on the frozen backbone's
     features (transfer.py), unless a resumed run is past it. What it did, for the record."""
     from defects.training import batches, transfer
@@ -296,14 +304,18 @@ def warm_start(setting: Setting, network: Any, restored: Restored, validation: A
     if setting.pretrained is None or restored.initial_epoch or restored.stopped:
         return None
     images = batches.channel_batches(
-        setting.training, setting.shape, setting.global_batch, setting.budget, spill=setting.spill
+        setting.training,
+        setting.shape,
+        setting.global_batch,
+        setting.left(validation),
+        spill=setting.spill,
     ).dataset
     with setting.strategy.scope():
         found = transfer.train_head(
             network,
             images,
             setting.training.labels,
-            validation,
+            validation.dataset,
             setting.validation.labels,
             setting.learning_rate,
             class_weight(setting),
@@ -338,7 +350,7 @@ def fit(setting: Setting, network: Any, restored: Restored, validation: Batches)
         setting.training,
         setting.shape,
         setting.global_batch,
-        setting.budget,
+        setting.left(validation),
         shuffle=True,
         seed=arguments.seed,
         augmented=arguments.augment,
@@ -429,7 +441,11 @@ def finish(
     test = read(setting.test_dir, names) if setting.test_dir is not None else None
     if test is not None and len(test):
         test_data = batches.channel_batches(
-            test, shape, setting.global_batch, setting.budget, spill=setting.spill
+            test,
+            shape,
+            setting.global_batch,
+            setting.left(fitted.validation, fitted.train),
+            spill=setting.spill,
         )
         results["test"] = outputs.scores(network, test_data.dataset, test.labels, names)
     history = restored.resume.history

@@ -76,7 +76,7 @@ def train(arguments: argparse.Namespace) -> dict[str, Any]:
     if restored.initial_epoch:
         print(f"Resuming from the checkpoint of epoch {restored.initial_epoch}.", flush=True)
     print(f"Hyperparameters: {' '.join(arguments.argv)}", flush=True)
-    warm = session.warm_start(setting, network, restored, validation.dataset)
+    warm = session.warm_start(setting, network, restored, validation)
     fitted = session.fit(setting, network, restored, validation)
     return session.finish(setting, network, restored, fitted, warm)
 

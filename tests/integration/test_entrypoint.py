@@ -105,3 +105,30 @@ def test_the_entry_point_claims_no_source_for_a_size_it_was_given(
     training = next(line for line in result.stdout.splitlines() if line.startswith("Training "))
     assert "; image size 40x24; epochs 1;" in training
     assert "Kept the weights of epoch 1 of 1: ran the 1 epoch asked for." in result.stdout
+
+
+def test_the_cache_budget_is_shared_by_the_splits(tmp_path: Path, tiny_photos: Path) -> None:
+    import json
+
+    from defects.dataset.prepare import prepare
+    from defects.training.batches import decoded_bytes
+    from defects.training.data import read_channel
+
+    dataset = prepare(tiny_photos, data_dir=tmp_path / "data")
+    channels = {split: dataset.root / split for split in ("train", "validation", "test")}
+    sizes = {
+        split: decoded_bytes(len(read_channel(path)), (256, 256))
+        for split, path in channels.items()
+    }
+    # One MB holds the validation split, not the training split beside it.
+    assert sizes["validation"] <= 10**6 < sizes["validation"] + sizes["train"]
+    base = tmp_path / "ml"
+    result = _run(base, channels, "--epochs", "1", "--image_size", "256", "--cache_mb", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    kept = json.loads((base / "output" / "data" / "metrics.json").read_text())["input"]
+    assert kept["cache_budget_mb"] == 1
+    assert kept["validation"]["kept"] == "cached"
+    assert kept["train"]["kept"] == "decoded copy"
+    left = (10**6 - sizes["validation"]) / 1e6
+    assert kept["train"]["allowed_mb"] == round(left, 1)
+    assert f"the {left:.0f} MB left of the 1 MB budget" in result.stdout

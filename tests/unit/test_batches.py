@@ -84,6 +84,7 @@ def test_without_room_on_the_disk_each_epoch_decodes_again(
     streamed = batching.channel_batches(channel, (24, 32), 5, 0, spill=tmp_path / "cache")
     assert not streamed.cached and not streamed.from_copy
     assert "decoded every epoch" in streamed.describe(0)
+    assert streamed.record() == {"kept": "decoded", "decoded_mb": 0.0, "allowed_mb": 0.0}
 
 
 def test_validation_batches_stream_in_file_order_as_they_cache(shards: Path) -> None:
