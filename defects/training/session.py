@@ -294,9 +294,7 @@ def class_weight(setting: Setting) -> dict[int, float] | None:
     return models.class_weights(setting.training.labels, len(setting.class_names))
 
 
-def warm_start(
-    setting: Setting, network: Any, restored: Restored, validation: Batches
-) -> Any:
+def warm_start(setting: Setting, network: Any, restored: Restored, validation: Batches) -> Any:
     """A pretrained network's first phase: its classifier trained on the frozen backbone's
     features (transfer.py), unless a resumed run is past it. What it did, for the record."""
     from defects.training import batches, transfer
