@@ -7,9 +7,9 @@ random ops, not from how many epochs this process drew before: a run resumed at 
 
 - **Cached**: every image decoded and resized once, the split kept as one tensor (about
   ``count x height x width x 3`` bytes); each epoch picks its images from it in its order.
-- **Streamed**: the split is decoded once into a file on disk (raw pixels, an image every
-  ``height x width x 3`` bytes), and each epoch reads its images from it in that same order,
-  each at its offset, in parallel, and prefetches: memory stays a few batches deep whatever
+- **Streamed**: the split is decoded once into files on disk (raw pixels, a file of
+  ``height x width x 3`` bytes an image), and each epoch reads its images from them in that
+  same order, in parallel, and prefetches: memory stays a few batches deep whatever
   the split's size (the operating system's page cache, not the process, holds the file).
   Without room on the disk for the copy, each epoch reads the channel's files (a tar shard
   at the member's offset, never whole) and decodes them again: slower, as small.
@@ -35,6 +35,8 @@ from defects.training.data import AUTOTUNE, Channel, augment, decode_and_resize,
 
 # Free disk a decoded copy leaves to everything else (checkpoints, the model).
 _DISK_MARGIN = 256 * 10**6
+# In a decoded copy's folder once every image is in it.
+_COMPLETE = ".complete"
 
 
 @dataclass(frozen=True)
@@ -145,15 +147,17 @@ def _reader(channel: Channel) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 def decoded_copy(channel: Channel, shape: tuple[int, int], folder: Path) -> Path | None:
-    """The channel's images decoded and resized once, in order, into one file of raw uint8
-    pixels (an image every ``height x width x 3`` bytes), kept in ``folder`` for the run and
-    its resumption; None when the disk there has no room for it."""
+    """The channel's images decoded and resized once into a folder of raw uint8 pixels, a
+    file an image (``<position>.u8``, ``height x width x 3`` bytes), kept in ``folder`` for
+    the run and its resumption; None when the disk there has no room for it. A file an
+    image, because TensorFlow reads a whole file natively and in parallel, while reading
+    at an offset of one file would take Python, and its lock, for every image."""
     size = decoded_bytes(len(channel), shape)
     identity = hashlib.sha256(
         repr((shape, channel.files, channel.offsets.tolist(), channel.sizes.tolist())).encode()
     ).hexdigest()[:16]
-    path = folder / f"decoded-{identity}.u8"
-    if path.is_file() and path.stat().st_size == size:
+    path = folder / f"decoded-{identity}"
+    if (path / _COMPLETE).is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(folder).free < size * 1.1 + _DISK_MARGIN:
@@ -164,24 +168,24 @@ def decoded_copy(channel: Channel, shape: tuple[int, int], folder: Path) -> Path
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
-    partial = path.with_suffix(".partial")
-    with partial.open("wb") as out:
-        for image in images.prefetch(AUTOTUNE):
-            out.write(image.numpy().tobytes())
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    for position, image in enumerate(images.prefetch(AUTOTUNE)):
+        (partial / f"{position}.u8").write_bytes(image.numpy().tobytes())
+    (partial / _COMPLETE).touch()
+    shutil.rmtree(path, ignore_errors=True)
     os.replace(partial, path)
     return path
 
 
 def _copy_reader(path: Path, shape: tuple[int, int]) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The decoded image at a position of a :func:`decoded_copy`, as a graph op: read at its
-    offset (from the page cache, which is not this process's memory)."""
-    item = shape[0] * shape[1] * 3
-    descriptor = os.open(path, os.O_RDONLY)
+    """The decoded image at a position of a :func:`decoded_copy`, as a graph op: its file
+    read whole (from the page cache, which is not this process's memory)."""
+    folder = tf.constant(str(path) + os.sep)
 
     def read(position: tf.Tensor) -> tf.Tensor:
-        raw = tf.py_function(
-            lambda at: os.pread(descriptor, item, int(at) * item), [position], tf.string
-        )
+        raw = tf.io.read_file(folder + tf.strings.as_string(position) + ".u8")
         return tf.reshape(tf.io.decode_raw(raw, tf.uint8), (*shape, 3))
 
     return read
