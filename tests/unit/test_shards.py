@@ -102,3 +102,13 @@ def test_shards_are_never_packed_or_removed_through_a_symbolic_link(
         shards.shards_for(dataset)
     assert [p.name for p in outside.iterdir()] == ["part-00000.tar"]
     assert (outside / "part-00000.tar").read_bytes() == b"someone else's archive"
+
+
+def test_shards_are_a_sixteenth_of_the_dataset_from_16_to_128_mib() -> None:
+    mib = 1024 * 1024
+    assert shards.shard_bytes(10 * mib) == 16 * mib
+    assert shards.shard_bytes(241 * 10**6) == 16 * mib
+    assert shards.shard_bytes(1024 * mib) == 64 * mib
+    # From 2 GiB, the size a SageMaker job streams (FastFile), AWS's suggested size.
+    assert shards.shard_bytes(2048 * mib) == 128 * mib
+    assert shards.shard_bytes(50 * 1024 * mib) == 128 * mib
