@@ -18,16 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from defects.training import contract
+from defects.training import contract, hardware
 
 if TYPE_CHECKING:
     from defects.training.batches import Batches
     from defects.training.data import Channel
     from defects.training.fitting import Plan, Restored
-
-# For tests on a machine without GPUs: split the CPU into this many devices and train on
-# them as on as many GPUs (MirroredStrategy).
-CPU_REPLICAS_ENV = "DEFECTS_CPU_REPLICAS"
 
 
 class UserError(Exception):
@@ -121,13 +117,6 @@ def output_dirs() -> tuple[Path, Path, Path]:
     return model_dir, output_dir, checkpoint_dir
 
 
-def _count(variable: str) -> int:
-    try:
-        return int(os.environ.get(variable, "0"))
-    except ValueError:
-        return 0
-
-
 def read(directory: Path, names: list[str] | None = None) -> Channel:
     from defects.training import data
 
@@ -151,29 +140,6 @@ def _read_channels(train_dir: Path, validation_dir: Path) -> tuple[Channel, Chan
         if missing:
             raise UserError(f"The {name} channel has no images of: {', '.join(missing)}.")
     return training, validation
-
-
-def _hardware(precision: str) -> tuple[str, Any, int]:
-    """The precision (``auto``: mixed float16 on a GPU), the distribution strategy (one
-    replica per GPU, all of one instance: MirroredStrategy) and the number of GPUs."""
-    import keras
-    import tensorflow as tf
-
-    num_gpus = _count(contract.NUM_GPUS_ENV)
-    cpu_replicas = _count(CPU_REPLICAS_ENV)
-    if precision == "auto":
-        precision = "mixed_float16" if num_gpus > 0 else "float32"
-    keras.mixed_precision.set_global_policy(precision)
-    if num_gpus > 1:
-        return precision, tf.distribute.MirroredStrategy(), num_gpus
-    if cpu_replicas > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas
-        )
-        devices = [f"/cpu:{index}" for index in range(cpu_replicas)]
-        return precision, tf.distribute.MirroredStrategy(devices), num_gpus
-    return precision, tf.distribute.get_strategy(), num_gpus
 
 
 def _image_shape(
@@ -215,7 +181,7 @@ def set_up(arguments: argparse.Namespace) -> Setting:
     if arguments.deterministic:
         tf.config.experimental.enable_op_determinism()
     training, validation = _read_channels(train_dir, validation_dir)
-    precision, strategy, num_gpus = _hardware(arguments.precision)
+    precision, strategy, num_gpus = hardware.set_up(arguments.precision)
     shape, size_note = _image_shape(arguments, training, train_dir)
     replicas = int(strategy.num_replicas_in_sync)
     plan = fitting.plan(arguments, len(training), arguments.batch_size * replicas)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from defects.training.hardware import CPU_REPLICAS_ENV
 from defects.training.interruption import EXIT_STATUS
-from defects.training.session import CPU_REPLICAS_ENV
 from tests import entrypoint
 
 pytestmark = pytest.mark.slow
