@@ -10,7 +10,7 @@ random ops, not from how many epochs this process drew before: a run resumed at 
 - **Streamed**: the split is decoded once into files on disk (raw pixels, a file of
   ``height x width x 3`` bytes an image), and each epoch reads its images from them in that
   same order, in parallel, and prefetches: memory stays a few batches deep whatever
-  the split's size (the operating system's page cache, not the process, holds the file).
+  the split's size (the operating system's page cache, not the process, holds the files).
   Without room on the disk for the copy, each epoch reads the channel's files (a tar shard
   at the member's offset, never whole) and decodes them again: slower, as small.
 

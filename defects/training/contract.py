@@ -54,7 +54,7 @@ DISK_FULL_REASON = "No space left on the device"
 INPUT_DATA_PATH = "input/data"
 INPUT_CONFIG_PATH = "input/config"
 CHECKPOINTS_PATH = "checkpoints"
-# A split too large for memory is decoded once into a file here (training/batches.py).
+# A split too large for memory is decoded once into files here (training/batches.py).
 DECODED_CACHE_PATH = "cache"
 # Decoded images a job keeps in memory, at most, all splits together, unless it says
 # otherwise (the cache_mb hyperparameter). About 2,000 photos at 384x216, 3,400 at 296x168:
