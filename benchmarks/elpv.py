@@ -127,6 +127,23 @@ def export_few(
     return _complete(partial, out_dir, marker)
 
 
+def _link_or_copy(source: Path, destination: Path) -> None:
+    """A hard link to the package's cell where the file system allows one, else a copy."""
+    try:
+        destination.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
+def _complete(partial: Path, out_dir: Path, marker: Path) -> Path:
+    """Move the finished export into place and mark it complete."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial.rename(out_dir)
+    marker.touch()
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.elpv", description=__doc__)
     parser.add_argument("out_dir", type=Path, help="where the class folders go (outside the repo)")
@@ -143,20 +160,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _link_or_copy(source: Path, destination: Path) -> None:
-    """A hard link to the package's cell where the file system allows one, else a copy."""
-    try:
-        destination.hardlink_to(source)
-    except OSError:
-        shutil.copyfile(source, destination)
-
-
-def _complete(partial: Path, out_dir: Path, marker: Path) -> Path:
-    """Move the finished export into place and mark it complete."""
-    shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial.rename(out_dir)
-    marker.touch()
-    return out_dir
